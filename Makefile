@@ -1,0 +1,37 @@
+# The two commands of the README: `make demo` and `make test`. Everything they need is set up here.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+LOGDIR ?= runs/demo
+PORT ?= 6006
+
+.PHONY: demo test test-quick bench chromium venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+# Debian's chromium for the browser tests; never a browser download. CI runs as root.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+demo: venv
+	$(VENV)/bin/tb-cnnviz demo --logdir $(LOGDIR)
+	$(VENV)/bin/tensorboard --logdir $(LOGDIR) --host 127.0.0.1 --port $(PORT)
+
+test: venv chromium
+	$(PY) -m pytest
+
+test-quick: venv
+	$(PY) -m pytest -m "not slow and not browser"
+
+bench: venv
+	$(PY) benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info runs

@@ -1,0 +1,260 @@
+"""The CNNViz facade: the few calls a training loop makes to fill the CNNVIZ tab.
+
+Logging never changes training: every call leaves the model as found (see ``methods._hooks``), and a call
+that fails warns and returns instead of stopping the loop (``raise_errors=True`` makes it raise).
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import Any, Callable, TypeVar
+
+import torch
+from torch import nn
+
+from . import summary
+from .methods._hooks import check_images, conv_layers, resolve_layers, split_call
+from .methods.activations import layer_activations
+from .methods.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class DeadFilterWarning(UserWarning):
+    """Channels of a layer stopped firing for (nearly) every input."""
+
+
+class LoggingFailedWarning(UserWarning):
+    """A logging call failed; training goes on."""
+
+
+def _logging_call(method: F) -> F:
+    """Turn an exception into one warning per distinct failure, unless the user asked for errors."""
+
+    @functools.wraps(method)
+    def guarded(self: CNNViz, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            if self.raise_errors:
+                raise
+            key = (method.__name__, type(exc).__name__, str(exc))
+            if key not in self._reported_failures:
+                self._reported_failures.add(key)
+                warnings.warn(
+                    f"tb_cnnviz: {method.__name__} failed and was skipped (training continues): "
+                    f"{type(exc).__name__}: {exc}",
+                    LoggingFailedWarning,
+                    stacklevel=2,
+                )
+            return None
+
+    return guarded  # type: ignore[return-value]
+
+
+class CNNViz:
+    """Log what a CNN learns to TensorBoard's CNNVIZ tab.
+
+    Example::
+
+        viz = CNNViz(model, SummaryWriter("runs/exp1"), probe_images=x[:8], probe_labels=y[:8])
+        viz.watch_dead_filters(every=100)
+        for step, (x, y) in enumerate(loader):
+            ...train...
+            viz.step(step)
+            if step % 500 == 0:
+                viz.log_activations(step); viz.log_filters(step)
+        viz.close()
+
+    Args:
+        model: the network (any ``nn.Module``; conv and ReLU-like layers are found by type).
+        writer_or_logdir: a ``torch.utils.tensorboard.SummaryWriter`` or a log directory.
+        probe_images: fixed images (N, C, H, W) shown in every activation view.
+        probe_labels: their labels (N,), shown beside them.
+        layers: module names to show (default: every conv and ReLU-like module).
+        max_channels, max_size: bound each activation picture (channels shown, pixels per map side).
+        max_filters, max_inputs: bound each filter picture (output filters, input channels per filter).
+        raise_errors: raise instead of warning when a logging call fails.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        writer_or_logdir: object,
+        probe_images: torch.Tensor | None = None,
+        probe_labels: Sequence[int] | torch.Tensor | None = None,
+        layers: Sequence[str] | None = None,
+        max_channels: int = 64,
+        max_size: int = 56,
+        max_filters: int = 64,
+        max_inputs: int = 16,
+        raise_errors: bool = False,
+    ):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        for name, value in (("max_channels", max_channels), ("max_size", max_size),
+                            ("max_filters", max_filters), ("max_inputs", max_inputs)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int; got {value!r}")
+        self.model = model
+        self.layers = list(layers) if layers is not None else None
+        resolve_layers(model, self.layers)  # a mistyped name fails here, listing the layers there are
+        self.probe_images = check_images(probe_images, "probe_images") if probe_images is not None else None
+        self.probe_labels = self._check_labels(probe_labels)
+        self.max_channels, self.max_size = max_channels, max_size
+        self.max_filters, self.max_inputs = max_filters, max_inputs
+        self.raise_errors = raise_errors
+        self._sink = summary.SummarySink(writer_or_logdir)
+        self._monitor: DeadFilterMonitor | None = None
+        self._dead_every = 0
+        self._steps_since_flush = 0
+        self._last_step: int | None = None
+        self._dead_before: dict[str, set[int]] = {}
+        self._reported_failures: set[tuple[str, str, str]] = set()
+        self._closed = False
+
+    def _check_labels(self, labels: Sequence[int] | torch.Tensor | None) -> list[int] | None:
+        if labels is None:
+            return None
+        values = labels.flatten().tolist() if isinstance(labels, torch.Tensor) else list(labels)
+        if self.probe_images is not None and len(values) != len(self.probe_images):
+            raise ValueError(
+                f"probe_labels has {len(values)} labels but probe_images has {len(self.probe_images)} images; "
+                "give one label per image"
+            )
+        return [int(v) for v in values]
+
+    # -- dead filters ---------------------------------------------------------------------------------------
+
+    def watch_dead_filters(
+        self, every: int = 100, threshold: float = DEFAULT_THRESHOLD, layers: Sequence[str] | None = None
+    ) -> DeadFilterMonitor:
+        """Hook every ReLU-like output (or ``layers``); :meth:`step` writes the dead rates every ``every`` steps.
+
+        Counts stay on the model's device between flushes; a flush writes per-channel rates (for the tab),
+        ``cnnviz/dead_fraction/<layer>`` scalars (for the Scalars tab) and warns when channels newly die.
+        """
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive int (steps between flushes); got {every!r}")
+        if self._monitor is not None:
+            self._monitor.close()
+        self._monitor = DeadFilterMonitor(self.model, layers=layers, threshold=threshold).start()
+        self._dead_every = every
+        self._steps_since_flush = 0
+        return self._monitor
+
+    def step(self, step: int) -> None:
+        """Call once per training step; flushes the dead-filter window every ``every`` calls."""
+        self._last_step = int(step)
+        if self._monitor is None:
+            return
+        self._steps_since_flush += 1
+        if self._steps_since_flush >= self._dead_every:
+            self._steps_since_flush = 0
+            self.flush_dead_filters(step)
+
+    @_logging_call
+    def flush_dead_filters(self, step: int) -> dict[str, list[int]] | None:
+        """Write the dead rates of the window so far and start a new one; returns the dead channels per layer."""
+        if self._monitor is None:
+            raise RuntimeError("flush_dead_filters needs watch_dead_filters() first")
+        if self._monitor.inputs_seen == 0:
+            return {}
+        dead = {}
+        for order, report in enumerate(self._monitor.report(reset=True).values()):
+            self._sink.write(summary.dead_summary(report, order=order), step)
+            now = set(report.dead)
+            newly = sorted(now - self._dead_before.get(report.layer, set()))
+            self._dead_before[report.layer] = now
+            dead[report.layer] = sorted(now)
+            if newly:
+                listed = ", ".join(map(str, newly[:16])) + (", ..." if len(newly) > 16 else "")
+                warnings.warn(
+                    f"tb_cnnviz: {len(newly)} of {report.rates.numel()} channels of layer '{report.layer}' died "
+                    f"by step {step} (all-zero for >= {report.threshold:.0%} of the last {report.inputs} inputs): "
+                    f"channels {listed}",
+                    DeadFilterWarning,
+                    stacklevel=3,
+                )
+        return dead
+
+    @contextmanager
+    def _own_passes(self) -> Iterator[None]:
+        """Our own forward passes are not training inputs: keep them out of the dead-filter counts."""
+        with self._monitor.paused() if self._monitor is not None else nullcontext():
+            yield
+
+    # -- pictures -------------------------------------------------------------------------------------------
+
+    @_logging_call
+    def log_activations(self, step: int, images: torch.Tensor | None = None) -> list[str] | None:
+        """Write each selected layer's maps for the probe images (or ``images``); returns the layers written."""
+        images = self._images(images)
+        with self._own_passes():
+            snapshots = layer_activations(self.model, images, self.layers, self.max_channels, self.max_size)
+        if not snapshots:
+            raise ValueError(
+                f"{type(self.model).__name__} has no conv or ReLU-like layer that ran; pass layers=[...] "
+                "naming the modules to show"
+            )
+        modules = dict(self.model.named_modules())
+        labels = self.probe_labels if images is self.probe_images else None
+        for order, (layer, snap) in enumerate(snapshots.items()):
+            module, call = split_call(layer)
+            value = summary.activation_summary(
+                layer, snap, order=order, module=module, call=(call or 0) + 1,
+                module_type=type(modules[module]).__name__ if module in modules else "", labels=labels,
+            )
+            self._sink.write(value, step)
+        return list(snapshots)
+
+    @_logging_call
+    def log_filters(self, step: int) -> list[str] | None:
+        """Write every 2-D conv layer's weights (of ``layers``, if given) with per-filter noise scores."""
+        convs = {n: m for n, m in conv_layers(self.model).items() if m.weight is not None and m.weight.dim() == 4}
+        if self.layers is not None:
+            wanted = {split_call(layer)[0] for layer in self.layers}
+            convs = {n: m for n, m in convs.items() if n in wanted}
+        if not convs:
+            raise ValueError(
+                f"{type(self.model).__name__} has no 2-D convolution (nn.Conv2d) "
+                + ("among layers=" + repr(self.layers) if self.layers is not None else "")
+                + "; log_filters shows conv weights only"
+            )
+        for order, (layer, conv) in enumerate(convs.items()):
+            self._sink.write(summary.filter_summary(layer, conv.weight, order, self.max_filters, self.max_inputs), step)
+        return list(convs)
+
+    def _images(self, images: torch.Tensor | None) -> torch.Tensor:
+        if images is None:
+            if self.probe_images is None:
+                raise ValueError("no images to show: pass images=... or give CNNViz probe_images=...")
+            return self.probe_images
+        return check_images(images)
+
+    # -- lifetime -------------------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+    def close(self) -> None:
+        """Write what the dead-filter window holds, remove every hook, flush (safe to call twice)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._monitor is not None and self._last_step is not None and self._steps_since_flush:
+                self.flush_dead_filters(self._last_step)
+        finally:
+            if self._monitor is not None:
+                self._monitor.close()
+            self._sink.close()
+
+    def __enter__(self) -> CNNViz:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,106 @@
+"""The on-disk contract between the writer and the plugin: the only module both import.
+
+A summary's ``SummaryMetadata.plugin_data`` holds ``plugin_name = "cnnviz"`` and a JSON object with the
+format ``version``, the ``kind`` of data and the ``layer`` it belongs to. TensorBoard keeps the metadata of a
+tag's *first* event only, so anything that changes per step lives in the data itself (blob 0 of a blob
+sequence is that step's JSON). ``data_class`` is always set: TensorBoard infers it only for its own plugins,
+and without it a third-party plugin's data silently does not show.
+
+Kinds:
+    ``activations``  blob sequence: [meta JSON, PNG mosaic per probe image]
+    ``filters``      blob sequence: [meta JSON, PNG mosaic]
+    ``dead``         tensor float32 (C,): per channel, share of inputs whose map was all zero
+    ``cnnviz/dead_fraction/<layer>`` is also written as an ordinary scalar, for the Scalars tab.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+
+from tensorboard.compat.proto import summary_pb2
+
+PLUGIN_NAME = "cnnviz"
+FORMAT_VERSION = 1
+
+ACTIVATIONS = "activations"
+FILTERS = "filters"
+DEAD = "dead"
+
+DATA_CLASS = {
+    ACTIVATIONS: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
+    FILTERS: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
+    DEAD: summary_pb2.DATA_CLASS_TENSOR,
+}
+BLOB_KINDS = (ACTIVATIONS, FILTERS)
+TENSOR_KINDS = (DEAD,)
+
+TAG_PREFIX = "cnnviz"
+DEAD_FRACTION_PREFIX = "cnnviz/dead_fraction/"
+
+
+@dataclass(frozen=True)
+class PluginContent:
+    """What ``plugin_data.content`` says about a tag."""
+
+    kind: str
+    layer: str
+    order: int = 0  #: position of the layer in the model's forward pass
+    threshold: float | None = None  #: dead kind: rate at or above which a channel is dead
+    version: int = FORMAT_VERSION
+
+
+def tag(kind: str, layer: str) -> str:
+    return f"{TAG_PREFIX}/{kind}/{layer}"
+
+
+def dead_fraction_tag(layer: str) -> str:
+    return DEAD_FRACTION_PREFIX + layer
+
+
+def create_summary_metadata(content: PluginContent) -> summary_pb2.SummaryMetadata:
+    if content.kind not in DATA_CLASS:
+        raise ValueError(f"unknown kind {content.kind!r}; kinds are {sorted(DATA_CLASS)}")
+    payload = {"version": FORMAT_VERSION, "kind": content.kind, "layer": content.layer, "order": content.order}
+    if content.threshold is not None:
+        payload["threshold"] = content.threshold
+    return summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(
+            plugin_name=PLUGIN_NAME, content=json.dumps(payload).encode("utf-8")
+        ),
+        data_class=DATA_CLASS[content.kind],
+    )
+
+
+_warned_versions: set[int] = set()
+
+
+def parse_plugin_content(content: bytes) -> PluginContent | None:
+    """Parse ``plugin_data.content``; ``None`` for data this reader cannot use (malformed, or written by a
+    newer tb_cnnviz: skipped with one warning per version, never an error)."""
+    try:
+        payload = json.loads(content.decode("utf-8"))
+        version = int(payload.get("version", 0))
+        kind, layer = payload["kind"], payload["layer"]
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+        return None
+    if version > FORMAT_VERSION:
+        if version not in _warned_versions:
+            _warned_versions.add(version)
+            warnings.warn(
+                f"tb_cnnviz: skipping data in format version {version}; this reader knows up to "
+                f"{FORMAT_VERSION}. Upgrade tb_cnnviz to see it.",
+                stacklevel=2,
+            )
+        return None
+    if kind not in DATA_CLASS or not isinstance(layer, str):
+        return None
+    threshold = payload.get("threshold")
+    return PluginContent(
+        kind=kind,
+        layer=layer,
+        order=int(payload.get("order", 0)),
+        threshold=float(threshold) if isinstance(threshold, (int, float)) else None,
+        version=version,
+    )

@@ -1,0 +1,175 @@
+"""Finding layers, hooking them safely, and leaving the model exactly as it was found.
+
+Every method that runs the model goes through here, so that the guarantees "hooks removed, modes,
+``requires_grad``, gradients, buffers and RNG state restored, also on error" live in one place.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Callable
+
+import torch
+from torch import nn
+
+#: Activation modules whose output is exactly zero where a unit is off: "dead" is well defined for them.
+#: LeakyReLU, GELU and SiLU never output exact zeros, so they are not watched.
+RELU_LIKE: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
+
+CALL_SEPARATOR = "#"
+
+
+def is_relu_like(module: nn.Module) -> bool:
+    return isinstance(module, RELU_LIKE) or (isinstance(module, nn.Hardtanh) and module.min_val == 0)
+
+
+def is_conv(module: nn.Module) -> bool:
+    return isinstance(module, nn.modules.conv._ConvNd)
+
+
+def conv_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Every convolution of ``model`` by qualified name, in registration order."""
+    return {name or "(model)": m for name, m in model.named_modules() if is_conv(m)}
+
+
+def relu_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Every ReLU-like module of ``model`` by qualified name."""
+    return {name or "(model)": m for name, m in model.named_modules() if is_relu_like(m)}
+
+
+def default_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Conv outputs and ReLU-like outputs: what a user means by "the layers" of a CNN."""
+    return {name or "(model)": m for name, m in model.named_modules() if is_conv(m) or is_relu_like(m)}
+
+
+def split_call(layer: str) -> tuple[str, int | None]:
+    """``"layer1.0.relu#2"`` -> ``("layer1.0.relu", 1)`` (0-based call); a plain name -> ``(name, None)``."""
+    module, sep, call = layer.rpartition(CALL_SEPARATOR)
+    if sep and call.isdigit() and int(call) >= 1:
+        return module, int(call) - 1
+    return layer, None
+
+
+def call_name(module_name: str, call: int, calls_per_forward: int) -> str:
+    """The layer name shown to users: the module name, with ``#k`` (1-based) when it runs several times."""
+    return module_name if calls_per_forward <= 1 else f"{module_name}{CALL_SEPARATOR}{call + 1}"
+
+
+def resolve_layers(model: nn.Module, layers: Sequence[str] | None, argument: str = "layers") -> dict[str, nn.Module]:
+    """Map user-given layer names (optionally ``name#k``) to modules; default: :func:`default_layers`.
+
+    A name that is not a module raises ``ValueError`` listing the closest names and every layer there is.
+    """
+    if layers is None:
+        return default_layers(model)
+    if isinstance(layers, str):
+        layers = [layers]
+    modules = dict(model.named_modules())
+    resolved: dict[str, nn.Module] = {}
+    for layer in layers:
+        if not isinstance(layer, str):
+            raise TypeError(f"{argument} must be module names (str); got {type(layer).__name__} {layer!r}")
+        module_name, _ = split_call(layer)
+        if module_name not in modules or module_name == "":
+            raise ValueError(unknown_layer_message(model, layer, argument))
+        resolved[module_name] = modules[module_name]
+    return resolved
+
+
+def unknown_layer_message(model: nn.Module, layer: str, argument: str = "layer") -> str:
+    names = [name for name, _ in model.named_modules() if name]
+    close = difflib.get_close_matches(layer, names, n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    listing = ", ".join(names) if len(names) <= 200 else ", ".join(names[:200]) + f", ... ({len(names)} in all)"
+    return f"{argument}: {type(model).__name__} has no layer {layer!r}.{hint} Its layers are: {listing}"
+
+
+Callback = Callable[[str, int, torch.Tensor], None]
+
+
+@contextmanager
+def forward_hooks(model: nn.Module, modules: Mapping[str, nn.Module], callback: Callback) -> Iterator[None]:
+    """Call ``callback(module_name, call_index, output)`` for every call of each module during forwards of
+    ``model``. ``call_index`` counts calls of that module within one forward of ``model`` (0-based), so a
+    module reused in one forward (torchvision resnet's ``relu``) is told apart per call.
+
+    Hooks are removed and the handle list cleared on exit, also on error.
+    """
+    calls: dict[str, int] = {}
+
+    def new_forward(_module: nn.Module, _inputs: object) -> None:
+        calls.clear()
+
+    handles = [model.register_forward_pre_hook(new_forward)]
+    try:
+        for name, module in modules.items():
+
+            def hook(_module: nn.Module, _inputs: object, output: object, name: str = name) -> None:
+                call = calls.get(name, 0)
+                calls[name] = call + 1
+                if isinstance(output, torch.Tensor):
+                    callback(name, call, output)
+
+            handles.append(module.register_forward_hook(hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        handles.clear()
+
+
+@contextmanager
+def preserved_state(model: nn.Module) -> Iterator[None]:
+    """Restore on exit, also on error: every module's ``training`` flag, every parameter's ``requires_grad``
+    and ``.grad`` (the same tensor object), every buffer's value (BatchNorm running statistics), and the
+    torch RNG states (CPU and initialised CUDA devices).
+
+    Why: a visualisation called from a training loop must not change what the loop computes next.
+    """
+    training = [(m, m.training) for m in model.modules()]
+    params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    cpu_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        for module, mode in training:
+            module.training = mode
+        with torch.no_grad():
+            for param, requires_grad, grad in params:
+                param.requires_grad_(requires_grad)
+                param.grad = grad
+            for buffer, saved in buffers:
+                if buffer.shape == saved.shape:
+                    buffer.copy_(saved)
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a model with neither)."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def check_images(images: object, argument: str = "images") -> torch.Tensor:
+    """Images must be a float tensor (N, C, H, W); say what was wrong otherwise."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"{argument} must be a torch.Tensor of shape (N, C, H, W); got {type(images).__name__}")
+    if images.dim() != 4:
+        raise ValueError(
+            f"{argument} must be a 4-D tensor (N, C, H, W) of images; got shape {tuple(images.shape)}"
+            + (" (add a batch dimension with images.unsqueeze(0))" if images.dim() == 3 else "")
+        )
+    if images.shape[0] == 0:
+        raise ValueError(f"{argument} is empty: it needs at least one image, got shape {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise TypeError(f"{argument} must be a floating-point tensor (as the model takes it); got {images.dtype}")
+    return images

@@ -1,0 +1,65 @@
+"""Convolution filters and how noisy they look.
+
+Noise score (per output filter): the share of the kernel's spectral energy above half the Nyquist frequency,
+
+    S(w) = integral_{|f| > 1/4} E(f) df  /  integral E(f) df,      E(f) = sum_c |W_c(f)|^2
+
+where ``W_c`` is the discrete-time Fourier transform of input channel ``c``'s kernel, ``f`` ranges over the
+square [-1/2, 1/2]^2 (cycles per pixel; Nyquist is 1/2) and ``|f|`` is the radial frequency. ``E`` is the
+transform of the kernel's autocorrelation ``R``, so the integral over the disc is exact and cheap:
+
+    integral_{|f| <= r} E(f) df = pi r^2 R(0) + sum_{d != 0} R(d) r J1(2 pi r |d|) / |d|,     r = 1/4
+
+and the denominator is ``R(0) = sum w^2`` (Parseval). A constant kernel scores about 0.2 (the disc holds
+most, not all, of a box's energy), a smooth (Gaussian) one near 0, white noise ``1 - pi/16 ~= 0.80``.
+Trained first-layer filters are smooth; a high score flags a filter that still looks like its random
+initialisation (CS231n, "Visualizing what ConvNets learn").
+"""
+
+import math
+
+import torch
+
+#: Above this score a filter is flagged as noisy: halfway between smooth (~0) and white noise (~0.8).
+NOISE_THRESHOLD = 0.6
+HIGH_FREQUENCY = 0.25  # cycles per pixel: half the Nyquist frequency
+
+
+def high_frequency_share(maps: torch.Tensor) -> torch.Tensor:
+    """Share of spectral energy above half the Nyquist frequency, for (..., C, H, W) -> (...), in [0, 1].
+
+    Energies are summed over the C axis (input channels of a filter, colour channels of an image). An
+    all-zero input scores 0. The same formula serves the filter noise score and an image's texture energy.
+    """
+    if maps.dim() < 3:
+        raise ValueError(f"expected (..., C, H, W); got shape {tuple(maps.shape)}")
+    h, w = maps.shape[-2:]
+    size = (2 * h - 1, 2 * w - 1)  # zero padding makes the circular autocorrelation the linear one
+    spectrum = torch.fft.rfft2(maps.detach().double(), s=size)
+    autocorrelation = torch.fft.irfft2(spectrum.abs().square(), s=size).sum(dim=-3)
+    lag_y = torch.fft.fftfreq(size[0], d=1 / size[0], dtype=torch.float64, device=maps.device)
+    lag_x = torch.fft.fftfreq(size[1], d=1 / size[1], dtype=torch.float64, device=maps.device)
+    lag = (lag_y[:, None].square() + lag_x[None, :].square()).sqrt()
+    r = HIGH_FREQUENCY
+    disc = torch.where(
+        lag > 0,
+        r * torch.special.bessel_j1(2 * math.pi * r * lag) / lag.clamp_min(1),
+        torch.full_like(lag, math.pi * r * r),
+    )
+    total = autocorrelation[..., 0, 0]
+    low = (autocorrelation * disc).sum(dim=(-2, -1))
+    share = (1 - low / total.clamp_min(torch.finfo(torch.float64).tiny)).clamp(0, 1)
+    return torch.where(total > 0, share, torch.zeros_like(share)).float()
+
+
+def noise_score(weight: torch.Tensor) -> torch.Tensor:
+    """Noise score of each output filter of a conv weight (O, I, kH, kW) -> (O,), in [0, 1].
+
+    Example::
+
+        scores = noise_score(model.conv1.weight)   # (64,)
+        noisy = (scores > NOISE_THRESHOLD).nonzero()
+    """
+    if weight.dim() != 4:
+        raise ValueError(f"noise_score expects a 2-D conv weight (out, in, kH, kW); got shape {tuple(weight.shape)}")
+    return high_frequency_share(weight)

@@ -1,0 +1,98 @@
+"""Tensors to pictures: tiles laid out in mosaics, encoded as PNG.
+
+Pictures are made on the logging side so that the TensorBoard plugin only serves bytes. Each function returns
+the layout beside the picture, so the tab can tell which tile is which channel without decoding anything.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import torch
+from PIL import Image
+
+GAP = 1  # pixels between tiles
+BACKGROUND = 255  # white gaps: they separate dark (zero) tiles visibly
+
+
+def grid_shape(count: int) -> tuple[int, int]:
+    """(rows, cols) of the squarest grid holding ``count`` tiles."""
+    cols = max(1, math.ceil(math.sqrt(count)))
+    return max(1, math.ceil(count / cols)), cols
+
+
+def mosaic(tiles: np.ndarray, gap: int = GAP, background: int = BACKGROUND) -> tuple[np.ndarray, dict]:
+    """Lay out uint8 tiles (K, h, w) or (K, h, w, 3) row-major in a grid; return the picture and its layout."""
+    if tiles.dtype != np.uint8 or tiles.ndim not in (3, 4):
+        raise ValueError(f"tiles must be uint8 (K, h, w[, 3]); got {tiles.dtype} {tiles.shape}")
+    count, h, w = tiles.shape[:3]
+    rows, cols = grid_shape(count)
+    shape = (rows * (h + gap) - gap, cols * (w + gap) - gap) + tiles.shape[3:]
+    picture = np.full(shape, background, dtype=np.uint8)
+    for i in range(count):
+        r, c = divmod(i, cols)
+        picture[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = tiles[i]
+    return picture, {"rows": rows, "cols": cols, "height": h, "width": w, "gap": gap}
+
+
+def to_uint8(values: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> np.ndarray:
+    """Map ``values`` linearly from [lo, hi] (broadcast) to 0..255; a constant range maps to 0."""
+    span = (hi - lo).clamp_min(torch.finfo(torch.float32).tiny)
+    scaled = ((values - lo) / span).nan_to_num(0.0).clamp(0, 1)
+    return (scaled * 255).round().to(torch.uint8).numpy()
+
+
+def png_bytes(picture: np.ndarray) -> bytes:
+    """Encode a uint8 (H, W) grey or (H, W, 3) RGB picture as PNG."""
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def channel_ranges(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel [lo, hi] over all images and pixels of (N, C, h, w): one scale for every probe image,
+    so the same grey means the same value across images."""
+    flat = maps.transpose(0, 1).flatten(1)
+    return flat.amin(dim=1), flat.amax(dim=1)
+
+
+def activation_pictures(maps: torch.Tensor) -> tuple[list[bytes], dict, list[list[float]]]:
+    """(N, C, h, w) finite maps -> one PNG mosaic per image, the layout, and each channel's [lo, hi]."""
+    lo, hi = channel_ranges(maps)
+    grey = to_uint8(maps, lo[None, :, None, None], hi[None, :, None, None])
+    pictures, layout = [], {}
+    for image_tiles in grey:
+        picture, layout = mosaic(image_tiles)
+        pictures.append(png_bytes(picture))
+    return pictures, layout, torch.stack([lo, hi], dim=1).tolist()
+
+
+def filter_picture(weight: torch.Tensor, max_inputs: int = 16) -> tuple[bytes, dict]:
+    """A conv weight (O, I, kh, kw) -> one PNG and its layout. Each filter is scaled by its own max |w|,
+    with grey 128 at zero so the sign shows.
+
+    * ``I == 3`` (a first layer on RGB input): each filter is one colour tile (``mode: "rgb"``).
+    * otherwise each filter is a tile that is itself a grid of its first ``max_inputs`` input channels'
+      kernels in grey (``mode: "per_input"``): the input axis is kept, not averaged away, because
+      averaging cancels opposite-signed kernels and hides exactly the structure worth seeing.
+    """
+    weight = weight.detach().float().cpu()
+    out_channels, in_channels, kh, kw = weight.shape
+    scale = weight.abs().flatten(1).amax(dim=1)
+    centred = to_uint8(weight, -scale[:, None, None, None], scale[:, None, None, None])
+    layout: dict = {}
+    if in_channels == 3:
+        picture, tile = mosaic(np.ascontiguousarray(centred.transpose(0, 2, 3, 1)))
+        layout.update(mode="rgb", tile=tile, inputs=[0, 1, 2])
+    else:
+        shown = min(in_channels, max_inputs)
+        filters = []
+        for kernels in centred[:, :shown]:
+            tile_picture, sub = mosaic(kernels, background=BACKGROUND)
+            filters.append(tile_picture)
+        picture, tile = mosaic(np.stack(filters))
+        layout.update(mode="per_input", tile=tile, sub=sub, inputs=list(range(shown)))
+    layout["scale"] = scale.tolist()
+    return png_bytes(picture), layout

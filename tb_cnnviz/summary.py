@@ -1,0 +1,178 @@
+"""Build CNNVIZ summaries and write them to TensorBoard event files, without TensorFlow.
+
+Writing goes through the ``torch.utils.tensorboard.SummaryWriter`` the user already has (same event file as
+their loss curves) or a log directory of our own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+
+from . import metadata, render
+from .methods.activations import ActivationSnapshot
+from .methods.dead_filters import DeadReport
+from .methods.filters import NOISE_THRESHOLD, noise_score
+
+
+def _rounded(values: object) -> object:
+    """Nested lists of floats rounded to 4 significant digits, non-finite as None: small, valid JSON."""
+    if isinstance(values, list):
+        return [_rounded(v) for v in values]
+    if isinstance(values, float):
+        return float(f"{values:.4g}") if math.isfinite(values) else None
+    return values
+
+
+def blob_sequence_value(tag: str, content: metadata.PluginContent, blobs: Sequence[bytes]) -> summary_pb2.Summary.Value:
+    tensor = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_STRING,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(blobs))]),
+        string_val=list(blobs),
+    )
+    return summary_pb2.Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(content), tensor=tensor)
+
+
+def float_tensor_value(tag: str, content: metadata.PluginContent, values: np.ndarray) -> summary_pb2.Summary.Value:
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    tensor = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_FLOAT,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in values.shape]
+        ),
+        tensor_content=values.tobytes(),
+    )
+    return summary_pb2.Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(content), tensor=tensor)
+
+
+def scalar_value(tag: str, value: float) -> summary_pb2.Summary.Value:
+    """An ordinary scalar, read by TensorBoard's own Scalars tab."""
+    return summary_pb2.Summary.Value(tag=tag, simple_value=float(value))
+
+
+def _json_blob(payload: dict) -> bytes:
+    return json.dumps(_rounded(payload), separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def activation_summary(
+    layer: str,
+    snap: ActivationSnapshot,
+    order: int = 0,
+    module: str | None = None,
+    call: int = 1,
+    module_type: str = "",
+    labels: Sequence[int | None] | None = None,
+) -> summary_pb2.Summary:
+    """One layer's activations for the probe images: meta JSON and one PNG mosaic per image."""
+    pictures, tile, scale = render.activation_pictures(snap.maps)
+    tile.update(source_height=snap.source_size[0], source_width=snap.source_size[1])
+    n = snap.maps.shape[0]
+    meta = {
+        "kind": metadata.ACTIVATIONS,
+        "layer": layer,
+        "module": module or layer,
+        "call": call,
+        "module_type": module_type,
+        "shape": list(snap.shape),
+        "channels": snap.channels,
+        "channels_total": snap.channels_total,
+        "tile": tile,
+        "scale": scale,
+        "stats": {"max": snap.max.tolist(), "mean": snap.mean.tolist(), "zero_fraction": snap.zero_fraction.tolist()},
+        "dead": snap.dead,
+        "nonfinite": snap.nonfinite,
+        "labels": list(labels)[:n] if labels is not None else [None] * n,
+        "omitted": {"channels": snap.channels_total - len(snap.channels), "downsampled": snap.downsampled},
+    }
+    content = metadata.PluginContent(kind=metadata.ACTIVATIONS, layer=layer, order=order)
+    value = blob_sequence_value(metadata.tag(metadata.ACTIVATIONS, layer), content, [_json_blob(meta), *pictures])
+    return summary_pb2.Summary(value=[value])
+
+
+def filter_summary(
+    layer: str, weight: torch.Tensor, order: int = 0, max_filters: int = 64, max_inputs: int = 16
+) -> summary_pb2.Summary:
+    """One conv layer's filters: meta JSON (with each filter's noise score) and one PNG mosaic."""
+    if weight.dim() != 4:
+        raise ValueError(f"filters of {layer!r}: expected a 2-D conv weight (out, in, kH, kW); got {tuple(weight.shape)}")
+    weight = weight.detach()
+    shown = weight[:max_filters]
+    noise = noise_score(shown).cpu()
+    picture, layout = render.filter_picture(shown, max_inputs=max_inputs)
+    meta = {
+        "kind": metadata.FILTERS,
+        "layer": layer,
+        "shape": list(weight.shape),
+        "mode": layout["mode"],
+        "filters": list(range(shown.shape[0])),
+        "filters_total": weight.shape[0],
+        "inputs": layout["inputs"],
+        "inputs_total": weight.shape[1],
+        "tile": layout["tile"],
+        "scale": layout["scale"],
+        "noise": noise.tolist(),
+        "noise_threshold": NOISE_THRESHOLD,
+        "noisy": torch.nonzero(noise > NOISE_THRESHOLD).flatten().tolist(),
+        "omitted": {"filters": weight.shape[0] - shown.shape[0], "inputs": weight.shape[1] - len(layout["inputs"])},
+    }
+    if "sub" in layout:
+        sub = layout["sub"]
+        meta["sub"] = {"rows": sub["rows"], "cols": sub["cols"], "kernel_h": sub["height"],
+                       "kernel_w": sub["width"], "gap": sub["gap"]}
+    content = metadata.PluginContent(kind=metadata.FILTERS, layer=layer, order=order)
+    value = blob_sequence_value(metadata.tag(metadata.FILTERS, layer), content, [_json_blob(meta), picture])
+    return summary_pb2.Summary(value=[value])
+
+
+def dead_summary(report: DeadReport, order: int = 0) -> summary_pb2.Summary:
+    """Per-channel dead rates (tensor, for the tab) and the layer's dead fraction (scalar, for Scalars)."""
+    content = metadata.PluginContent(kind=metadata.DEAD, layer=report.layer, order=order, threshold=report.threshold)
+    return summary_pb2.Summary(
+        value=[
+            float_tensor_value(metadata.tag(metadata.DEAD, report.layer), content, report.rates.numpy()),
+            scalar_value(metadata.dead_fraction_tag(report.layer), report.dead_fraction),
+        ]
+    )
+
+
+class SummarySink:
+    """Where summaries go: the user's ``SummaryWriter`` (shared event file) or a log directory of our own."""
+
+    def __init__(self, writer_or_logdir: object):
+        if isinstance(writer_or_logdir, (str, os.PathLike)):
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(os.fspath(writer_or_logdir))
+            self._owned = True
+        elif hasattr(writer_or_logdir, "_get_file_writer"):
+            self._writer = writer_or_logdir
+            self._owned = False
+        else:
+            raise TypeError(
+                "writer_or_logdir must be a torch.utils.tensorboard.SummaryWriter or a log directory path; "
+                f"got {type(writer_or_logdir).__name__}"
+            )
+
+    @property
+    def logdir(self) -> str:
+        return self._writer.get_logdir()
+
+    def write(self, summary: summary_pb2.Summary, step: int) -> None:
+        self._writer._get_file_writer().add_summary(summary, global_step=int(step), walltime=time.time())
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        """Flush; close the writer only if we opened it (the user's own writer stays theirs)."""
+        if self._owned:
+            self._writer.close()
+        else:
+            self._writer.flush()
