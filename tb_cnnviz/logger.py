@@ -224,8 +224,12 @@ class CNNViz:
                 + ("among layers=" + repr(self.layers) if self.layers is not None else "")
                 + "; log_filters shows conv weights only"
             )
+        first_conv = next(iter(conv_layers(self.model).values()))
         for order, (layer, conv) in enumerate(convs.items()):
-            self._sink.write(summary.filter_summary(layer, conv.weight, order, self.max_filters, self.max_inputs), step)
+            rgb = conv is first_conv and conv.weight.shape[1] == 3  # the input image's colours
+            self._sink.write(
+                summary.filter_summary(layer, conv.weight, order, self.max_filters, self.max_inputs, rgb=rgb), step
+            )
         return list(convs)
 
     def _images(self, images: torch.Tensor | None) -> torch.Tensor:

@@ -69,11 +69,11 @@ def activation_pictures(maps: torch.Tensor) -> tuple[list[bytes], dict, list[lis
     return pictures, layout, torch.stack([lo, hi], dim=1).tolist()
 
 
-def filter_picture(weight: torch.Tensor, max_inputs: int = 16) -> tuple[bytes, dict]:
+def filter_picture(weight: torch.Tensor, max_inputs: int = 16, rgb: bool = False) -> tuple[bytes, dict]:
     """A conv weight (O, I, kh, kw) -> one PNG and its layout. Each filter is scaled by its own max |w|,
     with grey 128 at zero so the sign shows.
 
-    * ``I == 3`` (a first layer on RGB input): each filter is one colour tile (``mode: "rgb"``).
+    * ``rgb`` (the first layer, on 3-channel images): each filter is one colour tile (``mode: "rgb"``).
     * otherwise each filter is a tile that is itself a grid of its first ``max_inputs`` input channels'
       kernels in grey (``mode: "per_input"``): the input axis is kept, not averaged away, because
       averaging cancels opposite-signed kernels and hides exactly the structure worth seeing.
@@ -83,7 +83,9 @@ def filter_picture(weight: torch.Tensor, max_inputs: int = 16) -> tuple[bytes, d
     scale = weight.abs().flatten(1).amax(dim=1)
     centred = to_uint8(weight, -scale[:, None, None, None], scale[:, None, None, None])
     layout: dict = {}
-    if in_channels == 3:
+    if rgb:
+        if in_channels != 3:
+            raise ValueError(f"rgb filter tiles need 3 input channels; got {in_channels}")
         picture, tile = mosaic(np.ascontiguousarray(centred.transpose(0, 2, 3, 1)))
         layout.update(mode="rgb", tile=tile, inputs=[0, 1, 2])
     else:

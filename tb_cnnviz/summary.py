@@ -24,6 +24,8 @@ from .methods.filters import NOISE_THRESHOLD, noise_score
 
 def _rounded(values: object) -> object:
     """Nested lists of floats rounded to 4 significant digits, non-finite as None: small, valid JSON."""
+    if isinstance(values, dict):
+        return {k: _rounded(v) for k, v in values.items()}
     if isinstance(values, list):
         return [_rounded(v) for v in values]
     if isinstance(values, float):
@@ -97,15 +99,16 @@ def activation_summary(
 
 
 def filter_summary(
-    layer: str, weight: torch.Tensor, order: int = 0, max_filters: int = 64, max_inputs: int = 16
+    layer: str, weight: torch.Tensor, order: int = 0, max_filters: int = 64, max_inputs: int = 16, rgb: bool = False
 ) -> summary_pb2.Summary:
-    """One conv layer's filters: meta JSON (with each filter's noise score) and one PNG mosaic."""
+    """One conv layer's filters: meta JSON (with each filter's noise score) and one PNG mosaic; ``rgb`` draws
+    each filter as a colour tile (for a first layer on RGB images)."""
     if weight.dim() != 4:
         raise ValueError(f"filters of {layer!r}: expected a 2-D conv weight (out, in, kH, kW); got {tuple(weight.shape)}")
     weight = weight.detach()
     shown = weight[:max_filters]
     noise = noise_score(shown).cpu()
-    picture, layout = render.filter_picture(shown, max_inputs=max_inputs)
+    picture, layout = render.filter_picture(shown, max_inputs=max_inputs, rgb=rgb)
     meta = {
         "kind": metadata.FILTERS,
         "layer": layer,

@@ -1,0 +1,119 @@
+"""`tb-cnnviz demo`: train a small CNN on scikit-learn's bundled 8x8 digits (upscaled to 32x32) and log every
+view, in two runs: a healthy learning rate, and one too high whose dead filters the tab flags.
+
+Everything it needs ships with the installed packages: no download, CPU only, about a minute per run.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+from .logger import CNNViz, DeadFilterWarning
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str
+    lr: float
+
+
+RUNS = (RunConfig("healthy_lr0.05", 0.05), RunConfig("too_high_lr0.9", 0.9))
+
+
+class DigitsNet(nn.Module):
+    """Three conv blocks and a linear classifier: small enough for a laptop CPU, deep enough to have layers."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv3 = nn.Conv2d(32, 64, 3, padding=1)
+        self.relu3 = nn.ReLU(inplace=True)
+        self.pool = nn.MaxPool2d(2)
+        self.dropout = nn.Dropout(0.2)
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.relu1(self.conv1(x)))
+        x = self.pool(self.relu2(self.conv2(x)))
+        x = self.relu3(self.conv3(x))
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.fc(self.dropout(x))
+
+
+def load_digits(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 1,797 handwritten digits, as (N, 1, size, size) floats standardised, and labels."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    digits = sklearn_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0
+    images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    return (images - 0.5) / 0.5, torch.tensor(digits.target, dtype=torch.long)
+
+
+def train_run(
+    logdir: Path, config: RunConfig, steps: int, log_every: int, dead_every: int, seed: int = 0, batch_size: int = 64
+) -> dict[str, float]:
+    """Train one run with logging; returns its final loss, accuracy and wall time."""
+    torch.manual_seed(seed)
+    images, labels = load_digits()
+    held_out = 297
+    train_x, train_y = images[:-held_out], labels[:-held_out]
+    test_x, test_y = images[-held_out:], labels[-held_out:]
+    probe_index = torch.stack([torch.nonzero(test_y == c)[0, 0] for c in range(4)])
+
+    model = DigitsNet()
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
+    writer = SummaryWriter(str(logdir / config.name))
+    start = time.perf_counter()
+    loss = torch.tensor(0.0)
+    with CNNViz(model, writer, probe_images=test_x[probe_index], probe_labels=test_y[probe_index]) as viz:
+        viz.watch_dead_filters(every=dead_every)
+        generator = torch.Generator().manual_seed(seed)
+        order = torch.randperm(len(train_x), generator=generator)
+        for step in range(steps):
+            if step % log_every == 0 or step == steps - 1:
+                viz.log_activations(step)
+                viz.log_filters(step)
+            start_index = (step * batch_size) % (len(order) - batch_size)
+            batch = order[start_index : start_index + batch_size]
+            model.train()
+            loss = F.cross_entropy(model(train_x[batch]), train_y[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            writer.add_scalar("loss", loss.item(), step)
+            viz.step(step)
+        model.eval()
+        with torch.inference_mode():
+            accuracy = (model(test_x).argmax(1) == test_y).float().mean().item()
+        writer.add_scalar("accuracy", accuracy, steps - 1)
+    writer.close()
+    return {"loss": float(loss), "accuracy": accuracy, "seconds": time.perf_counter() - start}
+
+
+def run_demo(logdir: str | Path, steps: int = 1500, log_every: int = 100, dead_every: int = 50) -> dict[str, dict]:
+    """Both runs into ``logdir``; prints one line per run."""
+    logdir = Path(logdir)
+    results = {}
+    for config in RUNS:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DeadFilterWarning)
+            results[config.name] = train_run(logdir, config, steps, log_every, dead_every)
+        died = sum(1 for w in caught if issubclass(w.category, DeadFilterWarning))
+        r = results[config.name]
+        print(
+            f"{config.name}: loss {r['loss']:.3f}, test accuracy {r['accuracy']:.1%}, "
+            f"{died} dead-filter warning(s), {r['seconds']:.0f} s -> {logdir / config.name}"
+        )
+    return results

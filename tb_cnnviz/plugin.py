@@ -1,0 +1,291 @@
+"""The CNNVIZ TensorBoard plugin: reads CNNVIZ summaries through ``context.data_provider`` and serves JSON
+and PNG to the tab. It computes nothing heavy: every picture was made on the logging side.
+
+Reading only through the data provider makes it work with both of TensorBoard's loaders (the Python
+multiplexer, ``--load_fast=false``, and the Rust data server). Routes are thin: they parse parameters and
+call a ``*_impl`` method returning plain data; see ``http_api.md`` beside this file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+from pathlib import Path
+from typing import Any, Callable
+
+from tensorboard import errors, plugin_util
+from tensorboard.backend import http_util
+from tensorboard.data import provider
+from tensorboard.plugins import base_plugin
+from werkzeug import wrappers
+
+from . import metadata
+
+logger = logging.getLogger(__name__)
+
+#: Read every sample: the data provider's own sampling (10 per tag by default for a plugin TensorBoard does
+#: not know) is raised by :class:`CNNVizLoader`; a user's ``--samples_per_plugin`` still wins.
+_ALL = 10**9
+_MAX_PARAM_CHARS = 4096
+_IMAGE_MAX_AGE_S = 24 * 3600
+_INT64 = 2**63
+
+
+def _frontend_dir() -> Path:
+    """``tb_cnnviz/frontend`` in an installed wheel, the top-level ``frontend/`` in a source checkout."""
+    packaged = Path(__file__).with_name("frontend")
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "frontend"
+
+
+class _BadRequest(errors.InvalidArgumentError):
+    pass
+
+
+def _text(request: wrappers.Request, name: str) -> str:
+    value = request.args.get(name)
+    if value is None or value == "":
+        raise _BadRequest(f"missing parameter {name!r}")
+    if "\x00" in value or len(value) > _MAX_PARAM_CHARS:
+        raise _BadRequest(f"parameter {name!r} must be text of at most {_MAX_PARAM_CHARS} characters without NUL")
+    return value
+
+
+def _integer(request: wrappers.Request, name: str, minimum: int = -_INT64) -> int:
+    raw = _text(request, name)
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        raise _BadRequest(f"parameter {name!r} must be an integer; got {raw[:40]!r}") from None
+    if not minimum <= value < _INT64:
+        raise _BadRequest(f"parameter {name!r} must be an integer in [{minimum}, 2**63); got {raw[:40]}")
+    return value
+
+
+def _kind(request: wrappers.Request, allowed: tuple[str, ...]) -> str:
+    kind = _text(request, "kind")
+    if kind not in allowed:
+        raise _BadRequest(f"parameter 'kind' must be one of {', '.join(allowed)}; got {kind[:40]!r}")
+    return kind
+
+
+def _json_route(handler: Callable[[CNNVizPlugin, wrappers.Request], Any]) -> Callable[..., wrappers.Response]:
+    """Answer every error as JSON with its 4xx code; an unexpected one as an opaque 500, never a traceback."""
+
+    def route(self: CNNVizPlugin, request: wrappers.Request) -> wrappers.Response:
+        try:
+            result = handler(self, request)
+        except errors.PublicError as exc:
+            return http_util.Respond(request, {"error": str(exc)}, "application/json", code=exc.http_code)
+        except Exception:
+            logger.exception("cnnviz: internal error serving %s", request.path)
+            return http_util.Respond(request, {"error": "internal error (see the server log)"}, "application/json", code=500)
+        return result if isinstance(result, wrappers.Response) else http_util.Respond(request, result, "application/json")
+
+    route.__name__ = handler.__name__
+    return wrappers.Request.application(route)
+
+
+class CNNVizPlugin(base_plugin.TBPlugin):
+    """Serves the CNNVIZ tab: activations, filters and dead filters over training steps, several runs."""
+
+    plugin_name = metadata.PLUGIN_NAME
+
+    def __init__(self, context: base_plugin.TBContext):
+        self._provider = context.data_provider
+        self._static_dir = _frontend_dir()
+        self._static_files = {p.name for p in self._static_dir.glob("*") if p.suffix in (".js", ".css")}
+
+    def get_plugin_apps(self) -> dict[str, Callable]:
+        return {
+            "/static/*": self._serve_static,
+            "/runs": self._serve_runs,
+            "/steps": self._serve_steps,
+            "/sample": self._serve_sample,
+            "/image": self._serve_image,
+            "/dead": self._serve_dead,
+            "/dead_summary": self._serve_dead_summary,
+        }
+
+    def is_active(self) -> bool:
+        return False  # activity comes from data_plugin_names(), through the data provider
+
+    def data_plugin_names(self) -> tuple[str, ...]:
+        return (metadata.PLUGIN_NAME,)
+
+    def frontend_metadata(self) -> base_plugin.FrontendMetadata:
+        return base_plugin.FrontendMetadata(es_module_path="/static/index.js", tab_name="CNNVIZ")
+
+    # -- routes: parse, call *_impl, respond ---------------------------------------------------------------
+
+    @_json_route
+    def _serve_static(self, request: wrappers.Request) -> wrappers.Response:
+        name = request.path.rsplit("/static/", 1)[-1]
+        if name not in self._static_files:  # a whitelist: no path, however spelled, escapes the folder
+            raise errors.NotFoundError(f"no static file {name[:80]!r}")
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if name.endswith(".js"):
+            content_type = "text/javascript"
+        return http_util.Respond(request, (self._static_dir / name).read_bytes(), content_type)
+
+    @_json_route
+    def _serve_runs(self, request: wrappers.Request) -> dict:
+        return self.runs_impl(_ctx(request), _eid(request))
+
+    @_json_route
+    def _serve_steps(self, request: wrappers.Request) -> dict:
+        kind = _kind(request, metadata.BLOB_KINDS + metadata.TENSOR_KINDS)
+        return self.steps_impl(_ctx(request), _eid(request), _text(request, "run"), kind, _text(request, "layer"))
+
+    @_json_route
+    def _serve_sample(self, request: wrappers.Request) -> dict:
+        kind = _kind(request, metadata.BLOB_KINDS)
+        return self.sample_impl(
+            _ctx(request), _eid(request), _text(request, "run"), kind, _text(request, "layer"), _integer(request, "step")
+        )
+
+    @_json_route
+    def _serve_image(self, request: wrappers.Request) -> wrappers.Response:
+        kind = _kind(request, metadata.BLOB_KINDS)
+        png = self.image_impl(
+            _ctx(request), _eid(request), _text(request, "run"), kind, _text(request, "layer"),
+            _integer(request, "step"), _integer(request, "index", minimum=0),
+        )
+        return http_util.Respond(request, png, "image/png", expires=_IMAGE_MAX_AGE_S)
+
+    @_json_route
+    def _serve_dead(self, request: wrappers.Request) -> dict:
+        return self.dead_impl(_ctx(request), _eid(request), _text(request, "run"), _text(request, "layer"))
+
+    @_json_route
+    def _serve_dead_summary(self, request: wrappers.Request) -> dict:
+        return self.dead_summary_impl(_ctx(request), _eid(request), _text(request, "run"))
+
+    # -- implementations: plain data in, plain data out ------------------------------------------------------
+
+    def _listing(self, ctx: Any, eid: str, run: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+        """run -> kind -> layer -> (tag, PluginContent), for every CNNVIZ tag this reader understands."""
+        run_filter = provider.RunTagFilter(runs=[run]) if run is not None else None
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        series = [
+            self._provider.list_blob_sequences(ctx, experiment_id=eid, plugin_name=self.plugin_name, run_tag_filter=run_filter),
+            self._provider.list_tensors(ctx, experiment_id=eid, plugin_name=self.plugin_name, run_tag_filter=run_filter),
+        ]
+        for by_run in series:
+            for run_name, tags in by_run.items():
+                for tag, time_series in tags.items():
+                    content = metadata.parse_plugin_content(time_series.plugin_content)
+                    if content is not None:
+                        found.setdefault(run_name, {}).setdefault(content.kind, {})[content.layer] = (tag, content)
+        return found
+
+    def _tag(self, ctx: Any, eid: str, run: str, kind: str, layer: str) -> tuple[str, metadata.PluginContent]:
+        listing = self._listing(ctx, eid, run)
+        if run not in listing:
+            raise errors.NotFoundError(f"no CNNVIZ data for run {run!r}")
+        layers = listing[run].get(kind, {})
+        if layer not in layers:
+            known = ", ".join(sorted(layers, key=lambda name: layers[name][1].order)) or "(none)"
+            raise errors.NotFoundError(f"unknown layer {layer!r} in run {run!r} (kind {kind!r}); layers are: {known}")
+        return layers[layer]
+
+    def runs_impl(self, ctx: Any, eid: str) -> dict:
+        runs = []
+        for run, kinds in sorted(self._listing(ctx, eid).items()):
+            entry = {"run": run}
+            for kind in metadata.BLOB_KINDS + metadata.TENSOR_KINDS:
+                layers = kinds.get(kind, {})
+                entry[kind] = sorted(layers, key=lambda name, layers=layers: (layers[name][1].order, name))
+            runs.append(entry)
+        return {"runs": runs}
+
+    def _blob_series(self, ctx: Any, eid: str, run: str, tag: str) -> list[provider.BlobSequenceDatum]:
+        data = self._provider.read_blob_sequences(
+            ctx, experiment_id=eid, plugin_name=self.plugin_name, downsample=_ALL,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+        )
+        return data.get(run, {}).get(tag, [])
+
+    def _tensor_series(self, ctx: Any, eid: str, run: str, tag: str) -> list[provider.TensorDatum]:
+        data = self._provider.read_tensors(
+            ctx, experiment_id=eid, plugin_name=self.plugin_name, downsample=_ALL,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+        )
+        return data.get(run, {}).get(tag, [])
+
+    def steps_impl(self, ctx: Any, eid: str, run: str, kind: str, layer: str) -> dict:
+        tag, _ = self._tag(ctx, eid, run, kind, layer)
+        read = self._tensor_series if kind in metadata.TENSOR_KINDS else self._blob_series
+        steps = [{"step": d.step, "wall_time": d.wall_time} for d in read(ctx, eid, run, tag)]
+        return {"run": run, "kind": kind, "layer": layer, "steps": steps}
+
+    def _datum(self, ctx: Any, eid: str, run: str, kind: str, layer: str, step: int) -> provider.BlobSequenceDatum:
+        tag, _ = self._tag(ctx, eid, run, kind, layer)
+        series = self._blob_series(ctx, eid, run, tag)
+        for datum in reversed(series):  # the latest write wins when a step was logged twice
+            if datum.step == step:
+                return datum
+        raise errors.NotFoundError(f"layer {layer!r} of run {run!r} has no {kind} at step {step}")
+
+    def sample_impl(self, ctx: Any, eid: str, run: str, kind: str, layer: str, step: int) -> dict:
+        datum = self._datum(ctx, eid, run, kind, layer, step)
+        if not datum.values:
+            raise errors.NotFoundError(f"the {kind} of {layer!r} at step {step} in run {run!r} hold no data")
+        try:
+            meta = json.loads(self._provider.read_blob(ctx, blob_key=datum.values[0].blob_key).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise errors.NotFoundError(f"the {kind} of {layer!r} at step {step} in run {run!r} are unreadable") from exc
+        return {"run": run, "kind": kind, "layer": layer, "step": datum.step, "wall_time": datum.wall_time,
+                "images": len(datum.values) - 1, "meta": meta}
+
+    def image_impl(self, ctx: Any, eid: str, run: str, kind: str, layer: str, step: int, index: int) -> bytes:
+        datum = self._datum(ctx, eid, run, kind, layer, step)
+        if index >= len(datum.values) - 1:
+            raise errors.NotFoundError(
+                f"image index {index} out of range: the {kind} of {layer!r} at step {step} hold "
+                f"{max(0, len(datum.values) - 1)} image(s)"
+            )
+        return self._provider.read_blob(ctx, blob_key=datum.values[index + 1].blob_key)
+
+    def dead_impl(self, ctx: Any, eid: str, run: str, layer: str) -> dict:
+        tag, content = self._tag(ctx, eid, run, metadata.DEAD, layer)
+        series = self._tensor_series(ctx, eid, run, tag)
+        rates = [d.numpy.astype(float).reshape(-1).round(4).tolist() for d in series]
+        return {"run": run, "layer": layer, "channels": len(rates[-1]) if rates else 0,
+                "threshold": content.threshold, "steps": [d.step for d in series], "rates": rates}
+
+    def dead_summary_impl(self, ctx: Any, eid: str, run: str) -> dict:
+        listing = self._listing(ctx, eid, run)
+        if run not in listing:
+            raise errors.NotFoundError(f"no CNNVIZ data for run {run!r}")
+        layers = {}
+        for layer, (tag, content) in sorted(listing[run].get(metadata.DEAD, {}).items(), key=lambda kv: kv[1][1].order):
+            series = self._tensor_series(ctx, eid, run, tag)
+            if not series:
+                continue
+            rates = series[-1].numpy.reshape(-1)
+            threshold = content.threshold if content.threshold is not None else 1.0
+            layers[layer] = {"step": series[-1].step, "channels": int(rates.size), "threshold": threshold,
+                             "dead": [int(i) for i in (rates >= threshold).nonzero()[0]]}
+        return {"run": run, "layers": layers}
+
+
+def _ctx(request: wrappers.Request) -> Any:
+    return plugin_util.context(request.environ)
+
+
+def _eid(request: wrappers.Request) -> str:
+    return plugin_util.experiment_id(request.environ)
+
+
+class CNNVizLoader(base_plugin.TBLoader):
+    """Loads the plugin and keeps every logged step: TensorBoard keeps only 10 samples per tag of a plugin it
+    does not know, in both loaders; unless the user set ``--samples_per_plugin cnnviz=N`` we ask for all."""
+
+    def fix_flags(self, flags: Any) -> None:
+        samples = getattr(flags, "samples_per_plugin", None)
+        if isinstance(samples, dict) and metadata.PLUGIN_NAME not in samples:
+            samples[metadata.PLUGIN_NAME] = 0  # 0: keep all (the data server's "all")
+
+    def load(self, context: base_plugin.TBContext) -> CNNVizPlugin:
+        return CNNVizPlugin(context)
