@@ -30,6 +30,7 @@ _ALL = 10**9
 _MAX_PARAM_CHARS = 4096
 _IMAGE_MAX_AGE_S = 24 * 3600
 _INT64 = 2**63
+_STATIC_ROUTE = f"/plugin/{metadata.PLUGIN_NAME}/static/"
 
 
 def _frontend_dir() -> Path:
@@ -120,7 +121,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
     @_json_route
     def _serve_static(self, request: wrappers.Request) -> wrappers.Response:
-        name = request.path.rsplit("/static/", 1)[-1]
+        name = request.path.split(_STATIC_ROUTE, 1)[-1]
         if name not in self._static_files:  # a whitelist: no path, however spelled, escapes the folder
             raise errors.NotFoundError(f"no static file {name[:80]!r}")
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -232,7 +233,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         if not datum.values:
             raise errors.NotFoundError(f"the {kind} of {layer!r} at step {step} in run {run!r} hold no data")
         try:
-            meta = json.loads(self._provider.read_blob(ctx, blob_key=datum.values[0].blob_key).decode("utf-8"))
+            meta = json.loads(self._read_blob(ctx, run, datum.values[0].blob_key).decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise errors.NotFoundError(f"the {kind} of {layer!r} at step {step} in run {run!r} are unreadable") from exc
         return {"run": run, "kind": kind, "layer": layer, "step": datum.step, "wall_time": datum.wall_time,
@@ -245,7 +246,18 @@ class CNNVizPlugin(base_plugin.TBPlugin):
                 f"image index {index} out of range: the {kind} of {layer!r} at step {step} hold "
                 f"{max(0, len(datum.values) - 1)} image(s)"
             )
-        return self._provider.read_blob(ctx, blob_key=datum.values[index + 1].blob_key)
+        return self._read_blob(ctx, run, datum.values[index + 1].blob_key)
+
+    def _read_blob(self, ctx: Any, run: str, blob_key: str) -> bytes:
+        try:
+            return self._provider.read_blob(ctx, blob_key=blob_key)
+        except errors.InvalidArgumentError as exc:
+            # TensorBoard's Rust data server (0.7) mints blob keys it cannot parse back when the run name needs
+            # JSON escapes (quotes, backslashes, non-ASCII). Say so, and what works.
+            raise errors.InvalidArgumentError(
+                f"TensorBoard's data server could not read a picture of run {run!r} ({exc}); run names with "
+                "quotes, backslashes or non-ASCII characters need `tensorboard --load_fast=false`"
+            ) from exc
 
     def dead_impl(self, ctx: Any, eid: str, run: str, layer: str) -> dict:
         tag, content = self._tag(ctx, eid, run, metadata.DEAD, layer)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,9 +10,10 @@ import torch
 from torch import nn
 from werkzeug.test import Client
 
+from helpers import QUICK_DEMO, tensorboard_client
+
 from tb_cnnviz.demo import run_demo
 
-QUICK_DEMO = {"steps": 240, "log_every": 20, "dead_every": 20}
 
 
 class TinyNet(nn.Module):
@@ -61,34 +60,6 @@ def demo_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return logdir
 
 
-def tensorboard_client(logdir: Path, load_fast: str, extra_flags: tuple[str, ...] = ()) -> Client:
-    """TensorBoard's own WSGI app over ``logdir`` (plugins found through entry points, as `tensorboard` does),
-    with the Python loader (``load_fast="false"``) or the Rust data server (``"true"``)."""
-    from tensorboard import default, program
-    from tensorboard.backend import application
-
-    tb = program.TensorBoard(plugins=default.get_plugins() + default.get_dynamic_plugins())
-    tb.configure(argv=["tensorboard", f"--logdir={logdir}", f"--load_fast={load_fast}", "--reload_interval=0", *extra_flags])
-    provider, multiplexer = tb._make_data_provider()
-    app = application.TensorBoardWSGIApp(tb.flags, tb.plugin_loaders, provider, tb.assets_zip_provider, multiplexer)
-    client = Client(app)
-    client.tensorboard = tb  # keep the data server's ingester alive as long as the client
-    client.provider = provider
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # the Rust server loads in the background
-        reply = client.get("/data/plugin/cnnviz/runs")
-        if reply.status_code == 200 and json.loads(reply.data)["runs"]:
-            break
-        time.sleep(0.2)
-    return client
-
-
 @pytest.fixture(scope="session", params=["false", "true"], ids=["python_loader", "rust_data_server"])
 def demo_client(request: pytest.FixtureRequest, demo_logdir: Path) -> Iterator[Client]:
     yield tensorboard_client(demo_logdir, request.param)
-
-
-def get_json(client: Client, route: str, **params: object) -> tuple[int, dict]:
-    reply = client.get(f"/data/plugin/cnnviz/{route}", query_string=params)
-    assert reply.headers["Content-Type"].startswith("application/json"), reply.headers["Content-Type"]
-    return reply.status_code, json.loads(reply.data)
