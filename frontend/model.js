@@ -1,0 +1,165 @@
+// Data access for the CNNVIZ tab: the only module that talks to the server.
+//
+// Every JSON reply and every decoded filter picture is cached by URL, so moving the step slider back,
+// switching views or re-rendering never asks the server twice for the same thing. `clearCache()` (the
+// Reload button) is the one way to see data logged since.
+
+// Routes live beside /static/, whatever URL prefix TensorBoard runs under. Relative URLs in fetch()
+// would resolve against the iframe document, so the base comes from this module's own URL.
+const BASE = new URL('../', import.meta.url);
+
+const jsonCache = new Map(); // url -> Promise<object>
+const bitmapCache = new Map(); // url -> Promise<ImageBitmap>
+const activityListeners = new Set();
+let pending = 0;
+
+/** A failed request, carrying the server's own message when it sent one. */
+export class ApiError extends Error {
+  constructor(message, status, url) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.url = url;
+  }
+}
+
+/** Absolute URL of a route with its query parameters. */
+export function routeUrl(route, params = {}) {
+  const url = new URL(route, BASE);
+  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, String(value));
+  return url.href;
+}
+
+/** Calls `listener(pendingCount)` whenever a request starts or ends (for a busy indicator). */
+export function onActivity(listener) {
+  activityListeners.add(listener);
+}
+
+/** How many requests are in flight now. */
+export function pendingCount() {
+  return pending;
+}
+
+/** Forgets every cached reply so that the next calls see newly logged data. */
+export function clearCache() {
+  jsonCache.clear();
+  bitmapCache.clear();
+}
+
+export function fetchRuns() {
+  return getJson(routeUrl('runs'));
+}
+
+export function fetchSteps(run, kind, layer) {
+  return getJson(routeUrl('steps', { run, kind, layer }));
+}
+
+export function fetchSample(run, kind, layer, step) {
+  return getJson(routeUrl('sample', { run, kind, layer, step }));
+}
+
+export function fetchDead(run, layer) {
+  return getJson(routeUrl('dead', { run, layer }));
+}
+
+export function fetchDeadSummary(run) {
+  return getJson(routeUrl('dead_summary', { run }));
+}
+
+/** URL of one PNG of a sample, for an <img> (the browser caches it: the server says it never changes). */
+export function imageUrl(run, kind, layer, step, index) {
+  return routeUrl('image', { run, kind, layer, step, index });
+}
+
+/** The decoded PNG at `url`, for drawing sub-rectangles of it on canvases. */
+export function fetchBitmap(url) {
+  return cached(bitmapCache, url, async () => {
+    const response = await request(url);
+    return createImageBitmap(await response.blob());
+  });
+}
+
+/**
+ * Why the picture at `url` failed to load. An <img> only says "error"; asking again with fetch() gets
+ * the server's message.
+ */
+export async function explainImageError(url) {
+  try {
+    await request(url);
+    return 'the picture could not be decoded';
+  } catch (error) {
+    return error.message;
+  }
+}
+
+function getJson(url) {
+  return cached(jsonCache, url, async () => {
+    const response = await request(url);
+    try {
+      return await response.json();
+    } catch (error) {
+      throw new ApiError(`malformed JSON from ${shortRoute(url)}: ${error.message}`, response.status, url);
+    }
+  });
+}
+
+// Failures stay cached too, so that a broken layer is not re-requested on every slider move; Reload
+// clears them with everything else.
+function cached(cache, url, load) {
+  if (!cache.has(url)) cache.set(url, track(load()));
+  return cache.get(url);
+}
+
+async function track(promise) {
+  setPending(pending + 1);
+  try {
+    return await promise;
+  } finally {
+    setPending(pending - 1);
+  }
+}
+
+function setPending(count) {
+  pending = count;
+  for (const listener of activityListeners) listener(pending);
+}
+
+/** fetch() that turns network failures and non-2xx replies into ApiErrors with a readable message. */
+async function request(url) {
+  let response;
+  try {
+    response = await fetch(url, { credentials: 'same-origin' });
+  } catch (error) {
+    throw new ApiError(`${shortRoute(url)}: network error (${error.message})`, 0, url);
+  }
+  if (!response.ok) throw new ApiError(await errorMessage(response), response.status, url);
+  return response;
+}
+
+// The plugin answers errors as {"error": "..."}; TensorBoard's own error handler answers plain text.
+async function errorMessage(response) {
+  const fallback = `${response.status} ${response.statusText || 'error'} from ${shortRoute(response.url)}`;
+  let text;
+  try {
+    text = await response.text();
+  } catch {
+    return fallback;
+  }
+  try {
+    const body = JSON.parse(text);
+    if (body && typeof body.error === 'string' && body.error) return body.error;
+  } catch {
+    // Not JSON: fall through to the text itself.
+  }
+  const plain = text.trim();
+  return plain && plain.length < 500 && !plain.startsWith('<') ? plain : fallback;
+}
+
+function shortRoute(url) {
+  try {
+    const parsed = new URL(url);
+    return parsed.pathname.split('/').pop() || parsed.pathname;
+  } catch {
+    return String(url);
+  }
+}

@@ -1,0 +1,165 @@
+"""The CNNVIZ tab in real Chromium (Debian's, driven by Playwright) against a real `tensorboard` process.
+
+These tests also refresh the screenshots in docs/ that the README shows.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from tb_cnnviz import CNNViz
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+#: A run name that would run script if it were ever treated as markup.
+HOSTILE_RUN = "<img src=x onerror=window.__xss=1>"
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install chromium)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def tensorboard_url(demo_logdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`tensorboard --logdir` over the demo's two runs plus one run named with markup."""
+    logdir = tmp_path_factory.mktemp("browser_logdir")
+    for run in demo_logdir.iterdir():
+        shutil.copytree(run, logdir / run.name)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())
+    with CNNViz(net, str(logdir / HOSTILE_RUN), probe_images=torch.rand(1, 1, 8, 8), raise_errors=True) as viz:
+        viz.log_activations(0)
+        viz.log_filters(0)
+
+    port = free_port()
+    tensorboard = Path(sys.executable).with_name("tensorboard")
+    process = subprocess.Popen(
+        [str(tensorboard), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/data/plugin/cnnviz/runs", timeout=2) as reply:
+                    if b"too_high" in reply.read():
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("tensorboard did not start: " + process.stderr.read1().decode())
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def open_tab(browser, url: str, problems: list[str]):
+    """TensorBoard's own page at the CNNVIZ tab; returns (page, the plugin's iframe)."""
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text} @ {m.location.get('url')}")
+            if m.type in ("error", "warning") else None)
+    page.goto(url + "/#cnnviz")
+    deadline = time.monotonic() + 30
+    while True:
+        frame = next((f for f in page.frames if "plugin_entry.html?name=cnnviz" in f.url), None)
+        if frame is not None or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(100)
+    assert frame is not None, "the CNNVIZ iframe never loaded"
+    frame.wait_for_selector(".layer-item", timeout=30_000)
+    return page, frame
+
+
+def test_the_tab_shows_both_runs_flags_dead_layers_and_keeps_markup_as_text(browser, tensorboard_url):
+    problems: list[str] = []
+    page, frame = open_tab(browser, tensorboard_url, problems)
+
+    runs = frame.eval_on_selector_all("input.run-toggle", "els => els.map(e => e.dataset.run)")
+    assert {"healthy_lr0.05", "too_high_lr0.9", HOSTILE_RUN} <= set(runs)
+    frame.wait_for_selector(".run-column .run-name")
+    names = frame.eval_on_selector_all(".run-column .run-name", "els => els.map(e => e.textContent)")
+    assert HOSTILE_RUN in names  # shown as text...
+    assert frame.evaluate("window.__xss") is None and page.evaluate("window.__xss") is None  # ...never run
+    assert frame.locator(f"img[src='x']").count() == 0
+
+    frame.wait_for_selector(".dead-alert")
+    assert "too_high_lr0.9" in frame.locator(".dead-alert").inner_text()
+    badges = frame.eval_on_selector_all(
+        ".layer-item", "els => els.map(e => [e.dataset.layer, (e.querySelector('.dead-badge') || {}).textContent || ''])"
+    )
+    flagged = {layer for layer, badge in badges if "dead" in badge}
+    assert {"relu2", "relu3"} <= flagged, badges
+
+    frame.locator(".layer-item[data-layer='relu3']").click()
+    frame.wait_for_selector("img.mosaic")
+    frame.wait_for_function("[...document.querySelectorAll('img.mosaic')].every(i => i.complete && i.naturalWidth > 0)")
+    frame.wait_for_selector(".run-column[data-run='too_high_lr0.9'] .tile-mark.mark-dead", timeout=10_000)
+    page.screenshot(path=str(DOCS / "screenshot.png"))
+
+    frame.locator("button.view-button[data-view='filters']").click()
+    frame.locator(".layer-item[data-layer='conv2']").click()
+    frame.wait_for_selector(".filter-tile")
+    frame.locator("#sort-noise").check()
+    scores = frame.eval_on_selector_all(".run-column[data-run='healthy_lr0.05'] .filter-tile",
+                                        "els => els.map(e => Number(e.dataset.noise))")
+    assert scores == sorted(scores, reverse=True) and len(scores) == 32
+    page.screenshot(path=str(DOCS / "screenshot-filters.png"))
+
+    frame.locator("button.view-button[data-view='dead']").click()
+    frame.locator(".layer-item[data-layer='relu2']").click()
+    frame.wait_for_selector("canvas.dead-timeline")
+    page.screenshot(path=str(DOCS / "screenshot-dead.png"))
+
+    ours = [p for p in problems if "cnnviz" in p or "page error" in p]
+    assert ours == [], problems
+    page.close()
+
+
+def test_the_step_slider_shows_older_steps(browser, tensorboard_url):
+    problems: list[str] = []
+    page, frame = open_tab(browser, tensorboard_url, problems)
+    frame.locator(".layer-item[data-layer='conv1']").click()
+    frame.wait_for_selector("#step-slider")
+    assert "239" in frame.locator("#step-label").inner_text()  # the latest step by default
+    frame.locator("#step-slider").fill("30")
+    frame.wait_for_function("document.querySelector('#step-label').textContent.includes('30')")
+    frame.wait_for_function(
+        "[...document.querySelectorAll('.run-column .step-info')].some(e => e.textContent.includes('step 20'))"
+    )
+    assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
+    page.close()
