@@ -54,8 +54,7 @@ def png_bytes(picture: np.ndarray) -> bytes:
 def channel_ranges(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel [lo, hi] over all images and pixels of (N, C, h, w): one scale for every probe image,
     so the same grey means the same value across images."""
-    flat = maps.transpose(0, 1).flatten(1)
-    return flat.amin(dim=1), flat.amax(dim=1)
+    return maps.amin(dim=(0, 2, 3)), maps.amax(dim=(0, 2, 3))
 
 
 def activation_pictures(maps: torch.Tensor) -> tuple[list[bytes], dict, list[list[float]]]:

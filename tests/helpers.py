@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from werkzeug.test import Client
@@ -25,12 +26,7 @@ def tensorboard_client(logdir: Path, load_fast: str, extra_flags: tuple[str, ...
     client = Client(app)
     client.tensorboard = tb  # keep the data server's ingester alive as long as the client
     client.provider = provider
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # the Rust server loads in the background
-        reply = client.get("/data/plugin/cnnviz/runs")
-        if reply.status_code == 200 and json.loads(reply.data)["runs"]:
-            break
-        time.sleep(0.2)
+    wait_until_loaded(lambda route, params: client.get(f"/data/plugin/cnnviz/{route}", query_string=params).data)
     return client
 
 
@@ -38,3 +34,19 @@ def get_json(client: Client, route: str, **params: object) -> tuple[int, dict]:
     reply = client.get(f"/data/plugin/cnnviz/{route}", query_string=params)
     assert reply.headers["Content-Type"].startswith("application/json"), reply.headers["Content-Type"]
     return reply.status_code, json.loads(reply.data)
+
+
+def wait_until_loaded(get: Callable[[str, dict], bytes], timeout_s: float = 60) -> None:
+    """TensorBoard loads event files in the background and answers meanwhile: wait until what the plugin sees
+    (runs, layers, latest dead-filter steps) stops changing. ``get(route, params)`` returns a plugin route's body."""
+    deadline = time.monotonic() + timeout_s
+    previous = None
+    while time.monotonic() < deadline:
+        seen = get("runs", {})
+        runs = json.loads(seen).get("runs", []) if seen.startswith(b"{") else []
+        for run in runs:
+            seen += get("dead_summary", {"run": run["run"]})
+        if runs and seen == previous:
+            return
+        previous = seen
+        time.sleep(0.5)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import wait_until_loaded
+from playwright.sync_api import expect
 from tb_cnnviz import CNNViz
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -71,10 +74,21 @@ def tensorboard_url(demo_logdir: Path, tmp_path_factory: pytest.TempPathFactory)
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError("tensorboard did not start: " + process.stderr.read1().decode())
             time.sleep(0.3)
+        wait_until_loaded(lambda route, params: fetch(url, route, params))
         yield url
     finally:
         process.terminate()
         process.wait(timeout=20)
+        process.stderr.close()
+
+
+def fetch(url: str, route: str, params: dict) -> bytes:
+    query = urllib.parse.urlencode(params)
+    try:
+        with urllib.request.urlopen(f"{url}/data/plugin/cnnviz/{route}?{query}", timeout=10) as reply:
+            return reply.read()
+    except OSError:
+        return b""
 
 
 @pytest.fixture(scope="module")
@@ -155,9 +169,9 @@ def test_the_step_slider_shows_older_steps(browser, tensorboard_url):
     page, frame = open_tab(browser, tensorboard_url, problems)
     frame.locator(".layer-item[data-layer='conv1']").click()
     frame.wait_for_selector("#step-slider")
-    assert "239" in frame.locator("#step-label").inner_text()  # the latest step by default
+    expect(frame.locator("#step-label")).to_contain_text("239")  # the latest step by default
     frame.locator("#step-slider").fill("30")
-    frame.wait_for_function("document.querySelector('#step-label').textContent.includes('30')")
+    expect(frame.locator("#step-label")).to_contain_text("30")
     frame.wait_for_function(
         "[...document.querySelectorAll('.run-column .step-info')].some(e => e.textContent.includes('step 20'))"
     )
