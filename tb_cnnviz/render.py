@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 GAP = 1  # pixels between tiles
+Z_RLE = 3  # zlib's run-length strategy
 BACKGROUND = 255  # white gaps: they separate dark (zero) tiles visibly
 
 
@@ -29,12 +30,12 @@ def mosaic(tiles: np.ndarray, gap: int = GAP, background: int = BACKGROUND) -> t
         raise ValueError(f"tiles must be uint8 (K, h, w[, 3]); got {tiles.dtype} {tiles.shape}")
     count, h, w = tiles.shape[:3]
     rows, cols = grid_shape(count)
-    shape = (rows * (h + gap) - gap, cols * (w + gap) - gap) + tiles.shape[3:]
-    picture = np.full(shape, background, dtype=np.uint8)
-    for i in range(count):
-        r, c = divmod(i, cols)
-        picture[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = tiles[i]
-    return picture, {"rows": rows, "cols": cols, "height": h, "width": w, "gap": gap}
+    colour = tiles.shape[3:]
+    cells = np.full((rows * cols, h + gap, w + gap) + colour, background, dtype=np.uint8)
+    cells[:count, :h, :w] = tiles
+    grid = cells.reshape((rows, cols, h + gap, w + gap) + colour).swapaxes(1, 2)
+    picture = grid.reshape((rows * (h + gap), cols * (w + gap)) + colour)[: rows * (h + gap) - gap, : cols * (w + gap) - gap]
+    return np.ascontiguousarray(picture), {"rows": rows, "cols": cols, "height": h, "width": w, "gap": gap}
 
 
 def to_uint8(values: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> np.ndarray:
@@ -45,16 +46,20 @@ def to_uint8(values: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> np.nda
 
 
 def png_bytes(picture: np.ndarray) -> bytes:
-    """Encode a uint8 (H, W) grey or (H, W, 3) RGB picture as PNG."""
+    """Encode a uint8 (H, W) grey or (H, W, 3) RGB picture as PNG.
+
+    zlib's run-length strategy after PNG's row filters: on activation mosaics it is about twice as fast as
+    the default strategy and no larger (benchmarks/storage.py compares with TensorBoard's image summary)."""
     buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, format="PNG", optimize=False)
+    Image.fromarray(picture).save(buffer, format="PNG", compress_type=Z_RLE)
     return buffer.getvalue()
 
 
 def channel_ranges(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel [lo, hi] over all images and pixels of (N, C, h, w): one scale for every probe image,
     so the same grey means the same value across images."""
-    return maps.amin(dim=(0, 2, 3)), maps.amax(dim=(0, 2, 3))
+    per_image_lo, per_image_hi = maps.flatten(2).aminmax(dim=2)  # reducing the contiguous axis first is fast
+    return per_image_lo.amin(dim=0), per_image_hi.amax(dim=0)
 
 
 def activation_pictures(maps: torch.Tensor) -> tuple[list[bytes], dict, list[list[float]]]:

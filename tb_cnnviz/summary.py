@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
-from . import metadata, render
+from . import event_checksums, metadata, render
 from .methods.activations import ActivationSnapshot
 from .methods.dead_filters import DeadReport
 from .methods.filters import NOISE_THRESHOLD, noise_score
@@ -27,10 +27,14 @@ def _rounded(values: object) -> object:
     if isinstance(values, dict):
         return {k: _rounded(v) for k, v in values.items()}
     if isinstance(values, list):
-        return [_rounded(v) for v in values]
+        return [_round_float(v) if type(v) is float else _rounded(v) for v in values]  # the common case inline
     if isinstance(values, float):
-        return float(f"{values:.4g}") if math.isfinite(values) else None
+        return _round_float(values)
     return values
+
+
+def _round_float(value: float) -> float | None:
+    return float(f"{value:.4g}") if math.isfinite(value) else None
 
 
 def blob_sequence_value(tag: str, content: metadata.PluginContent, blobs: Sequence[bytes]) -> summary_pb2.Summary.Value:
@@ -149,6 +153,7 @@ class SummarySink:
     """Where summaries go: the user's ``SummaryWriter`` (shared event file) or a log directory of our own."""
 
     def __init__(self, writer_or_logdir: object):
+        event_checksums.install()  # our records are large: checksum them in C (same bytes on disk)
         if isinstance(writer_or_logdir, (str, os.PathLike)):
             from torch.utils.tensorboard import SummaryWriter
 

@@ -10,7 +10,9 @@ transform of the kernel's autocorrelation ``R``, so the integral over the disc i
 
     integral_{|f| <= r} E(f) df = pi r^2 R(0) + sum_{d != 0} R(d) r J1(2 pi r |d|) / |d|,     r = 1/4
 
-and the denominator is ``R(0) = sum w^2`` (Parseval). A constant kernel scores about 0.2 (the disc holds
+and the denominator is ``R(0) = sum w^2`` (Parseval). Since ``R(d) = sum_p w(p) w(p + d)``, the disc integral is
+the quadratic form ``w^T D w`` with ``D[p, q] = disc(q - p)``: for kernel-sized maps one small matrix product
+computes it (no FFT); for larger maps the autocorrelation comes from a zero-padded FFT. A constant kernel scores about 0.2 (the disc holds
 most, not all, of a box's energy), a smooth (Gaussian) one near 0, white noise ``1 - pi/16 ~= 0.80``.
 Trained first-layer filters are smooth; a high score flags a filter that still looks like its random
 initialisation (CS231n, "Visualizing what ConvNets learn").
@@ -25,6 +27,38 @@ NOISE_THRESHOLD = 0.6
 HIGH_FREQUENCY = 0.25  # cycles per pixel: half the Nyquist frequency
 
 
+def _disc_weights(lag: torch.Tensor) -> torch.Tensor:
+    """The integral over the disc |f| <= r of the Fourier kernel at integer lag ``|d|`` (the formula above)."""
+    r = HIGH_FREQUENCY
+    return torch.where(
+        lag > 0,
+        r * torch.special.bessel_j1(2 * math.pi * r * lag) / lag.clamp_min(1),
+        torch.full_like(lag, math.pi * r * r),
+    )
+
+
+#: Up to this many pixels per map (11 x 11 kernels) the quadratic form beats the FFT.
+_QUADRATIC_FORM_MAX_PIXELS = 121
+
+
+def _low_frequency_energy(maps: torch.Tensor) -> torch.Tensor:
+    """(..., C, H, W) float64 -> (...): the energy inside the disc |f| <= 1/4, summed over C."""
+    h, w = maps.shape[-2:]
+    if h * w <= _QUADRATIC_FORM_MAX_PIXELS:
+        y, x = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        positions = torch.stack([y.flatten(), x.flatten()], dim=1).to(maps.device, torch.float64)
+        disc = _disc_weights(torch.cdist(positions, positions))  # D[p, q] = disc(|q - p|)
+        flat = maps.flatten(-2)
+        return ((flat @ disc) * flat).sum(dim=(-2, -1))
+    size = (2 * h - 1, 2 * w - 1)  # zero padding makes the circular autocorrelation the linear one
+    spectrum = torch.fft.rfft2(maps, s=size)
+    autocorrelation = torch.fft.irfft2(spectrum.abs().square(), s=size).sum(dim=-3)
+    lag_y = torch.fft.fftfreq(size[0], d=1 / size[0], dtype=torch.float64, device=maps.device)
+    lag_x = torch.fft.fftfreq(size[1], d=1 / size[1], dtype=torch.float64, device=maps.device)
+    lag = (lag_y[:, None].square() + lag_x[None, :].square()).sqrt()
+    return (autocorrelation * _disc_weights(lag)).sum(dim=(-2, -1))
+
+
 def high_frequency_share(maps: torch.Tensor) -> torch.Tensor:
     """Share of spectral energy above half the Nyquist frequency, for (..., C, H, W) -> (...), in [0, 1].
 
@@ -33,21 +67,9 @@ def high_frequency_share(maps: torch.Tensor) -> torch.Tensor:
     """
     if maps.dim() < 3:
         raise ValueError(f"expected (..., C, H, W); got shape {tuple(maps.shape)}")
-    h, w = maps.shape[-2:]
-    size = (2 * h - 1, 2 * w - 1)  # zero padding makes the circular autocorrelation the linear one
-    spectrum = torch.fft.rfft2(maps.detach().double(), s=size)
-    autocorrelation = torch.fft.irfft2(spectrum.abs().square(), s=size).sum(dim=-3)
-    lag_y = torch.fft.fftfreq(size[0], d=1 / size[0], dtype=torch.float64, device=maps.device)
-    lag_x = torch.fft.fftfreq(size[1], d=1 / size[1], dtype=torch.float64, device=maps.device)
-    lag = (lag_y[:, None].square() + lag_x[None, :].square()).sqrt()
-    r = HIGH_FREQUENCY
-    disc = torch.where(
-        lag > 0,
-        r * torch.special.bessel_j1(2 * math.pi * r * lag) / lag.clamp_min(1),
-        torch.full_like(lag, math.pi * r * r),
-    )
-    total = autocorrelation[..., 0, 0]
-    low = (autocorrelation * disc).sum(dim=(-2, -1))
+    maps = maps.detach().double()
+    total = maps.square().sum(dim=(-3, -2, -1))
+    low = _low_frequency_energy(maps)
     share = (1 - low / total.clamp_min(torch.finfo(torch.float64).tiny)).clamp(0, 1)
     return torch.where(total > 0, share, torch.zeros_like(share)).float()
 
