@@ -15,11 +15,20 @@ def naive_dead(output):
     return torch.tensor([[bool((output[i, j] <= 0).all()) for j in range(c)] for i in range(n)])
 
 
-def test_dead_maps_matches_a_naive_loop():
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 9])  # matrix-vector sums up to 4x4, reductions above
+@pytest.mark.parametrize("nonnegative", [False, True])
+def test_dead_maps_matches_a_naive_loop(size, nonnegative):
     torch.manual_seed(5)
-    out = torch.relu(torch.randn(6, 5, 3, 3) - 1.5)
-    assert torch.equal(dead_maps(out), naive_dead(out))
-    assert torch.equal(dead_maps(out[:, :, 0, 0]), naive_dead(out[:, :, 0, 0]))
+    out = torch.relu(torch.randn(6, 5, size, size) - 1.5)
+    out[0, 0] = 0.0
+    out[1, 1, 0, 0] = 1e-45  # the smallest subnormal: alive
+    out[2, 2, 0, 0] = float("nan")  # NaN maps are not dead
+    assert torch.equal(dead_maps(out, nonnegative), naive_dead(out))
+    assert torch.equal(dead_maps(out[:, :, 0, 0], nonnegative), naive_dead(out[:, :, 0, 0]))
+    channels_last = out.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(dead_maps(channels_last, nonnegative), naive_dead(out))
+    if not nonnegative:
+        assert torch.equal(dead_maps(out - 1), naive_dead(out - 1))  # below zero counts as dead
 
 
 def test_channels_killed_by_a_negative_bias_are_dead_and_the_rest_match_a_naive_count(tiny_net):
@@ -74,3 +83,55 @@ def test_cnnviz_warns_once_when_channels_die_and_writes_each_window(tiny_net, tm
     died = [w for w in caught if issubclass(w.category, DeadFilterWarning) and "'relu1'" in str(w.message)]
     assert len(died) == 1 and "channels 1" in str(died[0].message) and "step 1" in str(died[0].message)
     viz.close()
+
+
+class Branchy(nn.Module):
+    """A forward whose watched calls change from batch to batch, and which can fail half way."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.extra = nn.ReLU()
+
+    def forward(self, x, branch=False, fail=False):
+        h = self.relu(self.conv(x) - 0.3)
+        if fail:
+            raise RuntimeError("half way")
+        if branch:
+            h = self.extra(h - 0.2)
+        return self.relu(h - 0.1)
+
+
+def test_counts_stay_exact_when_the_watched_calls_change_between_forwards():
+    torch.manual_seed(8)
+    net = Branchy()
+    captured: dict[str, list[torch.Tensor]] = {}
+    calls = {"relu": 0}
+
+    def keep(name):
+        def hook(module, inputs, output):
+            key = name
+            if name == "relu":
+                calls["relu"] += 1
+                key = f"relu#{calls['relu']}"
+            captured.setdefault(key, []).append(output.detach().clone())
+        return hook
+
+    handles = [net.relu.register_forward_hook(keep("relu")), net.extra.register_forward_hook(keep("extra"))]
+    plan = [(4, False, False), (3, True, False), (5, False, False), (2, False, True), (6, True, False)]
+    with DeadFilterMonitor(net) as monitor:
+        for n, branch, fail in plan:
+            calls["relu"] = 0
+            try:
+                net(torch.rand(n, 1, 5, 5), branch=branch, fail=fail)
+            except RuntimeError:
+                pass
+        report = monitor.report()
+    for handle in handles:
+        handle.remove()
+    # The failed forward's first relu call did see its 2 inputs: they count.
+    assert {name: r.inputs for name, r in report.items()} == {"relu#1": 20, "relu#2": 18, "extra": 9}
+    for name, outputs in captured.items():
+        expected = torch.cat([naive_dead(o) for o in outputs]).float().mean(dim=0)
+        torch.testing.assert_close(report[name].rates, expected, msg=name)
