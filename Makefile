@@ -32,6 +32,7 @@ test-quick: venv
 
 bench: venv
 	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/storage.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs

@@ -373,7 +373,7 @@ async function fillSampleColumn(current, column, entry, kind, layer, steps, slid
 
 async function activationsContent(run, layer, step, sample) {
   const count = Math.max(0, Number(sample.images) || 0);
-  const urls = Array.from({ length: count }, (_, index) => model.imageUrl(run, 'activations', layer, step, index));
+  const urls = Array.from({ length: count }, (_, index) => pictureUrl(run, 'activations', layer, step, sample, index));
   const { element, images } = views.activationsView(sample, urls, showImageError);
   // Let the new mosaics decode before they replace the old ones, so that moving the slider does not blink.
   await Promise.race([
@@ -381,6 +381,11 @@ async function activationsContent(run, layer, step, sample) {
     new Promise((resolve) => { setTimeout(resolve, IMAGE_WAIT_MS); }),
   ]);
   return element;
+}
+
+function pictureUrl(run, kind, layer, step, sample, index) {
+  const key = Array.isArray(sample.blobs) ? sample.blobs[index] : undefined;
+  return typeof key === 'string' ? model.blobUrl(run, key) : model.imageUrl(run, kind, layer, step, index);
 }
 
 // A broken picture shows the server's reason where the picture would have been.
@@ -392,7 +397,7 @@ async function showImageError(url, frame) {
 async function filtersContent(run, layer, step, sample) {
   let bitmap;
   try {
-    bitmap = await model.fetchBitmap(model.imageUrl(run, 'filters', layer, step, 0));
+    bitmap = await model.fetchBitmap(pictureUrl(run, 'filters', layer, step, sample, 0));
   } catch (error) {
     bitmap = error;
   }

@@ -71,6 +71,11 @@ export function imageUrl(run, kind, layer, step, index) {
   return routeUrl('image', { run, kind, layer, step, index });
 }
 
+/** URL of one PNG by the blob key that `/sample` lists: one read, no lookup of the series (the fast path). */
+export function blobUrl(run, key) {
+  return routeUrl('blob', { run, key });
+}
+
 /** The decoded PNG at `url`, for drawing sub-rectangles of it on canvases. */
 export function fetchBitmap(url) {
   return cached(bitmapCache, url, async () => {

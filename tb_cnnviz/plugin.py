@@ -104,6 +104,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
             "/steps": self._serve_steps,
             "/sample": self._serve_sample,
             "/image": self._serve_image,
+            "/blob": self._serve_blob,
             "/dead": self._serve_dead,
             "/dead_summary": self._serve_dead_summary,
         }
@@ -155,6 +156,19 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         return http_util.Respond(request, png, "image/png", expires=_IMAGE_MAX_AGE_S)
 
     @_json_route
+    def _serve_blob(self, request: wrappers.Request) -> wrappers.Response:
+        key = _text(request, "key")
+        try:  # the key comes from the client: the loaders fail on a bad one in their own ways
+            png = self._read_blob(_ctx(request), _text(request, "run"), key)
+        except (ValueError, TypeError) as exc:
+            raise errors.InvalidArgumentError(f"malformed blob key {key[:40]!r}: take keys from /sample") from exc
+        except (KeyError, IndexError) as exc:
+            raise errors.NotFoundError(f"no picture with blob key {key[:40]!r}") from exc
+        if not png.startswith(_PNG_SIGNATURE):
+            raise errors.NotFoundError("that blob is not a CNNVIZ picture")
+        return http_util.Respond(request, png, "image/png", expires=_IMAGE_MAX_AGE_S)
+
+    @_json_route
     def _serve_dead(self, request: wrappers.Request) -> dict:
         return self.dead_impl(_ctx(request), _eid(request), _text(request, "run"), _text(request, "layer"))
 
@@ -181,6 +195,16 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         return found
 
     def _tag(self, ctx: Any, eid: str, run: str, kind: str, layer: str) -> tuple[str, metadata.PluginContent]:
+        """The tag of one layer's series. Tags are named by kind and layer, so one filtered listing finds it;
+        the full listing of the run is read only to explain a miss."""
+        tag = metadata.tag(kind, layer)
+        lister = self._provider.list_blob_sequences if kind in metadata.BLOB_KINDS else self._provider.list_tensors
+        found = lister(ctx, experiment_id=eid, plugin_name=self.plugin_name,
+                       run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]))
+        time_series = found.get(run, {}).get(tag)
+        content = metadata.parse_plugin_content(time_series.plugin_content) if time_series is not None else None
+        if content is not None and content.kind == kind and content.layer == layer:
+            return tag, content
         listing = self._listing(ctx, eid, run)
         if run not in listing:
             raise errors.NotFoundError(f"no CNNVIZ data for run {run!r}")
@@ -237,7 +261,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         except (ValueError, UnicodeDecodeError) as exc:
             raise errors.NotFoundError(f"the {kind} of {layer!r} at step {step} in run {run!r} are unreadable") from exc
         return {"run": run, "kind": kind, "layer": layer, "step": datum.step, "wall_time": datum.wall_time,
-                "images": len(datum.values) - 1, "meta": meta}
+                "images": len(datum.values) - 1, "blobs": [v.blob_key for v in datum.values[1:]], "meta": meta}
 
     def image_impl(self, ctx: Any, eid: str, run: str, kind: str, layer: str, step: int, index: int) -> bytes:
         datum = self._datum(ctx, eid, run, kind, layer, step)
@@ -280,6 +304,9 @@ class CNNVizPlugin(base_plugin.TBPlugin):
             layers[layer] = {"step": series[-1].step, "channels": int(rates.size), "threshold": threshold,
                              "dead": [int(i) for i in (rates >= threshold).nonzero()[0]]}
         return {"run": run, "layers": layers}
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _ctx(request: wrappers.Request) -> Any:
