@@ -147,10 +147,17 @@ def test_the_tab_shows_both_runs_flags_dead_layers_and_keeps_markup_as_text(brow
 
     frame.locator("button.view-button[data-view='filters']").click()
     frame.locator(".layer-item[data-layer='conv2']").click()
-    frame.wait_for_selector(".filter-tile")
+    healthy_tiles = frame.locator(".run-column[data-run='healthy_lr0.05'] .filter-tile")
+    expect(healthy_tiles).to_have_count(32)  # each run's column fills in when its response arrives
     frame.locator("#sort-noise").check()
-    scores = frame.eval_on_selector_all(".run-column[data-run='healthy_lr0.05'] .filter-tile",
-                                        "els => els.map(e => Number(e.dataset.noise))")
+    frame.wait_for_function(
+        """() => {
+            const tiles = document.querySelectorAll(".run-column[data-run='healthy_lr0.05'] .filter-tile");
+            const noise = [...tiles].map(e => Number(e.dataset.noise));
+            return noise.length === 32 && noise.every((v, i) => i === 0 || noise[i - 1] >= v);
+        }"""
+    )
+    scores = healthy_tiles.evaluate_all("els => els.map(e => Number(e.dataset.noise))")
     assert scores == sorted(scores, reverse=True) and len(scores) == 32
     page.screenshot(path=str(DOCS / "screenshot-filters.png"))
 
