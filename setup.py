@@ -22,6 +22,7 @@ setup(
         "pillow>=9",
         "scikit-learn>=1.1",
         "werkzeug>=2",
+        "tqdm>=4.60",  # the progress bar of long attributions (occlusion), as Captum and torchvision users know it
         "google-crc32c>=1.5",  # event-file checksums in C: TensorBoard's pure-Python CRC costs 120 ns per byte
     ],
     extras_require={

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from werkzeug.test import Client
 
 #: The demo, shortened for tests: still more than 10 logged steps, so TensorBoard's sampling shows.
@@ -50,3 +51,25 @@ def wait_until_loaded(get: Callable[[str, dict], bytes], timeout_s: float = 60) 
             return
         previous = seen
         time.sleep(0.5)
+
+
+def model_state(model):
+    """What a method must leave as it found: hooks, modes, requires_grad, .grad objects, buffers, RNG."""
+    return {
+        "hooks": sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules()),
+        "training": [m.training for m in model.modules()],
+        "requires_grad": [p.requires_grad for p in model.parameters()],
+        "grads": [p.grad for p in model.parameters()],
+        "buffers": [b.clone() for b in model.buffers()],
+        "rng": torch.get_rng_state(),
+    }
+
+
+def assert_same_state(before, after):
+    assert after["hooks"] == before["hooks"] == 0
+    assert after["training"] == before["training"]
+    assert after["requires_grad"] == before["requires_grad"]
+    assert all(a is b for a, b in zip(after["grads"], before["grads"]))
+    for a, b in zip(after["buffers"], before["buffers"]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert torch.equal(after["rng"], before["rng"])

@@ -4,6 +4,8 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import assert_same_state, model_state
+
 from tb_cnnviz.methods import layer_activations, snapshot
 from tb_cnnviz.methods._hooks import check_images
 
@@ -71,27 +73,6 @@ def test_bad_input_gets_a_clear_error(tiny_net):
         check_images(torch.rand(1, 8, 8), "probe_images")
     with pytest.raises(ValueError, match="has no layer 'conv3'.*Did you mean 'conv2', 'conv1'.*Its layers are: conv1, relu1"):
         layer_activations(tiny_net, torch.rand(1, 1, 8, 8), layers=["conv3"])
-
-
-def model_state(model):
-    return {
-        "hooks": sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()),
-        "training": [m.training for m in model.modules()],
-        "requires_grad": [p.requires_grad for p in model.parameters()],
-        "grads": [p.grad for p in model.parameters()],
-        "buffers": [b.clone() for b in model.buffers()],
-        "rng": torch.get_rng_state(),
-    }
-
-
-def assert_same_state(before, after):
-    assert after["hooks"] == before["hooks"] == 0
-    assert after["training"] == before["training"]
-    assert after["requires_grad"] == before["requires_grad"]
-    assert all(a is b for a, b in zip(after["grads"], before["grads"]))
-    for a, b in zip(after["buffers"], before["buffers"]):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
-    assert torch.equal(after["rng"], before["rng"])
 
 
 def batchnorm_net():
