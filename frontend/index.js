@@ -2,10 +2,11 @@
 // This module holds the tab's state and wires events to the data (model.js) and the DOM (views.js).
 
 import * as model from './model.js';
+import * as attribution from './attribution.js';
 import * as views from './views.js';
 
 const EMPTY_TEXT = 'No CNNVIZ data yet: log with tb_cnnviz.CNNViz(model, writer, probe_images=...) '
-  + '(viz.log_activations, viz.log_filters, viz.watch_dead_filters), then press Reload.';
+  + '(viz.log_activations, viz.log_filters, viz.watch_dead_filters, viz.log_saliency, viz.log_occlusion), then press Reload.';
 const RUN_COLORS = ['#f57c00', '#1976d2', '#388e3c', '#7b1fa2', '#c2185b', '#0097a7', '#5d4037', '#455a64'];
 const STYLESHEET_WAIT_MS = 1000;
 const IMAGE_WAIT_MS = 1500; // how long new mosaics may decode before they replace the old ones anyway
@@ -20,6 +21,7 @@ const state = {
   steps: [], // the slider's steps: union over the selected runs
   sortNoise: false,
   deadSummaries: new Map(), // run -> summary JSON or Error
+  hiddenMethods: new Set(), // attribution methods switched off in the method list
 };
 
 let ui = null;
@@ -71,6 +73,13 @@ function wireEvents() {
   });
   ui.layerList.addEventListener('click', (event) => {
     const item = event.target.closest('.layer-item');
+    if (item && state.view === 'attribution') {
+      const method = item.dataset.layer;
+      if (state.hiddenMethods.has(method)) state.hiddenMethods.delete(method);
+      else state.hiddenMethods.add(method);
+      update();
+      return;
+    }
     if (!item || item.dataset.layer === state.layer) return;
     state.layer = item.dataset.layer;
     update();
@@ -80,6 +89,9 @@ function wireEvents() {
   ui.sortNoise.addEventListener('change', () => {
     state.sortNoise = ui.sortNoise.checked;
     for (const grid of ui.columns.querySelectorAll('.filter-grid')) views.orderFilterTiles(grid, state.sortNoise);
+  });
+  ui.opacity.addEventListener('input', () => {
+    ui.root.style.setProperty('--overlay-opacity', String(Number(ui.opacity.value) / 100));
   });
   ui.reload.addEventListener('click', () => {
     model.clearCache();
@@ -161,6 +173,10 @@ async function loadRuns() {
 
 /* ------------------------------------------------------------------ state helpers */
 
+function viewNoun(view) {
+  return view === 'attribution' ? 'attribution maps' : views.VIEW_NAMES[view].toLowerCase();
+}
+
 function selectedRuns() {
   return state.runs.filter((entry) => state.selected.has(entry.run));
 }
@@ -227,6 +243,8 @@ function update({ keepSlider = false } = {}) {
   if (!layers.includes(state.layer)) state.layer = layers[0] ?? null;
   views.markViewButtons(ui.viewButtons, state.view);
   ui.sortControl.hidden = state.view !== 'filters';
+  ui.opacityControl.hidden = state.view !== 'attribution';
+  ui.layerTitle.textContent = state.view === 'attribution' ? 'Methods' : 'Layers';
   renderSidebarFlags(layers);
   loadDeadSummaries();
   renderHeading();
@@ -239,17 +257,20 @@ function update({ keepSlider = false } = {}) {
     return;
   }
   if (!state.layer) {
-    showMessage(views.emptyBox(`No ${views.VIEW_NAMES[kind].toLowerCase()} logged in the selected runs.`));
+    showMessage(views.emptyBox(`No ${viewNoun(kind)} logged in the selected runs.${kind === 'attribution'
+      ? ' Log them with viz.log_saliency(step, method=...) and viz.log_occlusion(step).' : ''}`));
     return;
   }
   if (kind === 'dead') renderDead(current, keepSlider);
+  else if (kind === 'attribution') renderAttribution(current, keepSlider);
   else renderSamples(current, kind, keepSlider);
 }
 
 function renderSidebarFlags(layers = layerUnion(state.view)) {
   const dead = deadByLayer();
-  views.renderLayerList(ui.layerList, layers, state.layer, dead,
-    state.selected.size ? `No ${views.VIEW_NAMES[state.view].toLowerCase()} in the selected runs` : 'No run selected');
+  const selected = state.view === 'attribution' ? new Set(shownMethods(layers)) : state.layer;
+  views.renderLayerList(ui.layerList, layers, selected, dead,
+    state.selected.size ? `No ${viewNoun(state.view)} in the selected runs` : 'No run selected');
   const counts = [];
   const failures = [];
   for (const { run } of selectedRuns()) {
@@ -273,6 +294,12 @@ function loadDeadSummaries() {
 }
 
 function renderHeading() {
+  if (state.view === 'attribution') {
+    const shown = shownMethods(layerUnion('attribution'));
+    ui.heading.replaceChildren(views.el('span', { className: 'heading-view',
+      text: `${views.VIEW_NAMES.attribution} · ${shown.map(attribution.methodTitle).join(', ') || 'no method selected'}` }));
+    return;
+  }
   const parts = state.layer ? [views.el('span', { className: 'heading-layer', text: state.layer }),
     views.el('span', { className: 'heading-view', text: ` · ${views.VIEW_NAMES[state.view]}` })] : [];
   ui.heading.replaceChildren(...parts);
@@ -439,4 +466,51 @@ async function runDead(entry, layer) {
 function deadStepText(reply) {
   const steps = reply.steps;
   return steps.length ? `steps ${steps[0]}–${steps[steps.length - 1]}` : '';
+}
+
+/* ------------------------------------------------------------------ where it looks */
+
+function shownMethods(methods) {
+  return methods.filter((method) => !state.hiddenMethods.has(method));
+}
+
+// Every shown method side by side, each at its latest step at or before the slider's.
+async function renderAttribution(current, keepSlider) {
+  const methods = shownMethods(layerUnion('attribution'));
+  const runs = selectedRuns();
+  const shown = ensureColumns();
+  if (!methods.length) {
+    for (const column of shown.values()) fill(current, column, views.emptyBox('Select at least one method in the list.'));
+    return;
+  }
+  markStale();
+  const stepLists = await Promise.all(runs.map((entry) => Promise.all(methods.map((method) => runSteps(entry, 'attribution', method)))));
+  if (current !== generation) return;
+  const union = [...new Set(stepLists.flat().filter(Array.isArray).flat())].sort((a, b) => a - b);
+  const sliderStep = setSlider(union, keepSlider);
+  runs.forEach((entry, i) => fillAttributionColumn(current, shown.get(entry.run), entry, methods, stepLists[i], sliderStep));
+}
+
+async function fillAttributionColumn(current, column, entry, methods, stepLists, sliderStep) {
+  const entries = await Promise.all(methods.map(async (method, i) => {
+    const steps = stepLists[i];
+    if (steps === null) return { method };
+    if (steps instanceof Error) return { method, error: steps.message };
+    const step = atOrBefore(steps, sliderStep);
+    if (step === undefined) return { method };
+    try {
+      const sample = await model.fetchSample(entry.run, 'attribution', method, step);
+      const count = Number(sample.meta && sample.meta.images) || 0;
+      const urls = {
+        input: (n) => pictureUrl(entry.run, 'attribution', method, step, sample, n),
+        map: (n) => pictureUrl(entry.run, 'attribution', method, step, sample, count + n),
+      };
+      return { method, sample, urls, stepText: `step ${step}` };
+    } catch (error) {
+      return { method, error: error.message };
+    }
+  }));
+  const steps = [...new Set(entries.filter((e) => e.sample).map((e) => e.sample.step))].sort((a, b) => a - b);
+  const stepText = steps.length ? `step ${steps.join(', ')}` : '';
+  fill(current, column, attribution.attributionView(entries), stepText);
 }

@@ -9,7 +9,7 @@ const FILTER_TILE_PX = 64;
 const DEAD_COLOR = '#ff1744';
 const ACCENT = '#f57c00';
 
-export const VIEW_NAMES = { activations: 'Activations', filters: 'Filters', dead: 'Dead filters' };
+export const VIEW_NAMES = { activations: 'Activations', filters: 'Filters', dead: 'Dead filters', attribution: 'Where it looks' };
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -98,7 +98,10 @@ export function buildShell(parent) {
   const sortControl = el('label', { className: 'sort-control', hidden: true }, [sortNoise, 'sort by noise']);
   const stepControl = el('div', { className: 'step-control' }, [
     el('label', { text: 'Step', attrs: { for: 'step-slider' } }), slider, stepLabel]);
-  const toolbar = el('div', { className: 'toolbar' }, [stepControl, sortControl]);
+  const opacity = el('input', { attrs: { id: 'overlay-opacity', type: 'range', min: 0, max: 100, step: 5, value: 60,
+    'aria-label': 'Overlay opacity' } });
+  const opacityControl = el('label', { className: 'opacity-control', hidden: true }, ['overlay', opacity]);
+  const toolbar = el('div', { className: 'toolbar' }, [stepControl, sortControl, opacityControl]);
   const heading = el('div', { className: 'layer-heading' });
   const columns = el('div', { className: 'run-columns' });
   const main = el('main', { className: 'main' }, [status, deadAlert, toolbar, heading, columns]);
@@ -108,7 +111,8 @@ export function buildShell(parent) {
   parent.append(root);
   activeTooltip = tooltip;
   return { root, status, runList, viewButtons, layerList, reload, deadAlert, toolbar, stepControl, slider,
-    stepLabel, sortNoise, sortControl, heading, columns };
+    stepLabel, sortNoise, sortControl, opacity, opacityControl, heading, columns,
+    layerTitle: sidebar.querySelector('.layers-panel h2') };
 }
 
 function panel(title, content, extraClass = '') {
@@ -143,7 +147,7 @@ export function markViewButtons(container, view) {
 }
 
 /**
- * The layer list. `deadByLayer` maps a layer name to [{run, dead, channels, step}] for the runs in which
+ * The layer list (the method list in the attribution view, where `selectedLayer` is the Set shown). `deadByLayer` maps a layer name to [{run, dead, channels, step}] for the runs in which
  * it has dead channels at the latest flush.
  */
 export function renderLayerList(container, layers, selectedLayer, deadByLayer, emptyText) {
@@ -158,7 +162,7 @@ export function renderLayerList(container, layers, selectedLayer, deadByLayer, e
       [el('span', { className: 'layer-name', text: layer })]);
     const dead = deadByLayer.get(layer);
     if (dead && dead.length) item.append(deadBadge(dead));
-    const selected = layer === selectedLayer;
+    const selected = selectedLayer instanceof Set ? selectedLayer.has(layer) : layer === selectedLayer;
     item.classList.toggle('selected', selected);
     item.setAttribute('aria-current', String(selected));
     return el('li', {}, [item]);

@@ -85,6 +85,9 @@ def train_run(
             if step % log_every == 0 or step == steps - 1:
                 viz.log_activations(step)
                 viz.log_filters(step)
+                for method in ("guided_backprop", "grad_cam", "saliency"):
+                    viz.log_saliency(step, method=method)
+                viz.log_occlusion(step, window=8, stride=4)
             start_index = (step * batch_size) % (len(order) - batch_size)
             batch = order[start_index : start_index + batch_size]
             model.train()

@@ -15,10 +15,14 @@ from typing import Any, Callable, TypeVar
 import torch
 from torch import nn
 
-from . import summary
+from . import render, summary
 from .methods._hooks import check_images, conv_layers, resolve_layers, split_call
 from .methods.activations import layer_activations
+from .methods.attribution import METHODS, attribution_map, check_method
 from .methods.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor
+from .methods.grad_cam import last_conv_name
+from .methods.occlusion import occlusion, occlusion_grid
+from .methods.targets import class_probabilities, resolve_targets
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -231,6 +235,112 @@ class CNNViz:
                 summary.filter_summary(layer, conv.weight, order, self.max_filters, self.max_inputs, rgb=rgb), step
             )
         return list(convs)
+
+    # -- where the network looks ----------------------------------------------------------------------------
+
+    @_logging_call
+    def log_saliency(
+        self,
+        step: int,
+        images: torch.Tensor | None = None,
+        targets: int | Sequence[int] | torch.Tensor | None = None,
+        method: str = "guided_backprop",
+        smooth: bool = False,
+        n: int = 25,
+        sigma: float = 0.15,
+    ) -> str | None:
+        """Write one attribution method's maps for the probe images (or ``images``); returns the name shown
+        in the tab. ``method``: saliency, deconvnet, guided_backprop, grad_cam or guided_grad_cam;
+        ``smooth`` averages it over ``n`` noisy copies (SmoothGrad, noise ``sigma`` x each image's range).
+        ``targets`` default to the probe labels, else the predicted class."""
+        check_method(method)
+        images = self._images(images)
+        with self._own_passes():
+            probabilities, chosen, labels = self._explained_classes(images, targets)
+            raw = attribution_map(method, self.model, images, chosen, smooth=smooth, n=n, sigma=sigma)
+            cam_layer = last_conv_name(self.model, images) if "grad_cam" in method else None
+        style, values, scale, nonfinite = render.display_map(method, raw)
+        name = f"smoothgrad({method})" if smooth else method
+        meta = {
+            **self._class_meta(probabilities, chosen, labels),
+            "method": method,
+            "smooth": {"n": n, "sigma": sigma} if smooth else None,
+            "style": style,
+            "scale": scale,
+            "nonfinite": nonfinite,
+            "height": images.shape[2],
+            "width": images.shape[3],
+            "cam_layer": cam_layer,
+        }
+        order = list(METHODS).index(method) + (len(METHODS) if smooth else 0)
+        self._sink.write(
+            summary.attribution_summary(name, meta, render.input_pictures(images), render.unit_pictures(values), order), step
+        )
+        return name
+
+    @_logging_call
+    def log_occlusion(
+        self,
+        step: int,
+        images: torch.Tensor | None = None,
+        targets: int | Sequence[int] | torch.Tensor | None = None,
+        window: int | None = None,
+        stride: int | None = None,
+        fill: float = 0.0,
+        batch_size: int = 64,
+    ) -> str | None:
+        """Write occlusion maps (Zeiler & Fergus) for the probe images (or ``images``). ``window`` defaults to
+        32 px on images of 128 px and more, else a quarter of the shorter side; ``stride`` to half the window."""
+        images = self._images(images)
+        height, width = images.shape[2:]
+        if window is None:
+            window = 32 if min(height, width) >= 128 else max(1, min(height, width) // 4)
+        if stride is None:
+            stride = max(1, window // 2)
+        rows, cols = occlusion_grid(height, width, window, stride)
+        with self._own_passes():
+            probabilities, chosen, labels = self._explained_classes(images, targets)
+            heat = occlusion(self.model, images, chosen, window=window, stride=stride, fill=fill, batch_size=batch_size)
+        heat, nonfinite = render.finite(heat.float().cpu())
+        meta = {
+            **self._class_meta(probabilities, chosen, labels),
+            "method": "occlusion",
+            "style": "occlusion",
+            "nonfinite": nonfinite,
+            "height": height,
+            "width": width,
+            "grid": {"window": window, "stride": stride, "fill": fill, "rows": rows, "cols": cols, "values": heat.tolist()},
+        }
+        self._sink.write(summary.attribution_summary("occlusion", meta, render.input_pictures(images), [], 2 * len(METHODS)), step)
+        return "occlusion"
+
+    def _explained_classes(
+        self, images: torch.Tensor, targets: int | Sequence[int] | torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, list[int] | None]:
+        """(class probabilities, the class each map explains, true labels or None): targets given, else the
+        probe labels, else the predicted class."""
+        labels = self.probe_labels if images is self.probe_images else None
+        probabilities = class_probabilities(self.model, images)
+        if targets is not None and not isinstance(targets, (int, torch.Tensor)):
+            targets = torch.as_tensor(list(targets))
+        if targets is None and labels is not None:
+            targets = torch.as_tensor(labels)
+        return probabilities, resolve_targets(targets, probabilities), labels
+
+    @staticmethod
+    def _class_meta(probabilities: torch.Tensor, targets: torch.Tensor, labels: list[int] | None) -> dict:
+        probabilities = probabilities.cpu()
+        targets = targets.cpu()
+        predicted_probability, predicted = probabilities.max(dim=1)
+        return {
+            "images": len(probabilities),
+            "classes": probabilities.shape[1],
+            "targets": targets.tolist(),
+            "target_probability": probabilities.gather(1, targets[:, None])[:, 0].tolist(),
+            "predicted": predicted.tolist(),
+            "predicted_probability": predicted_probability.tolist(),
+            "labels": list(labels) if labels is not None else [None] * len(probabilities),
+        }
 
     def _images(self, images: torch.Tensor | None) -> torch.Tensor:
         if images is None:

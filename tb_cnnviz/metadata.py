@@ -10,6 +10,8 @@ Kinds:
     ``activations``  blob sequence: [meta JSON, PNG mosaic per probe image]
     ``filters``      blob sequence: [meta JSON, PNG mosaic]
     ``dead``         tensor float32 (C,): per channel, share of inputs whose map was all zero
+    ``attribution``  blob sequence: [meta JSON, input PNG per probe image, map PNG per probe image (none for
+                     occlusion, whose probabilities are numbers in the meta)]; the "layer" is the method
     ``cnnviz/dead_fraction/<layer>`` is also written as an ordinary scalar, for the Scalars tab.
 """
 
@@ -27,13 +29,15 @@ FORMAT_VERSION = 1
 ACTIVATIONS = "activations"
 FILTERS = "filters"
 DEAD = "dead"
+ATTRIBUTION = "attribution"
 
 DATA_CLASS = {
     ACTIVATIONS: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
     FILTERS: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
     DEAD: summary_pb2.DATA_CLASS_TENSOR,
+    ATTRIBUTION: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
 }
-BLOB_KINDS = (ACTIVATIONS, FILTERS)
+BLOB_KINDS = (ACTIVATIONS, FILTERS, ATTRIBUTION)
 TENSOR_KINDS = (DEAD,)
 
 TAG_PREFIX = "cnnviz"

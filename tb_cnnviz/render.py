@@ -102,3 +102,49 @@ def filter_picture(weight: torch.Tensor, max_inputs: int = 16, rgb: bool = False
         layout.update(mode="per_input", tile=tile, sub=sub, inputs=list(range(shown)))
     layout["scale"] = scale.tolist()
     return png_bytes(picture), layout
+
+
+# -- attribution maps -------------------------------------------------------------------------------------
+
+HEAT = "heat"  #: non-negative map in [0, 1], drawn through a colour map over the image
+SIGNED = "signed"  #: signed map, 0.5 + 0.5 * x / max|x| per image: grey is zero, as in the papers
+HEAT_METHODS = ("saliency", "grad_cam")
+
+
+def finite(values: torch.Tensor) -> tuple[torch.Tensor, list[bool]]:
+    """NaN/Inf set to 0, and per image whether any was there (flagged in the tab, never a crash)."""
+    bad = ~torch.isfinite(values.flatten(1))
+    return values.nan_to_num(0.0, 0.0, 0.0), bad.any(dim=1).tolist()
+
+
+def display_map(method: str, raw: torch.Tensor) -> tuple[str, torch.Tensor, list[float], list[bool]]:
+    """Reduce a raw map (N, C, H, W) for display: saliency and Grad-CAM as a heat map in [0, 1] (saliency:
+    max of |.| over colour channels, Simonyan et al.), the others as a signed map in [0, 1] with 0.5 at zero.
+    Returns (style, values, each image's scale = the raw value drawn at full intensity, non-finite flags)."""
+    values, nonfinite = finite(raw.detach().float().cpu())
+    if method in HEAT_METHODS:
+        heat = values.abs().amax(dim=1)
+        scale = heat.flatten(1).amax(dim=1)
+        return HEAT, heat / scale.clamp_min(1e-30)[:, None, None], scale.tolist(), nonfinite
+    scale = values.abs().flatten(1).amax(dim=1)
+    signed = 0.5 + 0.5 * values / scale.clamp_min(1e-30)[:, None, None, None]
+    return SIGNED, signed, scale.tolist(), nonfinite
+
+
+def unit_pictures(values: torch.Tensor) -> list[bytes]:
+    """Values in [0, 1], (N, H, W) grey or (N, C, H, W) with C in (1, 3), to one PNG per image."""
+    if values.dim() == 4:
+        values = values[:, 0] if values.shape[1] == 1 else values.permute(0, 2, 3, 1)
+    pixels = (values.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    return [png_bytes(np.ascontiguousarray(picture)) for picture in pixels]
+
+
+def input_pictures(images: torch.Tensor) -> list[bytes]:
+    """The images as the model saw them, each stretched to its own [min, max] (inputs are usually
+    normalised, so their raw range means nothing on screen); channels other than 1 or 3 shown as their mean."""
+    images, _ = finite(images.detach().float().cpu())
+    if images.shape[1] not in (1, 3):
+        images = images.mean(dim=1, keepdim=True)
+    flat = images.flatten(1)
+    lo, hi = flat.amin(dim=1)[:, None, None, None], flat.amax(dim=1)[:, None, None, None]
+    return unit_pictures((images - lo) / (hi - lo).clamp_min(1e-30))

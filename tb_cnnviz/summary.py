@@ -138,6 +138,14 @@ def filter_summary(
     return summary_pb2.Summary(value=[value])
 
 
+def attribution_summary(name: str, meta: dict, inputs: Sequence[bytes], maps: Sequence[bytes], order: int = 0) -> summary_pb2.Summary:
+    """One method's maps for the probe images: meta JSON, the input pictures, then the map pictures."""
+    content = metadata.PluginContent(kind=metadata.ATTRIBUTION, layer=name, order=order)
+    meta = {"kind": metadata.ATTRIBUTION, "layer": name, **meta}
+    blobs = [_json_blob(meta), *inputs, *maps]
+    return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(metadata.ATTRIBUTION, name), content, blobs)])
+
+
 def dead_summary(report: DeadReport, order: int = 0) -> summary_pb2.Summary:
     """Per-channel dead rates (tensor, for the tab) and the layer's dead fraction (scalar, for Scalars)."""
     content = metadata.PluginContent(kind=metadata.DEAD, layer=report.layer, order=order, threshold=report.threshold)

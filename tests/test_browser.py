@@ -184,3 +184,58 @@ def test_the_step_slider_shows_older_steps(browser, tensorboard_url):
     )
     assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
     page.close()
+
+
+def test_where_it_looks_shows_maps_side_by_side_with_occlusion_probabilities_on_hover(browser, tensorboard_url):
+    problems: list[str] = []
+    page, frame = open_tab(browser, tensorboard_url, problems)
+    frame.locator("button.view-button[data-view='attribution']").click()
+    expect(frame.locator(".layers-panel h2")).to_have_text("Methods")
+    methods = frame.locator(".layer-item").evaluate_all("els => els.map(e => e.dataset.layer)")
+    assert methods == ["saliency", "guided_backprop", "grad_cam", "occlusion"], methods
+
+    column = frame.locator(".run-column[data-run='healthy_lr0.05']")
+    expect(column.locator(".attribution-row")).to_have_count(4)  # the demo's four probe images
+    for method in methods:
+        expect(column.locator(f".attribution-cell[data-method='{method}']")).to_have_count(4)
+    expect(column.locator("canvas.heat-map[data-drawn='true']")).to_have_count(8)  # saliency and Grad-CAM
+    frame.wait_for_function("[...document.querySelectorAll('img.signed-map, img.overlay-base')]"
+                            ".every(i => i.complete && i.naturalWidth > 0)")
+
+    # Heat maps are normalised to their maximum, so the colour map's top colour must appear on the canvas.
+    top_colour_pixels = column.locator(".attribution-cell[data-method='grad_cam'] canvas.heat-map").first.evaluate(
+        """canvas => { const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+                       let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] === 252 && d[i+1] === 255 && d[i+2] === 164) n++;
+                       return n; }""")
+    assert top_colour_pixels > 0
+
+    # Hovering the occlusion map at the centre of the occluder at grid position (1, 2) shows its probability.
+    sample = json_route(tensorboard_url, "sample", run="healthy_lr0.05", kind="attribution", layer="occlusion",
+                        step=239)["meta"]
+    grid = sample["grid"]
+    row, col = 1, 2
+    layer = column.locator(".attribution-cell[data-method='occlusion'] .occlusion-layer").first
+    box = layer.bounding_box()
+    scale = box["width"] / sample["width"]
+    layer.hover(position={"x": (col * grid["stride"] + grid["window"] / 2) * scale,
+                          "y": (row * grid["stride"] + grid["window"] / 2) * scale})
+    tooltip = frame.locator(".cnnviz-tooltip")
+    expect(tooltip).to_contain_text(f"occluder at row {row * grid['stride']}, column {col * grid['stride']}")
+    expect(tooltip).to_contain_text(f"= {100 * grid['values'][0][row][col]:.1f}%")
+    expect(tooltip).to_contain_text(f"unoccluded: {100 * sample['target_probability'][0]:.1f}%")
+    page.screenshot(path=str(DOCS / "screenshot-attribution.png"))
+
+    frame.locator("#overlay-opacity").fill("0")
+    assert column.locator("canvas.heat-map").first.evaluate("c => getComputedStyle(c).opacity") == "0"
+    frame.locator(".layer-item[data-layer='saliency']").click()
+    expect(column.locator(".attribution-cell[data-method='saliency']")).to_have_count(0)
+    expect(column.locator(".attribution-cell[data-method='grad_cam']")).to_have_count(4)
+
+    assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
+    page.close()
+
+
+def json_route(url: str, route: str, **params: object) -> dict:
+    import json
+
+    return json.loads(fetch(url, route, params))

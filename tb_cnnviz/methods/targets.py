@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._hooks import check_images, model_device
+from ._hooks import check_images, model_device, preserved_state
 
 
 def check_inputs(model: nn.Module, images: object) -> torch.Tensor:
@@ -48,3 +48,11 @@ def resolve_targets(target: int | torch.Tensor | None, scores: torch.Tensor) -> 
     if bad.any():
         raise ValueError(f"target {targets[bad][0].item()} is out of range: the model has {classes} classes (0..{classes - 1})")
     return targets
+
+
+def class_probabilities(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Softmax of the model's scores (N, classes), in eval mode, the model left as found."""
+    images = check_inputs(model, images)
+    with torch.inference_mode(), preserved_state(model):
+        model.eval()
+        return check_scores(model(images), len(images)).float().softmax(dim=1)

@@ -1,0 +1,220 @@
+// The "Where it looks" view: per probe image, the input and beside it each logged attribution map as an
+// overlay (heat maps through a colour map, signed maps as they are), and occlusion as a grid of
+// probabilities at the occluder's positions. DOM only; index.js fetches.
+
+import { el, emptyBox, formatNumber, hideTooltip, showTooltip } from './views.js';
+
+const MIN_CELL_PX = 112; // small images are scaled up to at least this
+const MAX_CELL_PX = 224;
+
+// "inferno"-like stops (matplotlib), interpolated: dark is low, yellow is high.
+const COLOR_STOPS = [
+  [0, [0, 0, 4]], [0.25, [87, 16, 110]], [0.5, [188, 55, 84]], [0.75, [249, 142, 9]], [1, [252, 255, 164]],
+];
+const LUT = buildLut();
+
+function buildLut() {
+  const lut = new Uint8ClampedArray(256 * 3);
+  for (let i = 0; i < 256; i += 1) {
+    const t = i / 255;
+    let k = 0;
+    while (k < COLOR_STOPS.length - 2 && t > COLOR_STOPS[k + 1][0]) k += 1;
+    const [t0, c0] = COLOR_STOPS[k];
+    const [t1, c1] = COLOR_STOPS[k + 1];
+    const f = (t - t0) / (t1 - t0);
+    for (let c = 0; c < 3; c += 1) lut[i * 3 + c] = c0[c] + f * (c1[c] - c0[c]);
+  }
+  return lut;
+}
+
+/** CSS colour of a value in [0, 1] on the colour map. */
+export function colorOf(value) {
+  const i = Math.max(0, Math.min(255, Math.round(value * 255))) * 3;
+  return `rgb(${LUT[i]}, ${LUT[i + 1]}, ${LUT[i + 2]})`;
+}
+
+const METHOD_TITLES = {
+  saliency: 'Saliency',
+  deconvnet: 'DeconvNet',
+  guided_backprop: 'Guided backprop',
+  grad_cam: 'Grad-CAM',
+  guided_grad_cam: 'Guided Grad-CAM',
+  occlusion: 'Occlusion',
+};
+
+/** "smoothgrad(guided_backprop)" -> "Guided backprop + SmoothGrad". */
+export function methodTitle(name) {
+  const smooth = /^smoothgrad\((.*)\)$/.exec(name);
+  const base = smooth ? smooth[1] : name;
+  return `${METHOD_TITLES[base] ?? base}${smooth ? ' + SmoothGrad' : ''}`;
+}
+
+/**
+ * One run's maps at one step. `entries`: [{method, sample, error, urls: {input(n), map(n)}, stepText}], in
+ * the order to show. Returns the element.
+ */
+export function attributionView(entries) {
+  const withData = entries.filter((entry) => entry.sample && entry.sample.meta);
+  const errors = entries.filter((entry) => entry.error).map((entry) =>
+    el('div', { className: 'state-box state-error', attrs: { role: 'alert' } },
+      [el('strong', { text: `${methodTitle(entry.method)}: ` }), el('span', { className: 'error-message', text: entry.error })]));
+  if (!withData.length) return el('div', { className: 'attribution-view' }, errors.length ? errors : [emptyBox('No maps at or before this step.')]);
+  const reference = withData[0];
+  const count = Math.max(...withData.map((entry) => Number(entry.sample.meta.images) || 0));
+  const flags = withData.flatMap((entry) => nonfiniteNote(entry));
+  const rows = Array.from({ length: count }, (_, index) => probeRow(reference, withData, index));
+  return el('div', { className: 'attribution-view' }, [...errors, ...flags, el('div', { className: 'attribution-grid' }, rows)]);
+}
+
+function cellTitle(text, title = '') {
+  return el('div', { className: 'attribution-cell-title', text, title });
+}
+
+function nonfiniteNote(entry) {
+  const flagged = (entry.sample.meta.nonfinite || []).map((bad, index) => (bad ? index : -1)).filter((index) => index >= 0);
+  if (!flagged.length) return [];
+  return [el('div', { className: 'note flag-nonfinite',
+    text: `${methodTitle(entry.method)}: NaN/Inf in the map of image ${flagged.join(', ')} (drawn as 0)` })];
+}
+
+function cellSize(meta) {
+  const height = Number(meta.height) || 64;
+  const width = Number(meta.width) || 64;
+  const scale = Math.min(MAX_CELL_PX / Math.max(height, width), Math.max(1, Math.ceil(MIN_CELL_PX / Math.max(height, width))));
+  return { width: Math.round(width * scale), height: Math.round(height * scale), scale };
+}
+
+function probeRow(reference, entries, index) {
+  const meta = reference.sample.meta;
+  const size = cellSize(meta);
+  const input = el('img', { className: 'attribution-input', attrs: { alt: `probe image ${index}`, width: size.width,
+    height: size.height, draggable: 'false', src: reference.urls.input(index) } });
+  const cells = entries.map((entry) => mapCell(entry, index, size));
+  return el('div', { className: 'attribution-row', dataset: { image: index } }, [
+    el('figure', { className: 'attribution-cell', style: { width: `${size.width}px` } }, [cellTitle('input'), input, el('figcaption', {}, classLines(meta, index))]),
+    ...cells,
+  ]);
+}
+
+function classLines(meta, index) {
+  const label = (meta.labels || [])[index];
+  const lines = [el('span', { text: `image ${index}` })];
+  if (label !== null && label !== undefined) lines.push(el('span', { className: 'true-label', text: ` · true ${label}` }));
+  const predicted = (meta.predicted || [])[index];
+  if (predicted !== undefined) {
+    const wrong = label !== null && label !== undefined && predicted !== label;
+    lines.push(el('span', { className: wrong ? 'predicted wrong' : 'predicted',
+      text: ` · predicted ${predicted} (${formatProbability((meta.predicted_probability || [])[index])})` }));
+  }
+  return lines;
+}
+
+function formatProbability(value) {
+  return typeof value === 'number' ? `${(100 * value).toFixed(1)}%` : '?';
+}
+
+function mapCell(entry, index, size) {
+  const meta = entry.sample.meta;
+  const frame = el('div', { className: 'overlay-frame', style: { width: `${size.width}px`, height: `${size.height}px` } });
+  const base = el('img', { className: 'overlay-base', attrs: { alt: '', width: size.width, height: size.height,
+    draggable: 'false', src: entry.urls.input(index) } });
+  frame.append(base);
+  if (meta.style === 'occlusion') frame.append(occlusionLayer(meta, index, size));
+  else if (meta.style === 'heat') frame.append(heatLayer(entry.urls.map(index), size));
+  else frame.append(el('img', { className: 'overlay-map signed-map', attrs: { alt: `${entry.method} map of image ${index}`,
+    width: size.width, height: size.height, draggable: 'false', src: entry.urls.map(index) } }));
+  const target = (meta.targets || [])[index];
+  const caption = el('figcaption', {}, [
+    el('span', { text: `explains ${target ?? '?'} (${formatProbability((meta.target_probability || [])[index])})` }),
+    meta.style === 'occlusion' ? occlusionLegend(meta, index) : null,
+  ]);
+  return el('figure', { className: 'attribution-cell', dataset: { method: entry.method }, style: { width: `${size.width}px` } },
+    [cellTitle(methodTitle(entry.method), entry.stepText), frame, caption]);
+}
+
+function occlusionLegend(meta, index) {
+  const { lo, hi } = occlusionRange(((meta.grid.values || [])[index]) || []);
+  return el('span', { className: 'occlusion-grid-info', text: ` · ${meta.grid.window}px window, stride ${meta.grid.stride}; `
+    + `dark ${formatProbability(lo)} … bright ${formatProbability(hi)}` });
+}
+
+// A grey PNG drawn through the colour map onto a canvas (the PNG comes from the plugin's own route, so the
+// canvas stays readable under TensorBoard's content security policy).
+function heatLayer(url, size) {
+  const canvas = el('canvas', { className: 'overlay-map heat-map', attrs: { width: size.width, height: size.height } });
+  const picture = new Image();
+  picture.addEventListener('load', () => {
+    const scratch = document.createElement('canvas');
+    scratch.width = picture.naturalWidth;
+    scratch.height = picture.naturalHeight;
+    const context = scratch.getContext('2d');
+    context.drawImage(picture, 0, 0);
+    const pixels = context.getImageData(0, 0, scratch.width, scratch.height);
+    const data = pixels.data;
+    for (let i = 0; i < data.length; i += 4) {
+      const v = data[i] * 3;
+      data[i] = LUT[v];
+      data[i + 1] = LUT[v + 1];
+      data[i + 2] = LUT[v + 2];
+      data[i + 3] = 255;
+    }
+    context.putImageData(pixels, 0, 0);
+    const target = canvas.getContext('2d');
+    target.imageSmoothingEnabled = false;
+    target.drawImage(scratch, 0, 0, canvas.width, canvas.height);
+    canvas.dataset.drawn = 'true';
+  });
+  picture.addEventListener('error', () => { canvas.dataset.drawn = 'error'; canvas.title = 'the map could not be loaded'; });
+  picture.src = url;
+  return canvas;
+}
+
+// Each occluder position gets the stride-sized square around the occluder's centre, so the grid sits at
+// the image's scale; hovering shows the occluder and the probability with it there.
+function occlusionLayer(meta, index, size) {
+  const grid = meta.grid || {};
+  const values = ((grid.values || [])[index]) || [];
+  const canvas = el('canvas', { className: 'overlay-map occlusion-map', attrs: { width: size.width, height: size.height } });
+  const context = canvas.getContext('2d');
+  const s = size.scale;
+  const offset = (grid.window - grid.stride) / 2;
+  const { lo, hi } = occlusionRange(values);
+  values.forEach((row, i) => row.forEach((value, j) => {
+    context.fillStyle = typeof value === 'number' ? colorOf((value - lo) / Math.max(hi - lo, 1e-12)) : '#7b1fa2';
+    context.fillRect((j * grid.stride + offset) * s, (i * grid.stride + offset) * s, grid.stride * s, grid.stride * s);
+  }));
+  canvas.dataset.drawn = 'true';
+  const box = el('div', { className: 'occluder-box', hidden: true });
+  const layer = el('div', { className: 'occlusion-layer' }, [canvas, box]);
+  const unoccluded = (meta.target_probability || [])[index];
+  layer.addEventListener('mousemove', (event) => {
+    const rect = canvas.getBoundingClientRect();
+    const x = (event.clientX - rect.left) / s;
+    const y = (event.clientY - rect.top) / s;
+    const i = clampIndex(Math.floor((y - offset) / grid.stride), values.length);
+    const j = clampIndex(Math.floor((x - offset) / grid.stride), (values[0] || []).length);
+    if (i < 0 || j < 0) return;
+    Object.assign(box.style, { left: `${j * grid.stride * s}px`, top: `${i * grid.stride * s}px`,
+      width: `${grid.window * s}px`, height: `${grid.window * s}px` });
+    box.hidden = false;
+    const value = values[i][j];
+    showTooltip(event, [
+      `occluder at row ${i * grid.stride}, column ${j * grid.stride} (${grid.window}×${grid.window} px, fill ${formatNumber(grid.fill)})`,
+      `p(class ${(meta.targets || [])[index]}) = ${formatProbability(value)}`,
+      `unoccluded: ${formatProbability(unoccluded)}`,
+    ], typeof value === 'number' ? [] : ['NaN']);
+  });
+  layer.addEventListener('mouseleave', () => { box.hidden = true; hideTooltip(); });
+  return layer;
+}
+
+/** The colour scale of one occlusion map: its own lowest (dark) to highest (bright) probability. */
+export function occlusionRange(values) {
+  const finite = values.flat().filter((value) => typeof value === 'number');
+  return finite.length ? { lo: Math.min(...finite), hi: Math.max(...finite) } : { lo: 0, hi: 1 };
+}
+
+function clampIndex(index, length) {
+  if (!length) return -1;
+  return Math.max(0, Math.min(length - 1, index));
+}

@@ -1,0 +1,46 @@
+"""One entry point over the gradient-map methods, by name: what the logger and the CLI call.
+
+Every method returns a map the shape of the images (Grad-CAM: its upsampled map as one channel), so
+SmoothGrad can average any of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .grad_cam import grad_cam, guided_grad_cam
+from .gradients import deconvnet, guided_backprop, saliency, smoothgrad
+
+
+def _grad_cam_map(model: nn.Module, images: torch.Tensor, target: int | torch.Tensor | None = None) -> torch.Tensor:
+    return grad_cam(model, images, target).upsampled[:, None]
+
+
+#: name -> method(model, images, target) -> (N, C or 1, H, W)
+METHODS: dict[str, Callable[..., torch.Tensor]] = {
+    "saliency": saliency,
+    "deconvnet": deconvnet,
+    "guided_backprop": guided_backprop,
+    "grad_cam": _grad_cam_map,
+    "guided_grad_cam": guided_grad_cam,
+}
+
+
+def check_method(method: object) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    return method  # type: ignore[return-value]
+
+
+def attribution_map(
+    method: str, model: nn.Module, images: torch.Tensor, targets: torch.Tensor, smooth: bool = False,
+    n: int = 25, sigma: float = 0.15,
+) -> torch.Tensor:
+    """``METHODS[method]`` of ``targets`` (N,), averaged over ``n`` noisy copies when ``smooth``."""
+    function = METHODS[check_method(method)]
+    if smooth:
+        return smoothgrad(function, model, images, targets, n=n, sigma=sigma)
+    return function(model, images, targets)
