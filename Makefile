@@ -33,6 +33,7 @@ test-quick: venv
 bench: venv
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/storage.py
+	$(PY) benchmarks/attribution.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs

@@ -18,7 +18,7 @@ from torch import nn
 from . import render, summary
 from .methods._hooks import check_images, conv_layers, resolve_layers, split_call
 from .methods.activations import layer_activations
-from .methods.attribution import METHODS, attribution_map, check_method
+from .methods.attribution import CAM_METHODS, METHODS, attribution_map, check_method
 from .methods.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor
 from .methods.grad_cam import last_conv_name
 from .methods.occlusion import occlusion, occlusion_grid
@@ -71,6 +71,7 @@ class CNNViz:
             viz.step(step)
             if step % 500 == 0:
                 viz.log_activations(step); viz.log_filters(step)
+                viz.log_saliency(step, method="guided_backprop"); viz.log_occlusion(step)
         viz.close()
 
     Args:
@@ -118,6 +119,7 @@ class CNNViz:
         self._last_step: int | None = None
         self._dead_before: dict[str, set[int]] = {}
         self._reported_failures: set[tuple[str, str, str]] = set()
+        self._grad_cam_layer: str | None = None
         self._closed = False
 
     def _check_labels(self, labels: Sequence[int] | torch.Tensor | None) -> list[int] | None:
@@ -257,8 +259,8 @@ class CNNViz:
         images = self._images(images)
         with self._own_passes():
             probabilities, chosen, labels = self._explained_classes(images, targets)
-            raw = attribution_map(method, self.model, images, chosen, smooth=smooth, n=n, sigma=sigma)
-            cam_layer = last_conv_name(self.model, images) if "grad_cam" in method else None
+            cam_layer = self._cam_layer(images) if method in CAM_METHODS else None
+            raw = attribution_map(method, self.model, images, chosen, smooth=smooth, n=n, sigma=sigma, layer=cam_layer)
         style, values, scale, nonfinite = render.display_map(method, raw)
         name = f"smoothgrad({method})" if smooth else method
         meta = {
@@ -313,6 +315,12 @@ class CNNViz:
         }
         self._sink.write(summary.attribution_summary("occlusion", meta, render.input_pictures(images), [], 2 * len(METHODS)), step)
         return "occlusion"
+
+    def _cam_layer(self, images: torch.Tensor) -> str:
+        """Grad-CAM's layer, the last conv the forward runs: found once (one forward of one image), then kept."""
+        if self._grad_cam_layer is None:
+            self._grad_cam_layer = last_conv_name(self.model, images)
+        return self._grad_cam_layer
 
     def _explained_classes(
         self, images: torch.Tensor, targets: int | Sequence[int] | torch.Tensor | None

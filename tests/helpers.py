@@ -73,3 +73,17 @@ def assert_same_state(before, after):
     for a, b in zip(after["buffers"], before["buffers"]):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert torch.equal(after["rng"], before["rng"])
+
+
+def naive_occlusion(model, x, target, window, stride, fill):
+    """Occlusion the slow, obvious way: one occluded copy, one forward at a time."""
+    nh, nw = (x.shape[2] - window) // stride + 1, (x.shape[3] - window) // stride + 1
+    result = torch.empty(len(x), nh, nw)
+    with torch.no_grad():
+        for n in range(len(x)):
+            for i in range(nh):
+                for j in range(nw):
+                    occluded = x[n : n + 1].clone()
+                    occluded[:, :, i * stride : i * stride + window, j * stride : j * stride + window] = fill
+                    result[n, i, j] = model(occluded).softmax(dim=1)[0, target[n]]
+    return result

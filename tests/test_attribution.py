@@ -11,7 +11,7 @@ import torchvision
 from captum.attr import Deconvolution, GuidedBackprop, GuidedGradCam, LayerGradCam, Saliency
 from torch import nn
 
-from helpers import assert_same_state, model_state
+from helpers import assert_same_state, model_state, naive_occlusion
 
 from tb_cnnviz.methods import (
     deconvnet,
@@ -127,19 +127,6 @@ def test_grad_cam_on_a_reused_module_names_the_call_it_used():
     assert first.layer == "layer4.1.relu#1" and first.cam.shape == (1, 2, 2)
 
 
-def naive_occlusion(model, x, target, window, stride, fill):
-    nh, nw = (x.shape[2] - window) // stride + 1, (x.shape[3] - window) // stride + 1
-    result = torch.empty(len(x), nh, nw)
-    with torch.no_grad():
-        for n in range(len(x)):
-            for i in range(nh):
-                for j in range(nw):
-                    occluded = x[n : n + 1].clone()
-                    occluded[:, :, i * stride : i * stride + window, j * stride : j * stride + window] = fill
-                    result[n, i, j] = model(occluded).softmax(dim=1)[0, target[n]]
-    return result
-
-
 @pytest.mark.parametrize("window,stride,fill,batch_size", [(16, 8, 0.0, 64), (12, 10, 0.5, 5), (64, 1, -1.0, 7)])
 def test_occlusion_equals_a_naive_loop(window, stride, fill, batch_size):
     """Batches that span images (batch_size 5 and 7 do not divide the positions), a stride that leaves a margin,
@@ -181,6 +168,7 @@ def test_methods_leave_a_training_model_as_found_also_when_they_raise():
     model[0].weight.requires_grad_(False)
     model(torch.randn(2, 3, 8, 8)).sum().backward()
     x = torch.randn(2, 3, 8, 8)
+    x_before = x.clone()
     before = model_state(model)
     for method in (saliency, deconvnet, guided_backprop, guided_grad_cam, lambda m, i, t: grad_cam(m, i, t).cam,
                    lambda m, i, t: occlusion(m, i, t, window=4, stride=2)):
@@ -189,6 +177,7 @@ def test_methods_leave_a_training_model_as_found_also_when_they_raise():
         with pytest.raises(ValueError, match="target 9 is out of range: the model has 3 classes"):
             method(model, x, 9)
         assert_same_state(before, model_state(model))
+        assert torch.equal(x, x_before) and not x.requires_grad and x.grad is None
 
 
 def test_bad_input_names_the_argument():

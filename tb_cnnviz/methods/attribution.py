@@ -6,6 +6,7 @@ SmoothGrad can average any of them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -15,11 +16,13 @@ from .grad_cam import grad_cam, guided_grad_cam
 from .gradients import deconvnet, guided_backprop, saliency, smoothgrad
 
 
-def _grad_cam_map(model: nn.Module, images: torch.Tensor, target: int | torch.Tensor | None = None) -> torch.Tensor:
-    return grad_cam(model, images, target).upsampled[:, None]
+def _grad_cam_map(
+    model: nn.Module, images: torch.Tensor, target: int | torch.Tensor | None = None, layer: str | None = None
+) -> torch.Tensor:
+    return grad_cam(model, images, target, layer).upsampled[:, None]
 
 
-#: name -> method(model, images, target) -> (N, C or 1, H, W)
+#: name -> method(model, images, target) -> (N, C or 1, H, W); the Grad-CAM ones also take ``layer``
 METHODS: dict[str, Callable[..., torch.Tensor]] = {
     "saliency": saliency,
     "deconvnet": deconvnet,
@@ -27,6 +30,9 @@ METHODS: dict[str, Callable[..., torch.Tensor]] = {
     "grad_cam": _grad_cam_map,
     "guided_grad_cam": guided_grad_cam,
 }
+
+
+CAM_METHODS = ("grad_cam", "guided_grad_cam")
 
 
 def check_method(method: object) -> str:
@@ -37,10 +43,13 @@ def check_method(method: object) -> str:
 
 def attribution_map(
     method: str, model: nn.Module, images: torch.Tensor, targets: torch.Tensor, smooth: bool = False,
-    n: int = 25, sigma: float = 0.15,
+    n: int = 25, sigma: float = 0.15, layer: str | None = None,
 ) -> torch.Tensor:
-    """``METHODS[method]`` of ``targets`` (N,), averaged over ``n`` noisy copies when ``smooth``."""
+    """``METHODS[method]`` of ``targets`` (N,), averaged over ``n`` noisy copies when ``smooth``; ``layer`` is
+    the Grad-CAM layer (default: the last conv the forward runs)."""
     function = METHODS[check_method(method)]
+    if method in CAM_METHODS:
+        function = functools.partial(function, layer=layer)
     if smooth:
         return smoothgrad(function, model, images, targets, n=n, sigma=sigma)
     return function(model, images, targets)

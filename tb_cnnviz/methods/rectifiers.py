@@ -44,10 +44,9 @@ class _RectifierWithRule(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: ANN001
         (out,) = ctx.saved_tensors
-        passed = grad.clamp_min(0)
-        if ctx.rule == GUIDED:
-            passed = passed * (out > 0)
-        return passed, None, None
+        if ctx.rule == GUIDED:  # ReLU's own backward (one fused kernel), then only the positive part
+            return torch.ops.aten.threshold_backward(grad, out, 0).clamp_min_(0), None, None
+        return grad.clamp_min(0), None, None
 
 
 _OUT_OF_PLACE = {F.relu, torch.relu, torch.Tensor.relu}
