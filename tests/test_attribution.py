@@ -115,6 +115,8 @@ def test_grad_cam_and_guided_grad_cam_equal_captum(architecture):
         ).detach()
     assert cam.cam.shape == reference[:, 0].shape and cam.upsampled.shape == (2, 64, 64)
     assert cam.layer == layer and cam.targets.tolist() == [2, 5]
+    small, upsampled = cam  # unpacks as the pair the signature promises
+    assert small is cam.cam and upsampled is cam.upsampled
     torch.testing.assert_close(cam.cam, reference[:, 0], rtol=1e-5, atol=1e-7)
     assert relative_error(guided_grad_cam(model, x, torch.tensor([2, 5])), guided_reference) < 1e-5
 

@@ -9,8 +9,6 @@ the guided-backprop map by the Grad-CAM map upsampled bilinearly to the image si
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,11 +18,26 @@ from .gradients import guided_backprop
 from .targets import check_inputs, check_scores, resolve_targets
 
 
-class GradCam(NamedTuple):
-    cam: torch.Tensor  #: (N, h, w) on the layer's grid, >= 0
-    upsampled: torch.Tensor  #: (N, H, W) bilinear to the image size
-    targets: torch.Tensor  #: (N,) the class each map explains
-    layer: str  #: the layer used (``name#k`` for the k-th call of a reused module)
+class GradCam(tuple):
+    """``(cam, upsampled)``: unpacks as a pair; also says which classes (``targets``) and which layer call
+    (``layer``, ``name#k`` for the k-th call of a reused module) the maps explain.
+
+    ``cam`` is (N, h, w) on the layer's grid, >= 0; ``upsampled`` is (N, H, W), bilinear to the image size.
+    """
+
+    def __new__(cls, cam: torch.Tensor, upsampled: torch.Tensor, targets: torch.Tensor, layer: str) -> GradCam:
+        pair = super().__new__(cls, (cam, upsampled))
+        pair.targets = targets
+        pair.layer = layer
+        return pair
+
+    @property
+    def cam(self) -> torch.Tensor:
+        return self[0]
+
+    @property
+    def upsampled(self) -> torch.Tensor:
+        return self[1]
 
 
 def last_conv_name(model: nn.Module, images: torch.Tensor) -> str:
