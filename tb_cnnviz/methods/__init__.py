@@ -5,11 +5,14 @@ gradients, buffers and RNG state restored, also when it raises.
 """
 
 from ._hooks import conv_layers, default_layers, preserved_state, relu_layers
+from .accuracy_stats import accuracy_by, calibration, class_metrics, confusion_matrix, pr_curve_counts, wilson_interval
 from .activations import ActivationSnapshot, layer_activations, snapshot
 from .dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor, DeadReport, dead_maps
+from .evaluation import Evaluation, WrongExample, evaluate
 from .filters import NOISE_THRESHOLD, high_frequency_share, noise_score
 from .grad_cam import GradCam, grad_cam, guided_grad_cam, last_conv_name
 from .gradients import deconvnet, guided_backprop, input_gradient, saliency, smoothgrad
+from .image_attributes import image_attributes, saliency_concentration
 from .occlusion import occlusion, occlusion_grid
 
 __all__ = [
@@ -17,25 +20,36 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "DeadFilterMonitor",
     "DeadReport",
+    "Evaluation",
     "GradCam",
     "NOISE_THRESHOLD",
+    "WrongExample",
+    "accuracy_by",
+    "calibration",
+    "class_metrics",
+    "confusion_matrix",
     "conv_layers",
     "dead_maps",
     "deconvnet",
     "default_layers",
+    "evaluate",
     "grad_cam",
     "guided_backprop",
     "guided_grad_cam",
     "high_frequency_share",
+    "image_attributes",
     "input_gradient",
     "last_conv_name",
     "layer_activations",
     "noise_score",
     "occlusion",
     "occlusion_grid",
+    "pr_curve_counts",
     "preserved_state",
     "relu_layers",
     "saliency",
+    "saliency_concentration",
     "smoothgrad",
     "snapshot",
+    "wilson_interval",
 ]

@@ -1,0 +1,225 @@
+"""One streamed pass of a model over a data set, keeping per example only what the accuracy views need.
+
+Memory is O(examples x k) plus fixed-size histograms and a bounded pool of thumbnails, never the images:
+a data set larger than memory streams through. Work stays on the model's device; each batch has at most one
+point where the host waits for it (reading back the few candidates for the "most confidently wrong" pool).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ._hooks import check_images, model_device, preserved_state
+from .image_attributes import image_attributes
+from .targets import check_scores
+
+PR_THRESHOLDS = 127  #: TensorBoard's PR-curve default
+UNLABELLED = -1
+
+
+@dataclass
+class WrongExample:
+    index: int
+    label: int
+    predicted: int
+    confidence: float
+    thumbnail: torch.Tensor  #: (C, t, t) uint8
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` kept, on the CPU. ``labels`` is -1 where the data gave none."""
+
+    classes: int
+    labels: torch.Tensor
+    index: torch.Tensor
+    topk_classes: torch.Tensor
+    topk_probability: torch.Tensor
+    true_probability: torch.Tensor
+    attributes: dict[str, torch.Tensor] = field(default_factory=dict)
+    positive_histogram: torch.Tensor | None = None  #: (classes, PR_THRESHOLDS) counts of positives' score buckets
+    negative_histogram: torch.Tensor | None = None
+    wrong: dict[int, list[WrongExample]] = field(default_factory=dict)  #: true class -> most confident first
+
+    @property
+    def labelled(self) -> torch.Tensor:
+        return self.labels != UNLABELLED
+
+    @property
+    def predicted(self) -> torch.Tensor:
+        return self.topk_classes[:, 0]
+
+    @property
+    def correct(self) -> torch.Tensor:
+        """(N,) bool, False where unlabelled (select with ``labelled``)."""
+        return self.labelled & (self.predicted == self.labels)
+
+    def topk_accuracy(self, k: int) -> float:
+        """Share of labelled examples whose label is among the top ``k`` predictions (NaN with no labels)."""
+        labelled = self.labelled
+        if not labelled.any():
+            return float("nan")
+        hits = (self.topk_classes[labelled, :k] == self.labels[labelled, None]).any(dim=1)
+        return hits.double().mean().item()
+
+
+def split_batch(batch: object) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """A batch as data loaders give them: images, (images, labels) or (images, labels, index)."""
+    if isinstance(batch, torch.Tensor):
+        return batch, None, None
+    if isinstance(batch, (tuple, list)) and 1 <= len(batch) <= 3:
+        parts = list(batch) + [None] * (3 - len(batch))
+        return parts[0], parts[1], parts[2]
+    raise TypeError(
+        "data must yield image tensors, (images, labels) or (images, labels, index) batches; "
+        f"got {type(batch).__name__}" + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
+    )
+
+
+class _WrongPool:
+    """Per true class, the ``size`` wrong examples the model was most confident about (min-heaps)."""
+
+    def __init__(self, classes: int, size: int, device: torch.device):
+        self.size = size
+        self.heaps: dict[int, list[tuple[float, int, WrongExample]]] = {}
+        self.floor = torch.full((classes,), -1.0, device=device)  # confidence a candidate must beat
+        self.counter = itertools.count()
+
+    def offer(self, labels: torch.Tensor, predicted: torch.Tensor, confidence: torch.Tensor, index: torch.Tensor,
+              thumbnails: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        labelled = labels >= 0
+        wrong = labelled & (predicted != labels) & (confidence > self.floor[labels.clamp_min(0)])
+        packed = torch.stack([wrong.double(), labels.double(), predicted.double(), confidence.double(), index.double()], 1)
+        rows = packed.cpu()  # the one wait per batch
+        chosen = torch.nonzero(rows[:, 0] > 0).flatten()
+        if not len(chosen):
+            return
+        pictures = thumbnails(chosen.to(labels.device)).cpu()
+        for picture, row in zip(pictures, rows[chosen].tolist()):
+            _, label, predicted_class, confidence_value, example = row
+            label = int(label)
+            heap = self.heaps.setdefault(label, [])
+            item = (confidence_value, next(self.counter),
+                    WrongExample(int(example), label, int(predicted_class), confidence_value, picture))
+            if len(heap) < self.size:
+                heapq.heappush(heap, item)
+            elif confidence_value > heap[0][0]:
+                heapq.heapreplace(heap, item)
+            if len(heap) == self.size:
+                self.floor[label] = heap[0][0]
+
+    def result(self) -> dict[int, list[WrongExample]]:
+        return {label: [item[2] for item in sorted(heap, key=lambda item: -item[0])]
+                for label, heap in sorted(self.heaps.items())}
+
+
+def evaluate(
+    model: nn.Module,
+    data: Iterable,
+    topk: tuple[int, ...] = (1, 5),
+    attributes: bool = False,
+    to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    pr_curves: bool = False,
+    wrong_examples: int = 0,
+    thumbnail: int = 32,
+    progress: bool | None = None,
+) -> Evaluation:
+    """Stream ``data`` once through ``model`` (eval mode, inference mode, left as found).
+
+    Keeps per example the label, the top ``max(topk)`` classes and probabilities, and the true class's
+    probability; with ``attributes`` the :func:`image_attributes` of ``to_pixels(images)`` (pixels in [0, 1]);
+    with ``pr_curves`` per-class histograms of scores for TensorBoard's PR curves; with ``wrong_examples`` a
+    thumbnail pool of that many most-confidently-wrong examples per true class.
+    """
+    if not topk or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in topk):
+        raise ValueError(f"topk must be positive ints such as (1, 5); got {topk!r}")
+    device = model_device(model)
+    kept: dict[str, list[torch.Tensor]] = {"labels": [], "index": [], "classes": [], "probability": [], "true": []}
+    attribute_parts: dict[str, list[torch.Tensor]] = {}
+    bad_label = torch.zeros((), dtype=torch.bool, device=device)
+    classes = None
+    positive = negative = None
+    pool = None
+    seen = 0
+    with torch.inference_mode(), preserved_state(model):
+        model.eval()
+        for batch in tqdm(data, desc="evaluate", unit="batch", delay=0 if progress else 2.0,
+                          disable=progress is False, leave=False):
+            images, labels, index = split_batch(batch)
+            images = check_images(images, "the data's images").to(device, non_blocking=True)
+            count = len(images)
+            scores = check_scores(model(images), count)
+            probabilities = scores.float().softmax(dim=1)
+            if classes is None:
+                classes = scores.shape[1]
+                pool = _WrongPool(classes, wrong_examples, device) if wrong_examples else None
+                if pr_curves:
+                    positive = torch.zeros(classes * PR_THRESHOLDS, dtype=torch.float64, device=device)
+                    negative = torch.zeros_like(positive)
+            elif scores.shape[1] != classes:
+                raise ValueError(f"the model gave {scores.shape[1]} class scores for a batch after giving {classes}")
+            if labels is None:
+                labels = torch.full((count,), UNLABELLED, dtype=torch.long, device=device)
+            else:
+                labels = torch.as_tensor(labels).to(device, torch.long, non_blocking=True).flatten()
+                if labels.numel() != count:
+                    raise ValueError(f"a batch has {count} images but {labels.numel()} labels")
+                bad_label |= ((labels < 0) | (labels >= classes)).any()
+                labels = labels.clamp(0, classes - 1)  # reported after the pass; clamped so indexing stays valid
+            index = (torch.arange(seen, seen + count, device=device) if index is None
+                     else torch.as_tensor(index).to(device, torch.long).flatten())
+            seen += count
+            k = min(max(topk), classes)
+            top = probabilities.topk(k, dim=1)
+            labelled = labels >= 0
+            true = probabilities.gather(1, labels.clamp_min(0)[:, None])[:, 0].masked_fill(~labelled, float("nan"))
+            for name, value in (("labels", labels), ("index", index), ("classes", top.indices),
+                                ("probability", top.values), ("true", true)):
+                kept[name].append(value)
+            pixels = None
+            if attributes or pool is not None:
+                pixels = to_pixels(images) if to_pixels is not None else images
+            if attributes:
+                for name, value in image_attributes(pixels).items():
+                    attribute_parts.setdefault(name, []).append(value)
+            if positive is not None:
+                bucket = (probabilities * (PR_THRESHOLDS - 1)).floor().long().clamp(0, PR_THRESHOLDS - 1)
+                slot = (torch.arange(classes, device=device) * PR_THRESHOLDS + bucket).flatten()
+                is_positive = (labels[:, None] == torch.arange(classes, device=device)) & labelled[:, None]
+                weight = labelled[:, None].double().expand(-1, classes)
+                positive += torch.bincount(slot, is_positive.double().flatten(), minlength=classes * PR_THRESHOLDS)
+                negative += torch.bincount(slot, (weight - is_positive.double()).flatten(), minlength=classes * PR_THRESHOLDS)
+            if pool is not None:
+                pool.offer(labels, top.indices[:, 0], top.values[:, 0], index,
+                           lambda rows, pixels=pixels: _thumbnails(pixels[rows], thumbnail))
+    if classes is None:
+        raise ValueError("data yielded no batches: nothing to evaluate")
+    if bool(bad_label):
+        raise ValueError(f"labels must be classes of the model, 0..{classes - 1}; the data has labels outside that range")
+    cat = {name: torch.cat(parts).cpu() for name, parts in kept.items()}
+    return Evaluation(
+        classes=classes,
+        labels=cat["labels"],
+        index=cat["index"],
+        topk_classes=cat["classes"],
+        topk_probability=cat["probability"],
+        true_probability=cat["true"],
+        attributes={name: torch.cat(parts).cpu() for name, parts in attribute_parts.items()},
+        positive_histogram=positive.view(classes, PR_THRESHOLDS).cpu() if positive is not None else None,
+        negative_histogram=negative.view(classes, PR_THRESHOLDS).cpu() if negative is not None else None,
+        wrong=pool.result() if pool is not None else {},
+    )
+
+
+def _thumbnails(pixels: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, H, W) pixels in [0, 1] -> (B, C, t, t) uint8, area-averaged (no aliasing)."""
+    small = F.interpolate(pixels.float(), size=(size, size), mode="area") if pixels.shape[-1] != size else pixels.float()
+    return (small.clamp(0, 1) * 255).round().to(torch.uint8)

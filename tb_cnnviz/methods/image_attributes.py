@@ -1,0 +1,74 @@
+"""Attributes of an image computed from its pixels, to ask *which kinds of images* a network gets wrong
+(after the ILSVRC analysis of Russakovsky et al., which bins accuracy by image and object attributes).
+
+Pixels are expected in [0, 1] (``CNNViz.log_performance`` takes a ``to_pixels`` to undo normalisation).
+Luma is ``Y = 0.299 R + 0.587 G + 0.114 B`` (Rec. 601); a one-channel image is its own luma.
+
+- ``brightness``: mean of Y.
+- ``contrast``: RMS contrast, the standard deviation of Y.
+- ``colourfulness`` (Hasler & Suesstrunk 2003), on the 0..255 scale of the paper:
+  ``sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2)``, ``rg = R - G``, ``yb = (R + G)/2 - B``;
+  0 for grey images, about 15 "slightly", 33 "moderately", 59 "quite" and 82+ "highly" colourful.
+- ``texture_energy``: the share of Y's spectral energy above half the Nyquist frequency, Y's mean removed
+  first (the DC term says nothing about texture): the filter noise score's formula (``filters.py``).
+- ``saliency_concentration`` (optional, from saliency maps): the share of the saliency mass in the top 10% of
+  pixels, a proxy for how small the evidence (often, the object) is.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .filters import high_frequency_share
+
+LUMA = (0.299, 0.587, 0.114)
+COMPUTED = ("brightness", "contrast", "colourfulness", "texture_energy")
+
+
+def luma(images: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, H, W): Rec. 601 luma of RGB, the channel itself of grey, the channel mean otherwise."""
+    if images.shape[1] == 3:
+        weights = torch.tensor(LUMA, dtype=images.dtype, device=images.device)
+        return torch.einsum("nchw,c->nhw", images, weights)
+    return images.mean(dim=1)
+
+
+def colourfulness(images: torch.Tensor) -> torch.Tensor:
+    """Hasler & Suesstrunk's colourfulness of RGB images in [0, 1], on the paper's 0..255 scale; 0 if not RGB."""
+    if images.shape[1] != 3:
+        return torch.zeros(len(images), dtype=images.dtype, device=images.device)
+    red, green, blue = (images[:, c].flatten(1) * 255 for c in range(3))
+    rg = red - green
+    yb = 0.5 * (red + green) - blue
+    spread = (rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False)).sqrt()
+    centre = (rg.mean(dim=1).square() + yb.mean(dim=1).square()).sqrt()
+    return spread + 0.3 * centre
+
+
+def texture_energy(images: torch.Tensor) -> torch.Tensor:
+    """Share of the luma's spectral energy above half the Nyquist frequency, its mean removed; in [0, 1]."""
+    y = luma(images)
+    y = y - y.mean(dim=(1, 2), keepdim=True)
+    return high_frequency_share(y[:, None]).to(images.dtype)
+
+
+def image_attributes(images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every computed attribute of (N, C, H, W) images in [0, 1], each (N,), on the images' device."""
+    y = luma(images)
+    return {
+        "brightness": y.mean(dim=(1, 2)),
+        "contrast": y.flatten(1).std(dim=1, unbiased=False),
+        "colourfulness": colourfulness(images),
+        "texture_energy": texture_energy(images),
+    }
+
+
+def saliency_concentration(maps: torch.Tensor, top: float = 0.1) -> torch.Tensor:
+    """Share of the saliency mass (N, H, W) or (N, C, H, W) -> max |.| over C, in the ``top`` share of pixels."""
+    if maps.dim() == 4:
+        maps = maps.abs().amax(dim=1)
+    mass = maps.abs().flatten(1)
+    count = max(1, round(top * mass.shape[1]))
+    total = mass.sum(dim=1)
+    share = mass.topk(count, dim=1).values.sum(dim=1) / total.clamp_min(torch.finfo(mass.dtype).tiny)
+    return torch.where(total > 0, share, torch.full_like(share, float("nan")))
