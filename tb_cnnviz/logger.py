@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any, Callable, TypeVar
 
 import torch
 from torch import nn
 
+from tensorboard.compat.proto import summary_pb2
+
 from . import render, summary
 from .methods._hooks import check_images, conv_layers, resolve_layers, split_call
+from .methods.accuracy_stats import pr_curve_counts
 from .methods.activations import layer_activations
 from .methods.attribution import CAM_METHODS, METHODS, attribution_map, check_method
 from .methods.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor
+from .methods.evaluation import evaluate
 from .methods.grad_cam import last_conv_name
 from .methods.occlusion import occlusion, occlusion_grid
 from .methods.targets import class_probabilities, resolve_targets
+from .performance_report import align_attributes, performance_report
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -315,6 +320,52 @@ class CNNViz:
         }
         self._sink.write(summary.attribution_summary("occlusion", meta, render.input_pictures(images), [], 2 * len(METHODS)), step)
         return "occlusion"
+
+    # -- where the network fails -----------------------------------------------------------------------------
+
+    @_logging_call
+    def log_performance(
+        self,
+        data: Iterable,
+        step: int,
+        attributes: Mapping[str, Sequence] | str | None = None,
+        class_names: Sequence[str] | None = None,
+        examples: int = 16,
+        to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        name: str = "eval",
+        bins: int = 10,
+        topk: tuple[int, ...] = (1, 5),
+    ) -> dict | None:
+        """Stream ``data`` (batches of images, (images, labels) or (images, labels, index)) once and write the
+        accuracy views: by class, confusion, by image attribute (computed ones, plus ``attributes``: a dict
+        name -> one value per example in data set order, or a CSV path with an ``index`` column), calibration,
+        the ``examples`` most confidently wrong per class as thumbnails; top-k accuracy as scalars
+        ``cnnviz/accuracy/<name>/top<k>`` and per-class PR curves for TensorBoard's PR Curves tab.
+        ``to_pixels`` maps model inputs to [0, 1] pixels for the attributes and thumbnails (undo your
+        normalisation). Returns the top-k accuracies."""
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"name must be a non-empty string without '/', naming the data set; got {name!r}")
+        with self._own_passes():
+            result = evaluate(self.model, data, topk=topk, attributes=True, to_pixels=to_pixels, pr_curves=True,
+                              wrong_examples=examples)
+        if class_names is not None and len(class_names) != result.classes:
+            raise ValueError(f"class_names has {len(class_names)} names but the model has {result.classes} classes")
+        meta, sprite = performance_report(result, align_attributes(attributes, result.index), class_names, bins)
+        values = []
+        accuracies = {}
+        if meta["labelled"]:
+            for k in sorted(set(topk)):
+                accuracies[f"top{k}"] = result.topk_accuracy(min(k, result.classes))
+                values.append(summary.scalar_value(f"cnnviz/accuracy/{name}/top{k}", accuracies[f"top{k}"]))
+            counts = pr_curve_counts(result.positive_histogram, result.negative_histogram)
+            rows = [counts[key].numpy() for key in ("tp", "fp", "tn", "fn", "precision", "recall")]
+            for c in range(result.classes):
+                label = str(class_names[c]) if class_names is not None else str(c)
+                values.append(summary.pr_curve_value(f"cnnviz/pr_curve/{name}/{c}", [row[c] for row in rows], label))
+        self._sink.write(summary.performance_summary(name, meta, sprite), step)
+        if values:
+            self._sink.write(summary_pb2.Summary(value=values), step)
+        return accuracies
 
     def _cam_layer(self, images: torch.Tensor) -> str:
         """Grad-CAM's layer, the last conv the forward runs: found once (one forward of one image), then kept."""

@@ -12,6 +12,10 @@ Kinds:
     ``dead``         tensor float32 (C,): per channel, share of inputs whose map was all zero
     ``attribution``  blob sequence: [meta JSON, input PNG per probe image, map PNG per probe image (none for
                      occlusion, whose probabilities are numbers in the meta)]; the "layer" is the method
+    ``performance``  blob sequence: [meta JSON (accuracy by class, confusion, attribute bins, calibration),
+                     PNG sprite of the most confidently wrong examples]; the "layer" is the data set's name
+    ``cnnviz/accuracy/<name>/top<k>`` scalars, and ``cnnviz/pr_curve/<name>/<class>`` in the PR Curves
+    plugin's own format, go beside them for TensorBoard's own tabs.
     ``cnnviz/dead_fraction/<layer>`` is also written as an ordinary scalar, for the Scalars tab.
 """
 
@@ -30,14 +34,16 @@ ACTIVATIONS = "activations"
 FILTERS = "filters"
 DEAD = "dead"
 ATTRIBUTION = "attribution"
+PERFORMANCE = "performance"
 
 DATA_CLASS = {
     ACTIVATIONS: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
     FILTERS: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
     DEAD: summary_pb2.DATA_CLASS_TENSOR,
     ATTRIBUTION: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
+    PERFORMANCE: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
 }
-BLOB_KINDS = (ACTIVATIONS, FILTERS, ATTRIBUTION)
+BLOB_KINDS = (ACTIVATIONS, FILTERS, ATTRIBUTION, PERFORMANCE)
 TENSOR_KINDS = (DEAD,)
 
 TAG_PREFIX = "cnnviz"

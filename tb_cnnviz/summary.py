@@ -46,16 +46,14 @@ def blob_sequence_value(tag: str, content: metadata.PluginContent, blobs: Sequen
     return summary_pb2.Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(content), tensor=tensor)
 
 
-def float_tensor_value(tag: str, content: metadata.PluginContent, values: np.ndarray) -> summary_pb2.Summary.Value:
+def _float_tensor(values: np.ndarray) -> tensor_pb2.TensorProto:
     values = np.ascontiguousarray(values, dtype=np.float32)
-    tensor = tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_FLOAT,
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in values.shape]
-        ),
-        tensor_content=values.tobytes(),
-    )
-    return summary_pb2.Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(content), tensor=tensor)
+    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in values.shape])
+    return tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=shape, tensor_content=values.tobytes())
+
+
+def float_tensor_value(tag: str, content: metadata.PluginContent, values: np.ndarray) -> summary_pb2.Summary.Value:
+    return summary_pb2.Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(content), tensor=_float_tensor(values))
 
 
 def scalar_value(tag: str, value: float) -> summary_pb2.Summary.Value:
@@ -144,6 +142,23 @@ def attribution_summary(name: str, meta: dict, inputs: Sequence[bytes], maps: Se
     meta = {"kind": metadata.ATTRIBUTION, "layer": name, **meta}
     blobs = [_json_blob(meta), *inputs, *maps]
     return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(metadata.ATTRIBUTION, name), content, blobs)])
+
+
+def performance_summary(name: str, meta: dict, sprite: bytes | None) -> summary_pb2.Summary:
+    """Accuracy views of one data set: meta JSON, then the sprite of wrong examples (if any)."""
+    content = metadata.PluginContent(kind=metadata.PERFORMANCE, layer=name)
+    blobs = [_json_blob({"kind": metadata.PERFORMANCE, "layer": name, **meta})] + ([sprite] if sprite else [])
+    return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(metadata.PERFORMANCE, name), content, blobs)])
+
+
+def pr_curve_value(tag: str, counts: Sequence[np.ndarray], display_name: str) -> summary_pb2.Summary.Value:
+    """One class's PR curve in the PR Curves plugin's own format (rows tp, fp, tn, fn, precision, recall),
+    built without TensorFlow (``pr_curve.summary.raw_data_pb`` imports it)."""
+    from tensorboard.plugins.pr_curve import metadata as pr_metadata
+
+    values = np.stack([np.asarray(row, dtype=np.float32) for row in counts])
+    summary_metadata = pr_metadata.create_summary_metadata(display_name=display_name, description="", num_thresholds=values.shape[1])
+    return summary_pb2.Summary.Value(tag=f"{tag}/pr_curves", metadata=summary_metadata, tensor=_float_tensor(values))
 
 
 def dead_summary(report: DeadReport, order: int = 0) -> summary_pb2.Summary:

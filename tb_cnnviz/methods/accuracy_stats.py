@@ -43,7 +43,8 @@ def accuracy_by(values: Sequence | torch.Tensor, correct: torch.Tensor, bins: in
                 categorical: bool | None = None) -> dict:
     """Accuracy per bin of an attribute. Numeric values: ``bins`` quantile bins (edges merged where values
     tie), NaN values left out and counted in ``excluded``. Categorical values (strings, or ``categorical=True``):
-    one bin per category, in order of first appearance. Each bin has count, correct, accuracy and its Wilson
+    one bin per category, in order of first appearance; numbers with at most ``bins`` distinct values get one
+    bin per value, in increasing order. Each bin has count, correct, accuracy and its Wilson
     95% interval."""
     correct = torch.as_tensor(correct).flatten().bool().cpu()
     if isinstance(values, torch.Tensor):
@@ -69,6 +70,10 @@ def accuracy_by(values: Sequence | torch.Tensor, correct: torch.Tensor, bins: in
     excluded = int((~finite).sum())
     if not numbers.numel():
         return {"kind": "numeric", "excluded": excluded, "edges": [], "bins": []}
+    distinct = numbers.unique()
+    if len(distinct) <= bins:  # a few levels (a 0/1 flag, a count): one bin per value, in order
+        return {"kind": "categorical", "excluded": excluded,
+                "bins": [_bin_entry(_number_label(v), kept[numbers == v]) for v in distinct.tolist()]}
     edges = torch.quantile(numbers, torch.linspace(0, 1, bins + 1, dtype=torch.float64)).unique()
     if edges.numel() == 1:  # every value the same: one bin
         edges = torch.cat([edges, edges])
@@ -76,6 +81,10 @@ def accuracy_by(values: Sequence | torch.Tensor, correct: torch.Tensor, bins: in
     which = torch.bucketize(numbers, inner, right=True)  # bin i holds edges[i] <= v < edges[i+1]; the last closed
     entries = [_bin_entry([edges[i].item(), edges[i + 1].item()], kept[which == i]) for i in range(len(edges) - 1)]
     return {"kind": "numeric", "excluded": excluded, "edges": edges.tolist(), "bins": entries}
+
+
+def _number_label(value: float) -> str:
+    return str(int(value)) if value.is_integer() else f"{value:.4g}"
 
 
 def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, classes: int) -> torch.Tensor:
