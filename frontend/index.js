@@ -3,10 +3,11 @@
 
 import * as model from './model.js';
 import * as attribution from './attribution.js';
+import * as performance from './performance.js';
 import * as views from './views.js';
 
 const EMPTY_TEXT = 'No CNNVIZ data yet: log with tb_cnnviz.CNNViz(model, writer, probe_images=...) '
-  + '(viz.log_activations, viz.log_filters, viz.watch_dead_filters, viz.log_saliency, viz.log_occlusion), then press Reload.';
+  + '(viz.log_activations, viz.log_filters, viz.watch_dead_filters, viz.log_saliency, viz.log_occlusion, viz.log_performance), then press Reload.';
 const RUN_COLORS = ['#f57c00', '#1976d2', '#388e3c', '#7b1fa2', '#c2185b', '#0097a7', '#5d4037', '#455a64'];
 const STYLESHEET_WAIT_MS = 1000;
 const IMAGE_WAIT_MS = 1500; // how long new mosaics may decode before they replace the old ones anyway
@@ -174,7 +175,9 @@ async function loadRuns() {
 /* ------------------------------------------------------------------ state helpers */
 
 function viewNoun(view) {
-  return view === 'attribution' ? 'attribution maps' : views.VIEW_NAMES[view].toLowerCase();
+  if (view === 'attribution') return 'attribution maps';
+  if (view === 'performance') return 'accuracy views';
+  return views.VIEW_NAMES[view].toLowerCase();
 }
 
 function selectedRuns() {
@@ -244,7 +247,7 @@ function update({ keepSlider = false } = {}) {
   views.markViewButtons(ui.viewButtons, state.view);
   ui.sortControl.hidden = state.view !== 'filters';
   ui.opacityControl.hidden = state.view !== 'attribution';
-  ui.layerTitle.textContent = state.view === 'attribution' ? 'Methods' : 'Layers';
+  ui.layerTitle.textContent = { attribution: 'Methods', performance: 'Data sets' }[state.view] ?? 'Layers';
   renderSidebarFlags(layers);
   loadDeadSummaries();
   renderHeading();
@@ -258,7 +261,8 @@ function update({ keepSlider = false } = {}) {
   }
   if (!state.layer) {
     showMessage(views.emptyBox(`No ${viewNoun(kind)} logged in the selected runs.${kind === 'attribution'
-      ? ' Log them with viz.log_saliency(step, method=...) and viz.log_occlusion(step).' : ''}`));
+      ? ' Log them with viz.log_saliency(step, method=...) and viz.log_occlusion(step).'
+      : kind === 'performance' ? ' Log them with viz.log_performance(data, step).' : ''}`));
     return;
   }
   if (kind === 'dead') renderDead(current, keepSlider);
@@ -391,7 +395,8 @@ async function fillSampleColumn(current, column, entry, kind, layer, steps, slid
   try {
     const sample = await model.fetchSample(entry.run, kind, layer, step);
     const content = kind === 'activations' ? await activationsContent(entry.run, layer, step, sample)
-      : await filtersContent(entry.run, layer, step, sample);
+      : kind === 'performance' ? await performanceContent(entry.run, layer, step, sample)
+        : await filtersContent(entry.run, layer, step, sample);
     fill(current, column, content, stepText);
   } catch (error) {
     fill(current, column, views.errorBox(error.message), stepText);
@@ -429,6 +434,18 @@ async function filtersContent(run, layer, step, sample) {
     bitmap = error;
   }
   return views.filtersView(sample, bitmap, state.sortNoise);
+}
+
+async function performanceContent(run, layer, step, sample) {
+  let sprite = null;
+  if (Number(sample.images) > 0) {
+    try {
+      sprite = await model.fetchBitmap(pictureUrl(run, 'performance', layer, step, sample, 0));
+    } catch (error) {
+      sprite = error;
+    }
+  }
+  return performance.performanceView(sample, sprite);
 }
 
 /* ------------------------------------------------------------------ dead filters */

@@ -9,7 +9,8 @@ const FILTER_TILE_PX = 64;
 const DEAD_COLOR = '#ff1744';
 const ACCENT = '#f57c00';
 
-export const VIEW_NAMES = { activations: 'Activations', filters: 'Filters', dead: 'Dead filters', attribution: 'Where it looks' };
+export const VIEW_NAMES = { activations: 'Activations', filters: 'Filters', dead: 'Dead filters', attribution: 'Where it looks',
+  performance: 'Where it fails' };
 
 /* ------------------------------------------------------------------ small helpers */
 

@@ -28,6 +28,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 #: A run name that would run script if it were ever treated as markup.
 HOSTILE_RUN = "<img src=x onerror=window.__xss=1>"
+HOSTILE_CLASS = "<img src=y onerror=window.__xss=2>"
 
 
 def chromium_path() -> str:
@@ -54,6 +55,9 @@ def tensorboard_url(demo_logdir: Path, tmp_path_factory: pytest.TempPathFactory)
     with CNNViz(net, str(logdir / HOSTILE_RUN), probe_images=torch.rand(1, 1, 8, 8), raise_errors=True) as viz:
         viz.log_activations(0)
         viz.log_filters(0)
+    classifier = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    with CNNViz(classifier, str(logdir / HOSTILE_RUN), raise_errors=True) as viz:
+        viz.log_performance([(torch.rand(8, 1, 8, 8), torch.arange(8) % 2)], 0, class_names=[HOSTILE_CLASS, "fine"], name="held_out")
 
     port = free_port()
     tensorboard = Path(sys.executable).with_name("tensorboard")
@@ -231,6 +235,39 @@ def test_where_it_looks_shows_maps_side_by_side_with_occlusion_probabilities_on_
     expect(column.locator(".attribution-cell[data-method='saliency']")).to_have_count(0)
     expect(column.locator(".attribution-cell[data-method='grad_cam']")).to_have_count(4)
 
+    assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
+    page.close()
+
+
+def test_where_it_fails_shows_the_confusion_and_a_click_opens_its_examples(browser, tensorboard_url):
+    problems: list[str] = []
+    page, frame = open_tab(browser, tensorboard_url, problems)
+    frame.locator("button.view-button[data-view='performance']").click()
+    expect(frame.locator(".layers-panel h2")).to_have_text("Data sets")
+    meta = json_route(tensorboard_url, "sample", run="healthy_lr0.05", kind="performance", layer="held_out", step=239)["meta"]
+    column = frame.locator(".run-column[data-run='healthy_lr0.05']")
+    cells = column.locator(".confusion-cell")
+    expect(cells).to_have_count(100)
+    counts = cells.evaluate_all("els => els.map(e => Number(e.dataset.count))")
+    assert counts == [count for row in meta["confusion"] for count in row]
+    expect(column.locator(".confusion-row-label").first).to_have_text("digit 0")
+
+    accuracies = column.locator(".class-bar-row").evaluate_all("els => els.map(e => Number(e.dataset.class))")
+    per_class = meta["per_class"]["accuracy"]
+    assert [per_class[c] for c in accuracies] == sorted(per_class[c] for c in accuracies)  # worst first
+
+    example = meta["wrong"]["examples"][0]
+    column.locator(f".confusion-cell[data-row='{example['label']}'][data-col='{example['predicted']}']").click()
+    thumbnail = column.locator(f".confusion-examples .wrong-thumbnail[data-index='{example['index']}']")
+    expect(thumbnail).to_have_attribute("data-drawn", "true")
+    expect(column.locator(".attribute-figure")).to_have_count(len(meta["attributes"]))
+    expect(column.locator(".attribute-figure[data-attribute='brightness'] circle.bin-accuracy")).to_have_count(
+        sum(1 for entry in meta["attributes"]["brightness"]["bins"] if entry["count"]))
+    page.screenshot(path=str(DOCS / "screenshot-performance.png"))
+
+    hostile = frame.locator(f".run-column[data-run='{HOSTILE_RUN}']")
+    expect(hostile.locator(".confusion-row-label").first).to_have_text(HOSTILE_CLASS)  # text, not markup
+    assert frame.evaluate("window.__xss") is None and page.evaluate("window.__xss") is None
     assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
     page.close()
 

@@ -43,8 +43,8 @@ def accuracy_by(values: Sequence | torch.Tensor, correct: torch.Tensor, bins: in
                 categorical: bool | None = None) -> dict:
     """Accuracy per bin of an attribute. Numeric values: ``bins`` quantile bins (edges merged where values
     tie), NaN values left out and counted in ``excluded``. Categorical values (strings, or ``categorical=True``):
-    one bin per category, in order of first appearance; numbers with at most ``bins`` distinct values get one
-    bin per value, in increasing order. Each bin has count, correct, accuracy and its Wilson
+    one bin per category, in order of first appearance; whole numbers with at most ``bins`` distinct values (a
+    0/1 flag, a small count) get one bin per value, in increasing order. Each bin has count, correct, accuracy and its Wilson
     95% interval."""
     correct = torch.as_tensor(correct).flatten().bool().cpu()
     if isinstance(values, torch.Tensor):
@@ -71,7 +71,7 @@ def accuracy_by(values: Sequence | torch.Tensor, correct: torch.Tensor, bins: in
     if not numbers.numel():
         return {"kind": "numeric", "excluded": excluded, "edges": [], "bins": []}
     distinct = numbers.unique()
-    if len(distinct) <= bins:  # a few levels (a 0/1 flag, a count): one bin per value, in order
+    if len(distinct) <= bins and bool((distinct == distinct.round()).all()):  # a flag or a small count: bin per value
         return {"kind": "categorical", "excluded": excluded,
                 "bins": [_bin_entry(_number_label(v), kept[numbers == v]) for v in distinct.tolist()]}
     edges = torch.quantile(numbers, torch.linspace(0, 1, bins + 1, dtype=torch.float64)).unique()

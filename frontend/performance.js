@@ -1,0 +1,243 @@
+// The "Where it fails" view: accuracy by class, the confusion matrix (a click shows the most confidently
+// wrong examples of that confusion), accuracy against each image attribute with its Wilson band and counts,
+// and the reliability diagram. DOM and SVG only; index.js fetches. Class names are text, never markup.
+
+import { el, emptyBox, formatNumber, hideTooltip, showTooltip } from './views.js';
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+const CELL_PX = 22;
+const THUMB_PX = 48;
+const CHART = { width: 300, height: 150, left: 34, right: 8, top: 8, bottom: 34 };
+const ACCENT = '#f57c00';
+
+/** White (0) to deep orange (1): a light scale, so that the many empty cells of a confusion stay quiet. */
+function shareColor(share) {
+  const t = Math.max(0, Math.min(1, share));
+  const [r, g, b] = [255 + t * (230 - 255), 255 + t * (81 - 255), 255 + t * (0 - 255)];
+  return `rgb(${Math.round(r)}, ${Math.round(g)}, ${Math.round(b)})`;
+}
+
+function percent(value) {
+  return typeof value === 'number' && Number.isFinite(value) ? `${(100 * value).toFixed(1)}%` : '–';
+}
+
+function className(meta, index) {
+  const names = Array.isArray(meta.class_names) ? meta.class_names : null;
+  return names && typeof names[index] === 'string' ? names[index] : String(index);
+}
+
+function svg(tag, attrs = {}, children = []) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function section(title, content, className = '') {
+  return el('section', { className: `perf-section ${className}`.trim() }, [el('h4', { text: title }), content]);
+}
+
+/** One run's accuracy views at one step. `sprite` is the decoded sprite (an ImageBitmap), an Error, or null. */
+export function performanceView(sample, sprite) {
+  const meta = sample.meta || {};
+  const parts = [el('div', { className: 'note sample-meta', text: headline(meta) })];
+  if (meta.why_empty) parts.push(emptyBox(`No accuracy views: ${meta.why_empty}.`));
+  if (Array.isArray(meta.confusion)) parts.push(confusionSection(meta, sprite));
+  else if (meta.per_class) parts.push(el('div', { className: 'note', text: `The confusion matrix is left out above 100 classes (${meta.classes} here).` }));
+  if (meta.per_class) parts.push(section('Accuracy by class, worst first', classBars(meta)));
+  const attributes = Object.entries(meta.attributes || {});
+  if (attributes.length) {
+    parts.push(section(meta.why_empty ? 'Attributes (counts)' : 'Accuracy by image attribute',
+      el('div', { className: 'attribute-charts' }, attributes.map(([name, binned]) => attributeChart(name, binned, meta, sprite)))));
+  }
+  if (meta.calibration) parts.push(section(`Reliability (ECE ${percent(meta.calibration.ece)})`, reliabilityChart(meta.calibration)));
+  return el('div', { className: 'performance-view' }, parts);
+}
+
+function headline(meta) {
+  const parts = [];
+  if (typeof meta.top1 === 'number') parts.push(`top-1 ${percent(meta.top1)}`);
+  for (const [k, value] of Object.entries(meta.topk || {})) if (k === '5') parts.push(`top-5 ${percent(value)}`);
+  parts.push(`${meta.examples ?? '?'} examples (${meta.labelled ?? 0} labelled)`);
+  parts.push(`${meta.classes ?? '?'} classes`);
+  return parts.join(' · ');
+}
+
+/* ------------------------------------------------------------------ confusion */
+
+function confusionSection(meta, sprite) {
+  const matrix = meta.confusion;
+  const classes = matrix.length;
+  const examples = el('div', { className: 'confusion-examples' }, [
+    el('div', { className: 'note', text: 'Click a cell to see the most confidently wrong examples of that confusion.' })]);
+  const grid = el('div', { className: 'confusion-grid', style: {
+    gridTemplateColumns: `auto repeat(${classes}, ${CELL_PX}px)` } });
+  grid.append(el('div', { className: 'confusion-corner', text: 'true \\ predicted' }));
+  for (let j = 0; j < classes; j += 1) grid.append(el('div', { className: 'confusion-col-label', text: className(meta, j), title: className(meta, j) }));
+  matrix.forEach((row, i) => {
+    const total = row.reduce((sum, value) => sum + value, 0);
+    grid.append(el('div', { className: 'confusion-row-label', text: className(meta, i), title: className(meta, i) }));
+    row.forEach((count, j) => {
+      const share = total ? count / total : 0;
+      const cell = el('button', { className: `confusion-cell${i === j ? ' diagonal' : ''}`,
+        dataset: { row: i, col: j, count },
+        attrs: { type: 'button', 'aria-label': `true ${className(meta, i)}, predicted ${className(meta, j)}: ${count}` },
+        style: { background: shareColor(share), color: share > 0.55 ? '#fff' : '#212121' },
+        text: count ? String(count) : '' });
+      cell.addEventListener('mousemove', (event) => showTooltip(event, [
+        `true ${className(meta, i)} → predicted ${className(meta, j)}`,
+        `${count} of ${total} (${percent(share)} of the row)`]));
+      cell.addEventListener('mouseleave', hideTooltip);
+      cell.addEventListener('click', () => {
+        for (const other of grid.querySelectorAll('.confusion-cell.selected')) other.classList.remove('selected');
+        cell.classList.add('selected');
+        examples.replaceChildren(confusionExamples(meta, sprite, i, j, count));
+      });
+      grid.append(cell);
+    });
+  });
+  return section('Confusion (row: true class; colour: share of the row)', el('div', {}, [grid, examples]), 'confusion-section');
+}
+
+function confusionExamples(meta, sprite, row, col, count) {
+  const title = `true ${className(meta, row)} → predicted ${className(meta, col)} (${count})`;
+  if (row === col) return el('div', { className: 'note', text: `${title}: right answers; thumbnails are kept for mistakes only.` });
+  const wanted = wrongExamples(meta).filter((example) => example.label === row && example.predicted === col);
+  if (!wanted.length) {
+    return el('div', { className: 'note', text: `${title}: none of them among the ${wrongExamples(meta).filter((e) => e.label === row).length} `
+      + `most confidently wrong examples kept for class ${className(meta, row)}.` });
+  }
+  return el('div', {}, [el('div', { className: 'examples-title', text: title }), thumbnailStrip(meta, sprite, wanted)]);
+}
+
+function wrongExamples(meta) {
+  return (meta.wrong && Array.isArray(meta.wrong.examples)) ? meta.wrong.examples : [];
+}
+
+function thumbnailStrip(meta, sprite, examples) {
+  return el('div', { className: 'thumbnail-strip' }, examples.map((example) => {
+    const canvas = el('canvas', { className: 'wrong-thumbnail', attrs: { width: THUMB_PX, height: THUMB_PX },
+      dataset: { index: example.index } });
+    drawTile(canvas, sprite, meta.wrong.layout, example.tile);
+    return el('figure', { className: 'wrong-example' }, [canvas, el('figcaption', {
+      text: `#${example.index}: ${className(meta, example.predicted)} (${percent(example.confidence)}), true ${className(meta, example.label)}` })]);
+  }));
+}
+
+function drawTile(canvas, sprite, layout, tile) {
+  const context = canvas.getContext('2d');
+  if (!sprite || sprite instanceof Error || !layout) {
+    context.fillStyle = '#eee';
+    context.fillRect(0, 0, canvas.width, canvas.height);
+    canvas.title = sprite instanceof Error ? sprite.message : 'no thumbnail';
+    return;
+  }
+  const x = (tile % layout.cols) * (layout.width + layout.gap);
+  const y = Math.floor(tile / layout.cols) * (layout.height + layout.gap);
+  context.imageSmoothingEnabled = false;
+  context.drawImage(sprite, x, y, layout.width, layout.height, 0, 0, canvas.width, canvas.height);
+  canvas.dataset.drawn = 'true';
+}
+
+/* ------------------------------------------------------------------ per class */
+
+function classBars(meta) {
+  const perClass = meta.per_class;
+  const order = perClass.accuracy.map((value, index) => index)
+    .filter((index) => perClass.support[index] > 0)
+    .sort((a, b) => perClass.accuracy[a] - perClass.accuracy[b]);
+  return el('div', { className: 'class-bars' }, order.map((index) => el('div', { className: 'class-bar-row', dataset: { class: index } }, [
+    el('span', { className: 'class-bar-name', text: className(meta, index), title: className(meta, index) }),
+    el('span', { className: 'class-bar-track' }, [el('span', { className: 'class-bar-fill', style: { width: `${100 * perClass.accuracy[index]}%` } })]),
+    el('span', { className: 'class-bar-value', text: `${percent(perClass.accuracy[index])} of ${perClass.support[index]}`,
+      title: `precision ${percent(perClass.precision[index])}, recall ${percent(perClass.recall[index])}` }),
+  ])));
+}
+
+/* ------------------------------------------------------------------ attributes */
+
+function binLabel(bin) {
+  if (Array.isArray(bin.bin)) return `${formatNumber(bin.bin[0])}–${formatNumber(bin.bin[1])}`;
+  return String(bin.bin);
+}
+
+function attributeChart(name, binned, meta, sprite) {
+  const bins = Array.isArray(binned.bins) ? binned.bins : [];
+  const { width, height, left, right, top, bottom } = CHART;
+  const plotWidth = width - left - right;
+  const plotHeight = height - top - bottom;
+  const step = bins.length ? plotWidth / bins.length : plotWidth;
+  const x = (i) => left + step * (i + 0.5);
+  const y = (value) => top + plotHeight * (1 - value);
+  const chart = svg('svg', { class: 'attribute-chart', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img',
+    'aria-label': `accuracy by ${name}` });
+  for (const tick of [0, 0.5, 1]) {
+    chart.append(svg('line', { x1: left, x2: width - right, y1: y(tick), y2: y(tick), class: 'chart-grid' }));
+    chart.append(svg('text', { x: left - 4, y: y(tick) + 3, 'text-anchor': 'end', class: 'chart-tick' }, [`${tick * 100}%`]));
+  }
+  const labelled = !meta.why_empty;
+  const maxCount = Math.max(1, ...bins.map((bin) => bin.count));
+  bins.forEach((bin, i) => {
+    if (labelled && bin.count) {
+      chart.append(svg('rect', { x: x(i) - step * 0.3, width: step * 0.6, y: y(bin.high), height: Math.max(1, y(bin.low) - y(bin.high)),
+        class: 'wilson-band' }));
+      chart.append(svg('circle', { cx: x(i), cy: y(bin.accuracy), r: 3, class: 'bin-accuracy', 'data-bin': i }));
+    } else if (!labelled) {
+      const barHeight = plotHeight * bin.count / maxCount;
+      chart.append(svg('rect', { x: x(i) - step * 0.3, width: step * 0.6, y: top + plotHeight - barHeight, height: barHeight, class: 'count-bar' }));
+    }
+    chart.append(svg('text', { x: x(i), y: height - bottom + 12, 'text-anchor': 'middle', class: 'chart-count' }, [`n=${bin.count}`]));
+  });
+  if (labelled) {
+    const points = bins.map((bin, i) => (bin.count ? `${x(i)},${y(bin.accuracy)}` : null)).filter(Boolean);
+    if (points.length > 1) chart.insertBefore(svg('polyline', { points: points.join(' '), class: 'bin-line' }), chart.querySelector('circle'));
+  }
+  chart.append(svg('text', { x: left + plotWidth / 2, y: height - 4, 'text-anchor': 'middle', class: 'chart-axis' },
+    [binned.kind === 'categorical' ? `${name} (by value)` : `${name} (quantile bins)`]));
+  chart.addEventListener('mousemove', (event) => {
+    const box = chart.getBoundingClientRect();
+    const i = Math.floor((event.clientX - box.left - left) / step);
+    const bin = bins[i];
+    if (!bin) return hideTooltip();
+    return showTooltip(event, labelled ? [
+      `${name} ${binLabel(bin)}`, `accuracy ${percent(bin.accuracy)} (${bin.correct} of ${bin.count})`,
+      `95% Wilson interval ${percent(bin.low)} – ${percent(bin.high)}`] : [`${name} ${binLabel(bin)}`, `${bin.count} examples`]);
+  });
+  chart.addEventListener('mouseleave', hideTooltip);
+  const notes = [];
+  if (binned.excluded) notes.push(el('div', { className: 'note', text: `${binned.excluded} example(s) without a value (NaN) left out` }));
+  const worst = meta.worst_bins && meta.worst_bins[name];
+  if (worst && worst.tiles && worst.tiles.length) {
+    const examples = wrongExamples(meta).filter((example) => worst.tiles.includes(example.tile));
+    notes.push(el('div', { className: 'examples-title', text: `wrong in the worst bin (${binLabel(bins[worst.bin])})` }));
+    notes.push(thumbnailStrip(meta, sprite, examples));
+  }
+  return el('figure', { className: 'attribute-figure', dataset: { attribute: name } }, [
+    el('figcaption', { text: name }), chart, ...notes]);
+}
+
+/* ------------------------------------------------------------------ calibration */
+
+function reliabilityChart(calibration) {
+  const { width, height, left, right, top, bottom } = CHART;
+  const plotWidth = width - left - right;
+  const plotHeight = height - top - bottom;
+  const edges = calibration.edges || [];
+  const chart = svg('svg', { class: 'reliability-chart', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img',
+    'aria-label': 'reliability diagram' });
+  const x = (value) => left + plotWidth * value;
+  const y = (value) => top + plotHeight * (1 - value);
+  chart.append(svg('line', { x1: x(0), y1: y(0), x2: x(1), y2: y(1), class: 'chart-diagonal' }));
+  (calibration.accuracy || []).forEach((accuracy, i) => {
+    if (typeof accuracy !== 'number') return;
+    chart.append(svg('rect', { x: x(edges[i]) + 1, width: Math.max(1, x(edges[i + 1]) - x(edges[i]) - 2), y: y(accuracy),
+      height: y(0) - y(accuracy), class: 'reliability-bar', fill: ACCENT }));
+  });
+  for (const tick of [0, 0.5, 1]) {
+    chart.append(svg('text', { x: left - 4, y: y(tick) + 3, 'text-anchor': 'end', class: 'chart-tick' }, [`${tick * 100}%`]));
+    chart.append(svg('text', { x: x(tick), y: height - bottom + 12, 'text-anchor': 'middle', class: 'chart-tick' }, [`${tick * 100}%`]));
+  }
+  chart.append(svg('text', { x: left + plotWidth / 2, y: height - 4, 'text-anchor': 'middle', class: 'chart-axis' },
+    ['confidence (bars: accuracy; line: perfect calibration)']));
+  return chart;
+}
