@@ -132,6 +132,9 @@ def test_attributes_of_images_built_to_have_known_values():
     assert values["texture_energy"][0] == 0  # flat: no energy at all
     assert values["texture_energy"][2] > 0.95  # all energy at the Nyquist frequency
     assert values["texture_energy"][3] < 0.1  # a smooth ramp
+    white = torch.rand(64, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    share = image_attributes(white)["texture_energy"].mean().item()
+    assert share == pytest.approx(1 - math.pi / 16, abs=0.03)  # flat spectrum: the area outside the disc |f| <= 1/4
     concentrated = torch.zeros(2, 10, 10)
     concentrated[0, 0, :5] = 1.0  # 5 of 100 pixels hold everything
     concentrated[1] = 1.0  # spread evenly: the top 10% hold 10%
