@@ -34,6 +34,7 @@ bench: venv
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/storage.py
 	$(PY) benchmarks/attribution.py
+	$(PY) benchmarks/performance_views.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs

@@ -335,6 +335,7 @@ class CNNViz:
         name: str = "eval",
         bins: int = 10,
         topk: tuple[int, ...] = (1, 5),
+        saliency_concentration: bool = False,
     ) -> dict | None:
         """Stream ``data`` (batches of images, (images, labels) or (images, labels, index)) once and write the
         accuracy views: by class, confusion, by image attribute (computed ones, plus ``attributes``: a dict
@@ -342,12 +343,13 @@ class CNNViz:
         the ``examples`` most confidently wrong per class as thumbnails; top-k accuracy as scalars
         ``cnnviz/accuracy/<name>/top<k>`` and per-class PR curves for TensorBoard's PR Curves tab.
         ``to_pixels`` maps model inputs to [0, 1] pixels for the attributes and thumbnails (undo your
-        normalisation). Returns the top-k accuracies."""
+        normalisation). ``saliency_concentration`` adds that attribute (the share of each image's saliency
+        in its top 10% of pixels, a proxy for object size; one backward per batch). Returns the top-k accuracies."""
         if not isinstance(name, str) or not name or "/" in name:
             raise ValueError(f"name must be a non-empty string without '/', naming the data set; got {name!r}")
         with self._own_passes():
             result = evaluate(self.model, data, topk=topk, attributes=True, to_pixels=to_pixels, pr_curves=True,
-                              wrong_examples=examples)
+                              wrong_examples=examples, saliency=saliency_concentration)
         if class_names is not None and len(class_names) != result.classes:
             raise ValueError(f"class_names has {len(class_names)} names but the model has {result.classes} classes")
         meta, sprite = performance_report(result, align_attributes(attributes, result.index), class_names, bins)

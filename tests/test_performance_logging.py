@@ -117,3 +117,21 @@ def test_bad_input_is_named_and_label_free_data_still_logs(tmp_path, digits):
     _, sample = get_json(client, "sample", run="run", kind="performance", layer="eval", step=1)
     assert "no labels" in sample["meta"]["why_empty"]  # ...and the tab says why
     assert sum(entry["count"] for entry in sample["meta"]["attributes"]["brightness"]["bins"]) == 100
+
+
+def test_attributes_from_a_csv_and_saliency_concentration(tmp_path, digits):
+    images, labels = digits
+    rows = ["index,scanner,blur"] + [f"{i},{'old' if i % 3 == 0 else 'new'},{'' if i == 5 else i % 4}" for i in range(120)]
+    (tmp_path / "attributes.csv").write_text("\n".join(rows) + "\n")
+    torch.manual_seed(0)
+    with CNNViz(DigitsNet(), tmp_path / "run", raise_errors=True) as viz:
+        viz.log_performance([(images[:120], labels[:120], torch.arange(120))], 3,
+                            attributes=tmp_path / "attributes.csv", saliency_concentration=True)
+    client = tensorboard_client(tmp_path, "false")
+    _, sample = get_json(client, "sample", run="run", kind="performance", layer="eval", step=3)
+    binned = sample["meta"]["attributes"]
+    assert [(b["bin"], b["count"]) for b in binned["scanner"]["bins"]] == [("old", 40), ("new", 80)]
+    assert binned["blur"]["excluded"] == 1 and [b["bin"] for b in binned["blur"]["bins"]] == ["0", "1", "2", "3"]
+    concentration = binned["saliency_concentration"]
+    assert sum(b["count"] for b in concentration["bins"]) == 120
+    assert all(0.1 <= b["bin"][0] <= b["bin"][1] <= 1 for b in concentration["bins"])  # the top 10% hold >= 10%

@@ -18,7 +18,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._hooks import check_images, model_device, preserved_state
-from .image_attributes import image_attributes
+from .gradients import input_gradient
+from .image_attributes import image_attributes, saliency_concentration
 from .targets import check_scores
 
 PR_THRESHOLDS = 127  #: TensorBoard's PR-curve default
@@ -131,13 +132,16 @@ def evaluate(
     wrong_examples: int = 0,
     thumbnail: int = 32,
     progress: bool | None = None,
+    saliency: bool = False,
 ) -> Evaluation:
     """Stream ``data`` once through ``model`` (eval mode, inference mode, left as found).
 
     Keeps per example the label, the top ``max(topk)`` classes and probabilities, and the true class's
     probability; with ``attributes`` the :func:`image_attributes` of ``to_pixels(images)`` (pixels in [0, 1]);
     with ``pr_curves`` per-class histograms of scores for TensorBoard's PR curves; with ``wrong_examples`` a
-    thumbnail pool of that many most-confidently-wrong examples per true class.
+    thumbnail pool of that many most-confidently-wrong examples per true class; with ``saliency`` the
+    attribute ``saliency_concentration`` of each image's saliency map for its predicted class (one backward
+    per batch).
     """
     if not topk or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in topk):
         raise ValueError(f"topk must be positive ints such as (1, 5); got {topk!r}")
@@ -190,6 +194,10 @@ def evaluate(
             if attributes:
                 for name, value in image_attributes(pixels).items():
                     attribute_parts.setdefault(name, []).append(value)
+            if saliency:
+                with torch.inference_mode(False):  # clones made here are ordinary tensors autograd can use
+                    maps = input_gradient(model, images.clone(), top.indices[:, 0].clone())
+                attribute_parts.setdefault("saliency_concentration", []).append(saliency_concentration(maps))
             if positive is not None:
                 bucket = (probabilities * (PR_THRESHOLDS - 1)).floor().long().clamp(0, PR_THRESHOLDS - 1)
                 slot = (torch.arange(classes, device=device) * PR_THRESHOLDS + bucket).flatten()
