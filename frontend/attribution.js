@@ -27,6 +27,20 @@ function buildLut() {
   return lut;
 }
 
+/** Maps the grey levels drawn on `context` (0..width, 0..height) through the colour map, in place. */
+export function applyColorMap(context, width, height) {
+  const pixels = context.getImageData(0, 0, width, height);
+  const data = pixels.data;
+  for (let i = 0; i < data.length; i += 4) {
+    const v = data[i] * 3;
+    data[i] = LUT[v];
+    data[i + 1] = LUT[v + 1];
+    data[i + 2] = LUT[v + 2];
+    data[i + 3] = 255;
+  }
+  context.putImageData(pixels, 0, 0);
+}
+
 /** CSS colour of a value in [0, 1] on the colour map. */
 export function colorOf(value) {
   const i = Math.max(0, Math.min(255, Math.round(value * 255))) * 3;
@@ -149,16 +163,7 @@ function heatLayer(url, size) {
     scratch.height = picture.naturalHeight;
     const context = scratch.getContext('2d');
     context.drawImage(picture, 0, 0);
-    const pixels = context.getImageData(0, 0, scratch.width, scratch.height);
-    const data = pixels.data;
-    for (let i = 0; i < data.length; i += 4) {
-      const v = data[i] * 3;
-      data[i] = LUT[v];
-      data[i + 1] = LUT[v + 1];
-      data[i + 2] = LUT[v + 2];
-      data[i + 3] = 255;
-    }
-    context.putImageData(pixels, 0, 0);
+    applyColorMap(context, scratch.width, scratch.height);
     const target = canvas.getContext('2d');
     target.imageSmoothingEnabled = false;
     target.drawImage(scratch, 0, 0, canvas.width, canvas.height);

@@ -437,15 +437,16 @@ async function filtersContent(run, layer, step, sample) {
 }
 
 async function performanceContent(run, layer, step, sample) {
-  let sprite = null;
-  if (Number(sample.images) > 0) {
+  const load = async (index) => {
+    if (Number(sample.images) <= index) return null;
     try {
-      sprite = await model.fetchBitmap(pictureUrl(run, 'performance', layer, step, sample, 0));
+      return await model.fetchBitmap(pictureUrl(run, 'performance', layer, step, sample, index));
     } catch (error) {
-      sprite = error;
+      return error;
     }
-  }
-  return performance.performanceView(sample, sprite);
+  };
+  const [thumbnails, saliency] = await Promise.all([load(0), load(1)]);
+  return performance.performanceView(sample, { thumbnails, saliency });
 }
 
 /* ------------------------------------------------------------------ dead filters */

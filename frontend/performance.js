@@ -2,6 +2,7 @@
 // wrong examples of that confusion), accuracy against each image attribute with its Wilson band and counts,
 // and the reliability diagram. DOM and SVG only; index.js fetches. Class names are text, never markup.
 
+import { applyColorMap } from './attribution.js';
 import { el, emptyBox, formatNumber, hideTooltip, showTooltip } from './views.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -37,18 +38,21 @@ function section(title, content, className = '') {
   return el('section', { className: `perf-section ${className}`.trim() }, [el('h4', { text: title }), content]);
 }
 
-/** One run's accuracy views at one step. `sprite` is the decoded sprite (an ImageBitmap), an Error, or null. */
-export function performanceView(sample, sprite) {
+/**
+ * One run's accuracy views at one step. `sprites` = {thumbnails, saliency}: decoded sprites (ImageBitmaps),
+ * Errors, or null.
+ */
+export function performanceView(sample, sprites) {
   const meta = sample.meta || {};
   const parts = [el('div', { className: 'note sample-meta', text: headline(meta) })];
   if (meta.why_empty) parts.push(emptyBox(`No accuracy views: ${meta.why_empty}.`));
-  if (Array.isArray(meta.confusion)) parts.push(confusionSection(meta, sprite));
+  if (Array.isArray(meta.confusion)) parts.push(confusionSection(meta, sprites));
   else if (meta.per_class) parts.push(el('div', { className: 'note', text: `The confusion matrix is left out above 100 classes (${meta.classes} here).` }));
   if (meta.per_class) parts.push(section('Accuracy by class, worst first', classBars(meta)));
   const attributes = Object.entries(meta.attributes || {});
   if (attributes.length) {
     parts.push(section(meta.why_empty ? 'Attributes (counts)' : 'Accuracy by image attribute',
-      el('div', { className: 'attribute-charts' }, attributes.map(([name, binned]) => attributeChart(name, binned, meta, sprite)))));
+      el('div', { className: 'attribute-charts' }, attributes.map(([name, binned]) => attributeChart(name, binned, meta, sprites)))));
   }
   if (meta.calibration) parts.push(section(`Reliability (ECE ${percent(meta.calibration.ece)})`, reliabilityChart(meta.calibration)));
   return el('div', { className: 'performance-view' }, parts);
@@ -65,7 +69,7 @@ function headline(meta) {
 
 /* ------------------------------------------------------------------ confusion */
 
-function confusionSection(meta, sprite) {
+function confusionSection(meta, sprites) {
   const matrix = meta.confusion;
   const classes = matrix.length;
   const examples = el('div', { className: 'confusion-examples' }, [
@@ -91,7 +95,7 @@ function confusionSection(meta, sprite) {
       cell.addEventListener('click', () => {
         for (const other of grid.querySelectorAll('.confusion-cell.selected')) other.classList.remove('selected');
         cell.classList.add('selected');
-        examples.replaceChildren(confusionExamples(meta, sprite, i, j, count));
+        examples.replaceChildren(confusionExamples(meta, sprites, i, j, count));
       });
       grid.append(cell);
     });
@@ -99,7 +103,7 @@ function confusionSection(meta, sprite) {
   return section('Confusion (row: true class; colour: share of the row)', el('div', {}, [grid, examples]), 'confusion-section');
 }
 
-function confusionExamples(meta, sprite, row, col, count) {
+function confusionExamples(meta, sprites, row, col, count) {
   const title = `true ${className(meta, row)} → predicted ${className(meta, col)} (${count})`;
   if (row === col) return el('div', { className: 'note', text: `${title}: right answers; thumbnails are kept for mistakes only.` });
   const wanted = wrongExamples(meta).filter((example) => example.label === row && example.predicted === col);
@@ -107,24 +111,32 @@ function confusionExamples(meta, sprite, row, col, count) {
     return el('div', { className: 'note', text: `${title}: none of them among the ${wrongExamples(meta).filter((e) => e.label === row).length} `
       + `most confidently wrong examples kept for class ${className(meta, row)}.` });
   }
-  return el('div', {}, [el('div', { className: 'examples-title', text: title }), thumbnailStrip(meta, sprite, wanted)]);
+  return el('div', {}, [el('div', { className: 'examples-title', text: title }), thumbnailStrip(meta, sprites, wanted)]);
 }
 
 function wrongExamples(meta) {
   return (meta.wrong && Array.isArray(meta.wrong.examples)) ? meta.wrong.examples : [];
 }
 
-function thumbnailStrip(meta, sprite, examples) {
+function thumbnailStrip(meta, sprites, examples) {
+  const withSaliency = Boolean(meta.wrong && meta.wrong.saliency);
   return el('div', { className: 'thumbnail-strip' }, examples.map((example) => {
     const canvas = el('canvas', { className: 'wrong-thumbnail', attrs: { width: THUMB_PX, height: THUMB_PX },
       dataset: { index: example.index } });
-    drawTile(canvas, sprite, meta.wrong.layout, example.tile);
-    return el('figure', { className: 'wrong-example' }, [canvas, el('figcaption', {
+    drawTile(canvas, sprites.thumbnails, meta.wrong.layout, example.tile);
+    const pictures = [canvas];
+    if (withSaliency) {
+      const heat = el('canvas', { className: 'wrong-saliency', attrs: { width: THUMB_PX, height: THUMB_PX },
+        title: `saliency of ${className(meta, example.predicted)}: what made it say so`, dataset: { index: example.index } });
+      drawTile(heat, sprites.saliency, meta.wrong.layout, example.tile, true);
+      pictures.push(heat);
+    }
+    return el('figure', { className: 'wrong-example' }, [el('div', { className: 'wrong-pictures' }, pictures), el('figcaption', {
       text: `#${example.index}: ${className(meta, example.predicted)} (${percent(example.confidence)}), true ${className(meta, example.label)}` })]);
   }));
 }
 
-function drawTile(canvas, sprite, layout, tile) {
+function drawTile(canvas, sprite, layout, tile, heat = false) {
   const context = canvas.getContext('2d');
   if (!sprite || sprite instanceof Error || !layout) {
     context.fillStyle = '#eee';
@@ -136,6 +148,7 @@ function drawTile(canvas, sprite, layout, tile) {
   const y = Math.floor(tile / layout.cols) * (layout.height + layout.gap);
   context.imageSmoothingEnabled = false;
   context.drawImage(sprite, x, y, layout.width, layout.height, 0, 0, canvas.width, canvas.height);
+  if (heat) applyColorMap(context, canvas.width, canvas.height);
   canvas.dataset.drawn = 'true';
 }
 
@@ -161,7 +174,7 @@ function binLabel(bin) {
   return String(bin.bin);
 }
 
-function attributeChart(name, binned, meta, sprite) {
+function attributeChart(name, binned, meta, sprites) {
   const bins = Array.isArray(binned.bins) ? binned.bins : [];
   const { width, height, left, right, top, bottom } = CHART;
   const plotWidth = width - left - right;
@@ -210,7 +223,7 @@ function attributeChart(name, binned, meta, sprite) {
   if (worst && worst.tiles && worst.tiles.length) {
     const examples = wrongExamples(meta).filter((example) => worst.tiles.includes(example.tile));
     notes.push(el('div', { className: 'examples-title', text: `wrong in the worst bin (${binLabel(bins[worst.bin])})` }));
-    notes.push(thumbnailStrip(meta, sprite, examples));
+    notes.push(thumbnailStrip(meta, sprites, examples));
   }
   return el('figure', { className: 'attribute-figure', dataset: { attribute: name } }, [
     el('figcaption', { text: name }), chart, ...notes]);

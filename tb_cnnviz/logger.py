@@ -352,7 +352,7 @@ class CNNViz:
                               wrong_examples=examples, saliency=saliency_concentration)
         if class_names is not None and len(class_names) != result.classes:
             raise ValueError(f"class_names has {len(class_names)} names but the model has {result.classes} classes")
-        meta, sprite = performance_report(result, align_attributes(attributes, result.index), class_names, bins)
+        meta, sprites = performance_report(result, align_attributes(attributes, result.index), class_names, bins)
         values = []
         accuracies = {}
         if meta["labelled"]:
@@ -364,7 +364,7 @@ class CNNViz:
             for c in range(result.classes):
                 label = str(class_names[c]) if class_names is not None else str(c)
                 values.append(summary.pr_curve_value(f"cnnviz/pr_curve/{name}/{c}", [row[c] for row in rows], label))
-        self._sink.write(summary.performance_summary(name, meta, sprite), step)
+        self._sink.write(summary.performance_summary(name, meta, sprites), step)
         if values:
             self._sink.write(summary_pb2.Summary(value=values), step)
         return accuracies

@@ -13,7 +13,8 @@ Kinds:
     ``attribution``  blob sequence: [meta JSON, input PNG per probe image, map PNG per probe image (none for
                      occlusion, whose probabilities are numbers in the meta)]; the "layer" is the method
     ``performance``  blob sequence: [meta JSON (accuracy by class, confusion, attribute bins, calibration),
-                     PNG sprite of the most confidently wrong examples]; the "layer" is the data set's name
+                     PNG sprite of the most confidently wrong examples, PNG sprite of their saliency maps];
+                     the "layer" is the data set's name
     ``cnnviz/accuracy/<name>/top<k>`` scalars, and ``cnnviz/pr_curve/<name>/<class>`` in the PR Curves
     plugin's own format, go beside them for TensorBoard's own tabs.
     ``cnnviz/dead_fraction/<layer>`` is also written as an ordinary scalar, for the Scalars tab.

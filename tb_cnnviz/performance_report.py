@@ -77,8 +77,8 @@ def performance_report(
     attributes: Mapping[str, Sequence] | None = None,
     class_names: Sequence[str] | None = None,
     bins: int = 10,
-) -> tuple[dict, bytes | None]:
-    """(meta for the tab, PNG sprite of the wrong examples or None)."""
+) -> tuple[dict, list[bytes]]:
+    """(meta for the tab, PNG sprites: the wrong examples' thumbnails, then their saliency maps; [] if none)."""
     classes = evaluation.classes
     if class_names is not None and len(class_names) != classes:
         raise ValueError(f"class_names has {len(class_names)} names but the model has {classes} classes")
@@ -98,7 +98,7 @@ def performance_report(
         meta["why_empty"] = "the data gave no labels: accuracy, confusion and calibration need them"
         meta["attributes"] = {name: accuracy_by(values, torch.zeros(len(evaluation.labels), dtype=torch.bool), bins)
                               for name, values in every_attribute.items()}
-        return meta, None
+        return meta, []
     labels, hits = evaluation.labels[labelled], evaluation.correct[labelled]
     confusion = confusion_matrix(labels, predicted[labelled], classes)
     meta.update(
@@ -112,27 +112,33 @@ def performance_report(
     for name, values in every_attribute.items():
         kept = values[labelled] if isinstance(values, torch.Tensor) else [v for v, keep in zip(values, labelled.tolist()) if keep]
         meta["attributes"][name] = accuracy_by(kept, hits)
-    sprite, tiles = _wrong_sprite(evaluation)
+    sprite, saliency_sprite, tiles = _wrong_sprites(evaluation)
     meta["wrong"] = tiles
     meta["worst_bins"] = _worst_bin_examples(meta["attributes"], every_attribute, evaluation, tiles)
     meta["calibration"]["confidence"] = _json_numbers(meta["calibration"]["confidence"])
     meta["calibration"]["accuracy"] = _json_numbers(meta["calibration"]["accuracy"])
-    return meta, sprite
+    return meta, [picture for picture in (sprite, saliency_sprite) if picture is not None]
 
 
-def _wrong_sprite(evaluation: Evaluation) -> tuple[bytes | None, dict]:
+def _wrong_sprites(evaluation: Evaluation) -> tuple[bytes | None, bytes | None, dict]:
+    """The thumbnails of the wrong examples as one sprite, and their saliency maps as a second one with the
+    same layout (when computed)."""
     examples = [example for kept in evaluation.wrong.values() for example in kept]
     if not examples:
-        return None, {"examples": [], "layout": None}
+        return None, None, {"examples": [], "layout": None, "saliency": False}
     thumbnails = torch.stack([example.thumbnail for example in examples])  # (K, C, t, t) uint8
     if thumbnails.shape[1] == 3:
         tiles = thumbnails.permute(0, 2, 3, 1).numpy()
     else:
         tiles = thumbnails[:, 0].numpy()
     picture, layout = render.mosaic(np.ascontiguousarray(tiles))
+    saliency = None
+    if all(example.saliency is not None for example in examples):
+        heat, _ = render.mosaic(np.ascontiguousarray(torch.stack([e.saliency for e in examples]).numpy()))
+        saliency = render.png_bytes(heat)
     entries = [{"tile": i, "index": e.index, "label": e.label, "predicted": e.predicted, "confidence": e.confidence}
                for i, e in enumerate(examples)]
-    return render.png_bytes(picture), {"examples": entries, "layout": layout}
+    return render.png_bytes(picture), saliency, {"examples": entries, "layout": layout, "saliency": saliency is not None}
 
 
 def _worst_bin_examples(binned: dict, values: Mapping[str, Sequence], evaluation: Evaluation, tiles: dict) -> dict:

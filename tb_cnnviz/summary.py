@@ -144,10 +144,10 @@ def attribution_summary(name: str, meta: dict, inputs: Sequence[bytes], maps: Se
     return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(metadata.ATTRIBUTION, name), content, blobs)])
 
 
-def performance_summary(name: str, meta: dict, sprite: bytes | None) -> summary_pb2.Summary:
-    """Accuracy views of one data set: meta JSON, then the sprite of wrong examples (if any)."""
+def performance_summary(name: str, meta: dict, sprites: Sequence[bytes]) -> summary_pb2.Summary:
+    """Accuracy views of one data set: meta JSON, then the sprites of wrong examples (thumbnails, saliency)."""
     content = metadata.PluginContent(kind=metadata.PERFORMANCE, layer=name)
-    blobs = [_json_blob({"kind": metadata.PERFORMANCE, "layer": name, **meta})] + ([sprite] if sprite else [])
+    blobs = [_json_blob({"kind": metadata.PERFORMANCE, "layer": name, **meta}), *sprites]
     return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(metadata.PERFORMANCE, name), content, blobs)])
 
 

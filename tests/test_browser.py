@@ -260,6 +260,8 @@ def test_where_it_fails_shows_the_confusion_and_a_click_opens_its_examples(brows
     column.locator(f".confusion-cell[data-row='{example['label']}'][data-col='{example['predicted']}']").click()
     thumbnail = column.locator(f".confusion-examples .wrong-thumbnail[data-index='{example['index']}']")
     expect(thumbnail).to_have_attribute("data-drawn", "true")
+    expect(column.locator(f".confusion-examples .wrong-saliency[data-index='{example['index']}']")).to_have_attribute(
+        "data-drawn", "true")
     expect(column.locator(".attribute-figure")).to_have_count(len(meta["attributes"]))
     expect(column.locator(".attribute-figure[data-attribute='brightness'] circle.bin-accuracy")).to_have_count(
         sum(1 for entry in meta["attributes"]["brightness"]["bins"] if entry["count"]))

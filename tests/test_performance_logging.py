@@ -39,11 +39,11 @@ def logged(tmp_path_factory, digits):
     model.eval()
     with torch.no_grad():
         scores = model(images)
-    return logdir, scores, accuracies
+    return logdir, scores, accuracies, model
 
 
 def test_figures_read_back_through_tensorboard_equal_independent_ones(logged, digits):
-    logdir, scores, accuracies = logged
+    logdir, scores, accuracies, _ = logged
     _, labels = digits
     predicted = scores.argmax(dim=1)
     client = tensorboard_client(logdir, "false")
@@ -72,6 +72,23 @@ def test_figures_read_back_through_tensorboard_equal_independent_ones(logged, di
     sprite = np.asarray(Image.open(io.BytesIO(reply.data)))
     assert sprite.shape[0] == layout["rows"] * (layout["height"] + layout["gap"]) - layout["gap"]
 
+    # The second sprite: each wrong example's saliency for the class it chose, here by hand.
+    assert meta["wrong"]["saliency"] and len(sample["blobs"]) == 2
+    reply = client.get("/data/plugin/cnnviz/blob", query_string={"run": "run", "key": sample["blobs"][1]})
+    heat_sprite = np.asarray(Image.open(io.BytesIO(reply.data))).astype(float) / 255
+    assert heat_sprite.shape == sprite.shape[:2]
+    images, _ = digits
+    model = logged[3]
+    for example in wrong[:3]:
+        pixels = images[example["index"] : example["index"] + 1].clone().requires_grad_(True)
+        model(pixels)[0, example["predicted"]].backward()
+        expected = pixels.grad[0].abs().amax(dim=0)
+        expected = (expected / expected.max()).numpy()
+        row, col = divmod(example["tile"], layout["cols"])
+        top, left = row * (layout["height"] + layout["gap"]), col * (layout["width"] + layout["gap"])
+        tile = heat_sprite[top : top + layout["height"], left : left + layout["width"]]
+        np.testing.assert_allclose(tile, expected, atol=1 / 255 + 1e-6)
+
     # TensorBoard's own Scalars tab sees the accuracy.
     reply = client.get("/data/plugin/scalars/scalars", query_string={"run": "run", "tag": "cnnviz/accuracy/eval/top1"})
     assert reply.status_code == 200
@@ -80,7 +97,7 @@ def test_figures_read_back_through_tensorboard_equal_independent_ones(logged, di
 
 
 def test_pr_curves_read_back_through_tensorboards_pr_curve_plugin(logged, digits):
-    logdir, scores, _ = logged
+    logdir, scores, _, _ = logged
     _, labels = digits
     client = tensorboard_client(logdir, "false")
     tag = "cnnviz/pr_curve/eval/3/pr_curves"

@@ -33,6 +33,7 @@ class WrongExample:
     predicted: int
     confidence: float
     thumbnail: torch.Tensor  #: (C, t, t) uint8
+    saliency: torch.Tensor | None = None  #: (t, t) uint8: max |d score[predicted] / d pixel|, scaled to its max
 
 
 @dataclass
@@ -95,7 +96,7 @@ class _WrongPool:
         self.counter = itertools.count()
 
     def offer(self, labels: torch.Tensor, predicted: torch.Tensor, confidence: torch.Tensor, index: torch.Tensor,
-              thumbnails: Callable[[torch.Tensor], torch.Tensor]) -> None:
+              thumbnails: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]) -> None:
         labelled = labels >= 0
         wrong = labelled & (predicted != labels) & (confidence > self.floor[labels.clamp_min(0)])
         packed = torch.stack([wrong.double(), labels.double(), predicted.double(), confidence.double(), index.double()], 1)
@@ -103,13 +104,15 @@ class _WrongPool:
         chosen = torch.nonzero(rows[:, 0] > 0).flatten()
         if not len(chosen):
             return
-        pictures = thumbnails(chosen.to(labels.device)).cpu()
-        for picture, row in zip(pictures, rows[chosen].tolist()):
+        pictures, saliency = thumbnails(chosen.to(labels.device))
+        pictures = pictures.cpu()
+        saliency = saliency.cpu() if saliency is not None else [None] * len(pictures)
+        for picture, heat, row in zip(pictures, saliency, rows[chosen].tolist()):
             _, label, predicted_class, confidence_value, example = row
             label = int(label)
             heap = self.heaps.setdefault(label, [])
             item = (confidence_value, next(self.counter),
-                    WrongExample(int(example), label, int(predicted_class), confidence_value, picture))
+                    WrongExample(int(example), label, int(predicted_class), confidence_value, picture, heat))
             if len(heap) < self.size:
                 heapq.heappush(heap, item)
             elif confidence_value > heap[0][0]:
@@ -133,6 +136,7 @@ def evaluate(
     thumbnail: int = 32,
     progress: bool | None = None,
     saliency: bool = False,
+    wrong_saliency: bool = True,
 ) -> Evaluation:
     """Stream ``data`` once through ``model`` (eval mode, inference mode, left as found).
 
@@ -141,7 +145,8 @@ def evaluate(
     with ``pr_curves`` per-class histograms of scores for TensorBoard's PR curves; with ``wrong_examples`` a
     thumbnail pool of that many most-confidently-wrong examples per true class; with ``saliency`` the
     attribute ``saliency_concentration`` of each image's saliency map for its predicted class (one backward
-    per batch).
+    per batch). ``wrong_saliency`` gives each pooled wrong example the saliency map of the class it wrongly
+    chose ("why did it say that?"), computed only for examples entering the pool.
     """
     if not topk or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in topk):
         raise ValueError(f"topk must be positive ints such as (1, 5); got {topk!r}")
@@ -207,7 +212,9 @@ def evaluate(
                 negative += torch.bincount(slot, (weight - is_positive.double()).flatten(), minlength=classes * PR_THRESHOLDS)
             if pool is not None:
                 pool.offer(labels, top.indices[:, 0], top.values[:, 0], index,
-                           lambda rows, pixels=pixels: _thumbnails(pixels[rows], thumbnail))
+                           lambda rows, pixels=pixels, images=images, predicted=top.indices[:, 0]: (
+                               _thumbnails(pixels[rows], thumbnail),
+                               _saliency_thumbnails(model, images[rows], predicted[rows], thumbnail) if wrong_saliency else None))
     if classes is None:
         raise ValueError("data yielded no batches: nothing to evaluate")
     if bool(bad_label):
@@ -231,3 +238,13 @@ def _thumbnails(pixels: torch.Tensor, size: int) -> torch.Tensor:
     """(B, C, H, W) pixels in [0, 1] -> (B, C, t, t) uint8, area-averaged (no aliasing)."""
     small = F.interpolate(pixels.float(), size=(size, size), mode="area") if pixels.shape[-1] != size else pixels.float()
     return (small.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def _saliency_thumbnails(model: nn.Module, images: torch.Tensor, predicted: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, t, t) uint8 saliency heat maps of the predicted class, each scaled to its own maximum."""
+    with torch.inference_mode(False):  # clones made here are ordinary tensors autograd can use
+        maps = input_gradient(model, images.clone(), predicted.clone())
+    heat = maps.abs().amax(dim=1, keepdim=True)
+    heat = F.interpolate(heat, size=(size, size), mode="area") if heat.shape[-1] != size else heat
+    heat = heat / heat.flatten(1).amax(dim=1).clamp_min(torch.finfo(heat.dtype).tiny)[:, None, None, None]
+    return (heat[:, 0].nan_to_num(0).clamp(0, 1) * 255).round().to(torch.uint8)
