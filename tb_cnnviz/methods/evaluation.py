@@ -23,6 +23,7 @@ from .image_attributes import image_attributes, saliency_concentration
 from .targets import check_scores
 
 PR_THRESHOLDS = 127  #: TensorBoard's PR-curve default
+WRONG_POOL_BYTES = 256 * 2**20  #: the most the pool may hold of model inputs, for the wrong examples' saliency
 UNLABELLED = -1
 
 
@@ -34,6 +35,7 @@ class WrongExample:
     confidence: float
     thumbnail: torch.Tensor  #: (C, t, t) uint8
     saliency: torch.Tensor | None = None  #: (t, t) uint8: max |d score[predicted] / d pixel|, scaled to its max
+    image: torch.Tensor | None = None  #: the model input, kept until the pass ends to compute ``saliency``
 
 
 @dataclass
@@ -104,15 +106,15 @@ class _WrongPool:
         chosen = torch.nonzero(rows[:, 0] > 0).flatten()
         if not len(chosen):
             return
-        pictures, saliency = thumbnails(chosen.to(labels.device))
+        pictures, inputs = thumbnails(chosen.to(labels.device))
         pictures = pictures.cpu()
-        saliency = saliency.cpu() if saliency is not None else [None] * len(pictures)
-        for picture, heat, row in zip(pictures, saliency, rows[chosen].tolist()):
+        inputs = inputs.cpu() if inputs is not None else [None] * len(pictures)
+        for picture, image, row in zip(pictures, inputs, rows[chosen].tolist()):
             _, label, predicted_class, confidence_value, example = row
             label = int(label)
             heap = self.heaps.setdefault(label, [])
             item = (confidence_value, next(self.counter),
-                    WrongExample(int(example), label, int(predicted_class), confidence_value, picture, heat))
+                    WrongExample(int(example), label, int(predicted_class), confidence_value, picture, image=image))
             if len(heap) < self.size:
                 heapq.heappush(heap, item)
             elif confidence_value > heap[0][0]:
@@ -146,7 +148,8 @@ def evaluate(
     thumbnail pool of that many most-confidently-wrong examples per true class; with ``saliency`` the
     attribute ``saliency_concentration`` of each image's saliency map for its predicted class (one backward
     per batch). ``wrong_saliency`` gives each pooled wrong example the saliency map of the class it wrongly
-    chose ("why did it say that?"), computed only for examples entering the pool.
+    chose ("why did it say that?"), computed once the pass is over for the examples left in the pool (whose
+    inputs the pool keeps meanwhile, when they fit in ``WRONG_POOL_BYTES``).
     """
     if not topk or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in topk):
         raise ValueError(f"topk must be positive ints such as (1, 5); got {topk!r}")
@@ -211,10 +214,13 @@ def evaluate(
                 positive += torch.bincount(slot, is_positive.double().flatten(), minlength=classes * PR_THRESHOLDS)
                 negative += torch.bincount(slot, (weight - is_positive.double()).flatten(), minlength=classes * PR_THRESHOLDS)
             if pool is not None:
+                keep_inputs = wrong_saliency and _pool_bytes(classes, wrong_examples, images) <= WRONG_POOL_BYTES
                 pool.offer(labels, top.indices[:, 0], top.values[:, 0], index,
-                           lambda rows, pixels=pixels, images=images, predicted=top.indices[:, 0]: (
-                               _thumbnails(pixels[rows], thumbnail),
-                               _saliency_thumbnails(model, images[rows], predicted[rows], thumbnail) if wrong_saliency else None))
+                           lambda rows, pixels=pixels, images=images, keep=keep_inputs: (
+                               _thumbnails(pixels[rows], thumbnail), images[rows] if keep else None))
+        wrong = pool.result() if pool is not None else {}
+        if wrong_saliency:
+            _add_saliency(model, [example for kept in wrong.values() for example in kept], device, thumbnail)
     if classes is None:
         raise ValueError("data yielded no batches: nothing to evaluate")
     if bool(bad_label):
@@ -230,7 +236,7 @@ def evaluate(
         attributes={name: torch.cat(parts).cpu() for name, parts in attribute_parts.items()},
         positive_histogram=positive.view(classes, PR_THRESHOLDS).cpu() if positive is not None else None,
         negative_histogram=negative.view(classes, PR_THRESHOLDS).cpu() if negative is not None else None,
-        wrong=pool.result() if pool is not None else {},
+        wrong=wrong,
     )
 
 
@@ -238,6 +244,23 @@ def _thumbnails(pixels: torch.Tensor, size: int) -> torch.Tensor:
     """(B, C, H, W) pixels in [0, 1] -> (B, C, t, t) uint8, area-averaged (no aliasing)."""
     small = F.interpolate(pixels.float(), size=(size, size), mode="area") if pixels.shape[-1] != size else pixels.float()
     return (small.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def _pool_bytes(classes: int, size: int, images: torch.Tensor) -> int:
+    return classes * size * images[0].numel() * images.element_size()
+
+
+def _add_saliency(model: nn.Module, examples: list[WrongExample], device: torch.device, size: int, batch: int = 64) -> None:
+    """Each example's saliency thumbnail for the class it chose, from its kept input; the input is dropped."""
+    kept = [example for example in examples if example.image is not None]
+    for start in range(0, len(kept), batch):
+        chunk = kept[start : start + batch]
+        images = torch.stack([example.image for example in chunk]).to(device)
+        predicted = torch.tensor([example.predicted for example in chunk], device=device)
+        for example, heat in zip(chunk, _saliency_thumbnails(model, images, predicted, size).cpu()):
+            example.saliency = heat
+    for example in examples:
+        example.image = None
 
 
 def _saliency_thumbnails(model: nn.Module, images: torch.Tensor, predicted: torch.Tensor, size: int) -> torch.Tensor:
