@@ -38,29 +38,29 @@ def colourfulness(images: torch.Tensor) -> torch.Tensor:
     """Hasler & Suesstrunk's colourfulness of RGB images in [0, 1], on the paper's 0..255 scale; 0 if not RGB."""
     if images.shape[1] != 3:
         return torch.zeros(len(images), dtype=images.dtype, device=images.device)
-    red, green, blue = (images[:, c].flatten(1) * 255 for c in range(3))
-    rg = red - green
-    yb = 0.5 * (red + green) - blue
-    spread = (rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False)).sqrt()
-    centre = (rg.mean(dim=1).square() + yb.mean(dim=1).square()).sqrt()
-    return spread + 0.3 * centre
+    red, green, blue = images.flatten(2).unbind(dim=1)
+    opponent = torch.stack([red - green, 0.5 * (red + green) - blue], dim=1)  # rg, yb
+    variance, mean = torch.var_mean(opponent, dim=2, unbiased=False)
+    return 255 * (variance.sum(dim=1).sqrt() + 0.3 * mean.square().sum(dim=1).sqrt())  # the statistics scale with 255
 
 
-def texture_energy(images: torch.Tensor) -> torch.Tensor:
+def texture_energy(images: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
     """Share of the luma's spectral energy above half the Nyquist frequency, in [0, 1].
 
     The filter noise score's quantity, estimated on the image's own frequency grid: the luma, its mean
     removed, times a Hann window (so that the image border does not read as texture), through one FFT in
     float32. (The noise score's exact disc integral costs an FFT of twice the size in float64 per image.)
+    ``y``: the luma, when the caller has it already.
     """
-    y = luma(images).float()
+    y = (luma(images) if y is None else y).float()
     height, width = y.shape[-2:]
     window = torch.outer(torch.hann_window(height, periodic=False, device=y.device),
                          torch.hann_window(width, periodic=False, device=y.device))
     y = (y - y.mean(dim=(1, 2), keepdim=True)) * window
-    power = torch.fft.fft2(y).abs().square()
+    power = torch.fft.rfft2(y).abs().square()
+    power[..., 1 : (width + 1) // 2] *= 2  # rfft2 keeps one of each conjugate pair of columns: count both
     fy = torch.fft.fftfreq(height, device=y.device)
-    fx = torch.fft.fftfreq(width, device=y.device)
+    fx = torch.fft.rfftfreq(width, device=y.device)
     high = (fy[:, None].square() + fx[None, :].square()).sqrt() > HIGH_FREQUENCY
     total = power.sum(dim=(1, 2))
     share = (power * high).sum(dim=(1, 2)) / total.clamp_min(torch.finfo(torch.float32).tiny)
@@ -70,11 +70,12 @@ def texture_energy(images: torch.Tensor) -> torch.Tensor:
 def image_attributes(images: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every computed attribute of (N, C, H, W) images in [0, 1], each (N,), on the images' device."""
     y = luma(images)
+    contrast, brightness = torch.std_mean(y.flatten(1), dim=1, unbiased=False)
     return {
-        "brightness": y.mean(dim=(1, 2)),
-        "contrast": y.flatten(1).std(dim=1, unbiased=False),
+        "brightness": brightness,
+        "contrast": contrast,
         "colourfulness": colourfulness(images),
-        "texture_energy": texture_energy(images),
+        "texture_energy": texture_energy(images, y),
     }
 
 
