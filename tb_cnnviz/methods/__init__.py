@@ -14,6 +14,7 @@ from .grad_cam import GradCam, grad_cam, guided_grad_cam, last_conv_name
 from .gradients import deconvnet, guided_backprop, input_gradient, saliency, smoothgrad
 from .image_attributes import image_attributes, saliency_concentration
 from .occlusion import occlusion, occlusion_grid
+from .receptive_field import ReceptiveField, receptive_field
 
 __all__ = [
     "ActivationSnapshot",
@@ -23,6 +24,7 @@ __all__ = [
     "Evaluation",
     "GradCam",
     "NOISE_THRESHOLD",
+    "ReceptiveField",
     "WrongExample",
     "accuracy_by",
     "calibration",
@@ -46,6 +48,7 @@ __all__ = [
     "occlusion_grid",
     "pr_curve_counts",
     "preserved_state",
+    "receptive_field",
     "relu_layers",
     "saliency",
     "saliency_concentration",
