@@ -15,6 +15,7 @@ from .gradients import deconvnet, guided_backprop, input_gradient, saliency, smo
 from .image_attributes import image_attributes, saliency_concentration
 from .occlusion import occlusion, occlusion_grid
 from .receptive_field import ReceptiveField, receptive_field
+from .top_activations import TopActivations, random_directions, top_activations
 
 __all__ = [
     "ActivationSnapshot",
@@ -25,6 +26,7 @@ __all__ = [
     "GradCam",
     "NOISE_THRESHOLD",
     "ReceptiveField",
+    "TopActivations",
     "WrongExample",
     "accuracy_by",
     "calibration",
@@ -48,11 +50,13 @@ __all__ = [
     "occlusion_grid",
     "pr_curve_counts",
     "preserved_state",
+    "random_directions",
     "receptive_field",
     "relu_layers",
     "saliency",
     "saliency_concentration",
     "smoothgrad",
     "snapshot",
+    "top_activations",
     "wilson_interval",
 ]

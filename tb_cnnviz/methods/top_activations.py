@@ -1,0 +1,165 @@
+"""What a channel responds to across a data set: the k images that activate it most, where, and the input
+patch its receptive field covers there (CS231n; Zeiler & Fergus). Also along random directions of the
+layer's channel space, Szegedy et al.'s control showing that the unit axes are not special.
+
+One streamed pass; memory O(units x k) (values, image indices, positions and patch thumbnails), never the
+data set. Everything stays on the model's device with no host synchronisation per batch: the running top k
+is merged with each batch's candidates by ``topk``; on an accelerator patches are cut for every kept slot
+with ``roi_align`` and kept only where the slot changed (``torch.where``), so no data-dependent count is
+needed, while on the CPU (where waiting costs nothing) only the slots a batch won are cut.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torchvision.ops import roi_align
+from tqdm.auto import tqdm
+
+from ._hooks import check_images, forward_hooks, model_device, preserved_state, split_call, unknown_layer_message
+from .evaluation import split_batch
+from .receptive_field import ReceptiveField, receptive_field
+
+MAX_PATCH_PX = 64  #: patches larger than this are averaged down to it
+MAX_SAMPLES = 4  #: roi_align samples per output pixel and axis, at most (bounds the cost of huge fields)
+
+
+@dataclass
+class TopActivations:
+    """Per unit (a channel, or a direction), its ``k`` strongest images, strongest first."""
+
+    layer: str
+    values: torch.Tensor  #: (U, k); -inf in slots not filled (fewer than k images seen)
+    image: torch.Tensor  #: (U, k) data set index; -1 in empty slots
+    position: torch.Tensor  #: (U, k, 2) (row, column) of the strongest unit on the layer's grid
+    patches: torch.Tensor  #: (U, k, C, t, t) uint8: the receptive field's input patch, zero-padded
+    field: ReceptiveField
+    directions: torch.Tensor | None  #: (D, channels) unit vectors, or None for the channel axes
+
+    def box(self, unit: int, slot: int) -> tuple[int, int, int, int]:
+        """The input box (top, left, bottom, right) of one kept activation."""
+        row, col = self.position[unit, slot].tolist()
+        return self.field.box(row, col)
+
+
+def random_directions(channels: int, n: int, seed: int = 0) -> torch.Tensor:
+    """(n, channels) random unit vectors (isotropic: normalised Gaussians), from their own generator."""
+    if channels < 1 or n < 1:
+        raise ValueError(f"channels and n must be positive; got channels={channels}, n={n}")
+    vectors = torch.randn(n, channels, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return (vectors / vectors.norm(dim=1, keepdim=True)).float()
+
+
+def patch_geometry(field: ReceptiveField, patch_size: int | None) -> tuple[int, int]:
+    """(thumbnail side t, roi_align samples per pixel and axis): the field itself up to 64 px, else
+    averaged down to ``patch_size`` (default 64)."""
+    size = max(field.size)
+    side = patch_size or min(size, MAX_PATCH_PX)
+    return side, max(1, min(MAX_SAMPLES, math.ceil(size / side)))
+
+
+def top_activations(
+    model: nn.Module,
+    data: Iterable,
+    layer: str,
+    k: int = 9,
+    directions: torch.Tensor | None = None,
+    patch_size: int | None = None,
+    to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    progress: bool | None = None,
+    cut_every_slot: bool | None = None,
+) -> TopActivations:
+    """Stream ``data`` once (batches of images, (images, labels) or (images, labels, index)) and keep, per
+    channel of ``layer`` (or per row of ``directions``, (D, channels)), the ``k`` images whose strongest
+    position activates it most, with that position and the patch of ``to_pixels(images)`` it sees."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int; got {k!r}")
+    field = receptive_field(model, layer)
+    module_name, call = split_call(layer)
+    modules = dict(model.named_modules())
+    if module_name not in modules:
+        raise ValueError(unknown_layer_message(model, layer, "layer"))
+    device = model_device(model)
+    if cut_every_slot is None:
+        cut_every_slot = device.type != "cpu"
+    side, samples = patch_geometry(field, patch_size)
+    state: dict[str, torch.Tensor] = {}
+    seen = 0
+    captured: list[torch.Tensor] = []
+
+    def capture(_name: str, index: int, output: torch.Tensor) -> None:
+        if call is None or index == call:
+            captured[:] = [output]
+
+    with torch.inference_mode(), preserved_state(model), forward_hooks(model, {module_name: modules[module_name]}, capture):
+        model.eval()
+        for batch in tqdm(data, desc=f"top activations of {layer}", unit="batch", delay=0 if progress else 2.0,
+                          disable=progress is False, leave=False):
+            images, _, index = split_batch(batch)
+            images = check_images(images, "the data's images").to(device, non_blocking=True)
+            count = len(images)
+            index = (torch.arange(seen, seen + count, device=device) if index is None
+                     else torch.as_tensor(index).to(device, torch.long).flatten())
+            seen += count
+            captured.clear()
+            model(images)
+            if not captured or captured[0].dim() != 4:
+                raise ValueError(f"layer {layer!r} must output (N, C, h, w) maps in the forward")
+            maps = captured[0].float()
+            if directions is not None:
+                if directions.dim() != 2 or directions.shape[1] != maps.shape[1]:
+                    raise ValueError(f"directions must be (D, {maps.shape[1]}) for layer {layer!r}; got {tuple(directions.shape)}")
+                maps = torch.einsum("bchw,dc->bdhw", maps, directions.to(device, maps.dtype))
+            width = maps.shape[3]
+            best, where = maps.flatten(2).max(dim=2)  # (B, U): each image's strongest position per unit
+            pixels = to_pixels(images) if to_pixels is not None else images
+            _merge(state, best.T, where.T, index, width, k, field, pixels, side, samples, cut_every_slot)
+    if not state:
+        raise ValueError("data yielded no batches: nothing to rank")
+    return TopActivations(layer, state["values"].cpu(), state["image"].cpu(), state["position"].cpu(),
+                          state["patches"].cpu(), field, directions.cpu() if directions is not None else None)
+
+
+def _merge(state: dict, best: torch.Tensor, where: torch.Tensor, index: torch.Tensor, width: int, k: int,
+           field: ReceptiveField, pixels: torch.Tensor, side: int, samples: int, cut_every_slot: bool) -> None:
+    """Merge one batch's candidates (U, B) into the running top k, without a host synchronisation."""
+    units, count = best.shape
+    device = best.device
+    if not state:
+        state["values"] = torch.full((units, k), -math.inf, device=device)
+        state["image"] = torch.full((units, k), -1, dtype=torch.long, device=device)
+        state["position"] = torch.zeros((units, k, 2), dtype=torch.long, device=device)
+        state["patches"] = torch.zeros((units, k, pixels.shape[1], side, side), dtype=torch.uint8, device=device)
+    values, order = torch.cat([state["values"], best], dim=1).topk(k, dim=1)  # (U, k)
+    from_batch = order >= k
+    member = (order - k).clamp_min(0)  # the batch image of each slot, where it comes from the batch
+    kept = order.clamp_max(k - 1)
+    flat_position = where.gather(1, member)
+    position = torch.stack([flat_position // width, flat_position % width], dim=2)
+    state["image"] = torch.where(from_batch, index[member], state["image"].gather(1, kept))
+    state["position"] = torch.where(from_batch[..., None], position, state["position"].gather(1, kept[..., None].expand(-1, -1, 2)))
+    patches = state["patches"][torch.arange(units, device=device)[:, None], kept]
+    if not cut_every_slot:  # on the CPU waiting costs nothing: cut only the slots this batch won
+        unit, slot = torch.nonzero(from_batch, as_tuple=True)
+        patches[unit, slot] = _patches(pixels, member[unit, slot], position[unit, slot], field, side, samples)
+    else:  # on an accelerator, cut every slot and keep the won ones: no data-dependent count, no sync
+        fresh = _patches(pixels, member.flatten(), position.flatten(0, 1), field, side, samples).view_as(patches)
+        patches = torch.where(from_batch[..., None, None, None], fresh, patches)
+    state["patches"] = patches
+    state["values"] = values
+
+
+def _patches(pixels: torch.Tensor, member: torch.Tensor, position: torch.Tensor, field: ReceptiveField,
+             side: int, samples: int) -> torch.Tensor:
+    """(E, C, t, t) uint8 crops of the field at each (image, position), zero outside the image: the pixels
+    get a one-pixel zero border so that roi_align's edge clamping reads zeros there."""
+    padded = torch.nn.functional.pad(pixels.float(), (1, 1, 1, 1))
+    top = position[:, 0] * field.stride[0] + field.offset[0] + 1
+    left = position[:, 1] * field.stride[1] + field.offset[1] + 1
+    boxes = torch.stack([member.to(padded.dtype), left, top, left + field.size[1], top + field.size[0]], dim=1).to(padded.dtype)
+    crops = roi_align(padded, boxes, output_size=(side, side), sampling_ratio=samples, aligned=True)
+    return (crops.clamp(0, 1) * 255).round().to(torch.uint8)

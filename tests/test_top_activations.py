@@ -1,0 +1,100 @@
+"""Top activating images and patches against a brute-force pass that stores every activation."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from helpers import assert_same_state, model_state
+
+from tb_cnnviz.methods import random_directions, receptive_field, top_activations
+
+
+@pytest.fixture
+def net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 6, 3, padding=1), nn.ReLU())
+
+
+def dataset(count=40, size=16, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(count, 3, size, size, generator=generator), torch.randint(0, 5, (count,), generator=generator)
+
+
+def batches(images, labels, size, offset=0):
+    for start in range(0, len(images), size):
+        end = start + size
+        yield images[start:end], labels[start:end], torch.arange(start, min(end, len(images))) + offset
+
+
+def brute_force(net, images, layer_index, k, directions=None):
+    """Every activation stored; per unit, images ranked by their strongest position, found by a scan."""
+    with torch.no_grad():
+        maps = net[: layer_index + 1](images)
+    if directions is not None:
+        maps = torch.einsum("bchw,dc->bdhw", maps, directions)
+    result = []
+    for unit in range(maps.shape[1]):
+        per_image = []
+        for n in range(len(images)):
+            plane = maps[n, unit]
+            best, where = -float("inf"), None
+            for i in range(plane.shape[0]):
+                for j in range(plane.shape[1]):
+                    if plane[i, j] > best:
+                        best, where = plane[i, j].item(), (i, j)
+            per_image.append((best, n, where))
+        result.append(sorted(per_image, key=lambda item: -item[0])[:k])
+    return result
+
+
+def naive_patch(image, box):
+    """Crop (top, left, bottom, right) with zeros outside the image."""
+    top, left, bottom, right = box
+    pad = max(0, -top, -left, bottom - image.shape[1], right - image.shape[2])
+    padded = F.pad(image, (pad, pad, pad, pad))
+    return padded[:, top + pad : bottom + pad, left + pad : right + pad]
+
+
+@pytest.mark.parametrize("cut_every_slot", [False, True])
+def test_equal_to_brute_force_with_patches(net, cut_every_slot):
+    images, labels = dataset()
+    before = model_state(net)
+    top = top_activations(net, batches(images, labels, 7, offset=100), "3", k=5, cut_every_slot=cut_every_slot)
+    assert_same_state(before, model_state(net))
+    field = receptive_field(net, "3")
+    assert field.size == (10, 10) and top.patches.shape == (6, 5, 3, 10, 10)
+    for unit, expected in enumerate(brute_force(net, images, 3, 5)):
+        torch.testing.assert_close(top.values[unit], torch.tensor([value for value, _, _ in expected]))
+        assert top.image[unit].tolist() == [n + 100 for _, n, _ in expected]  # the data's own index
+        assert [tuple(p) for p in top.position[unit].tolist()] == [where for _, _, where in expected]
+        for slot, (_, n, where) in enumerate(expected):
+            patch = (naive_patch(images[n], field.box(*where)) * 255).round().to(torch.uint8)
+            assert (top.patches[unit, slot].int() - patch.int()).abs().max() <= 1
+
+
+def test_directions_rank_projections(net):
+    images, labels = dataset(count=24)
+    directions = random_directions(6, 3, seed=4)
+    assert torch.allclose(directions.norm(dim=1), torch.ones(3))
+    rng = torch.get_rng_state()
+    assert torch.equal(random_directions(6, 3, seed=4), directions) and torch.equal(torch.get_rng_state(), rng)
+    top = top_activations(net, batches(images, labels, 5), "4", k=3, directions=directions)
+    for unit, expected in enumerate(brute_force(net, images, 4, 3, directions)):
+        assert top.image[unit].tolist() == [n for _, n, _ in expected]
+        torch.testing.assert_close(top.values[unit], torch.tensor([v for v, _, _ in expected]), rtol=1e-5, atol=1e-6)
+    axis = top_activations(net, batches(images, labels, 5), "4", k=3, directions=torch.eye(6)[[2, 4]])
+    channels = top_activations(net, batches(images, labels, 5), "4", k=3)
+    assert torch.equal(axis.image, channels.image[[2, 4]])
+
+
+def test_fewer_images_than_k_leave_empty_slots_and_bad_input_is_named(net):
+    images, labels = dataset(count=3)
+    top = top_activations(net, [images], "3", k=5)
+    assert (top.image[:, 3:] == -1).all() and torch.isinf(top.values[:, 3:]).all()
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        top_activations(net, [images], "3", k=0)
+    with pytest.raises(ValueError, match=r"directions must be \(D, 6\)"):
+        top_activations(net, [images], "3", directions=torch.ones(2, 5))
+    with pytest.raises(ValueError, match="has no layer 'conv9'"):
+        top_activations(net, [images], "conv9")
