@@ -88,9 +88,10 @@ def train_run(
                 for method in ("guided_backprop", "grad_cam", "saliency"):
                     viz.log_saliency(step, method=method)
                 viz.log_occlusion(step, window=8, stride=4)
-                held_out_batches = ((test_x[i : i + 128], test_y[i : i + 128]) for i in range(0, len(test_x), 128))
-                viz.log_performance(held_out_batches, step, class_names=[f"digit {c}" for c in range(10)],
+                test_batches = [(test_x[i : i + 128], test_y[i : i + 128]) for i in range(0, len(test_x), 128)]
+                viz.log_performance(test_batches, step, class_names=[f"digit {c}" for c in range(10)],
                                     examples=4, to_pixels=lambda x: x * 0.5 + 0.5, name="held_out")
+                viz.log_top_activations(test_batches, "relu2", step, k=6, directions=8, to_pixels=lambda x: x * 0.5 + 0.5)
             start_index = (step * batch_size) % (len(order) - batch_size)
             batch = order[start_index : start_index + batch_size]
             model.train()

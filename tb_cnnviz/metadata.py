@@ -15,6 +15,9 @@ Kinds:
     ``performance``  blob sequence: [meta JSON (accuracy by class, confusion, attribute bins, calibration),
                      PNG sprite of the most confidently wrong examples, PNG sprite of their saliency maps];
                      the "layer" is the data set's name
+    ``top``          blob sequence: [meta JSON (per unit: values, image indices, positions, boxes), PNG sprite
+                     of the units' top patches, a row of k per unit]; the "layer" is the layer (``<layer>
+                     (random directions)`` for Szegedy et al.'s control)
     ``cnnviz/accuracy/<name>/top<k>`` scalars, and ``cnnviz/pr_curve/<name>/<class>`` in the PR Curves
     plugin's own format, go beside them for TensorBoard's own tabs.
     ``cnnviz/dead_fraction/<layer>`` is also written as an ordinary scalar, for the Scalars tab.
@@ -36,6 +39,7 @@ FILTERS = "filters"
 DEAD = "dead"
 ATTRIBUTION = "attribution"
 PERFORMANCE = "performance"
+TOP = "top"
 
 DATA_CLASS = {
     ACTIVATIONS: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
@@ -43,8 +47,9 @@ DATA_CLASS = {
     DEAD: summary_pb2.DATA_CLASS_TENSOR,
     ATTRIBUTION: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
     PERFORMANCE: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
+    TOP: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
 }
-BLOB_KINDS = (ACTIVATIONS, FILTERS, ATTRIBUTION, PERFORMANCE)
+BLOB_KINDS = (ACTIVATIONS, FILTERS, ATTRIBUTION, PERFORMANCE, TOP)
 TENSOR_KINDS = (DEAD,)
 
 TAG_PREFIX = "cnnviz"

@@ -24,12 +24,13 @@ def grid_shape(count: int) -> tuple[int, int]:
     return max(1, math.ceil(count / cols)), cols
 
 
-def mosaic(tiles: np.ndarray, gap: int = GAP, background: int = BACKGROUND) -> tuple[np.ndarray, dict]:
-    """Lay out uint8 tiles (K, h, w) or (K, h, w, 3) row-major in a grid; return the picture and its layout."""
+def mosaic(tiles: np.ndarray, gap: int = GAP, background: int = BACKGROUND, columns: int | None = None) -> tuple[np.ndarray, dict]:
+    """Lay out uint8 tiles (K, h, w) or (K, h, w, 3) row-major in a grid (the squarest, or ``columns``
+    wide); return the picture and its layout."""
     if tiles.dtype != np.uint8 or tiles.ndim not in (3, 4):
         raise ValueError(f"tiles must be uint8 (K, h, w[, 3]); got {tiles.dtype} {tiles.shape}")
     count, h, w = tiles.shape[:3]
-    rows, cols = grid_shape(count)
+    rows, cols = grid_shape(count) if columns is None else (max(1, -(-count // columns)), columns)
     colour = tiles.shape[3:]
     cells = np.full((rows * cols, h + gap, w + gap) + colour, background, dtype=np.uint8)
     cells[:count, :h, :w] = tiles

@@ -20,6 +20,7 @@ from . import event_checksums, metadata, render
 from .methods.activations import ActivationSnapshot
 from .methods.dead_filters import DeadReport
 from .methods.filters import NOISE_THRESHOLD, noise_score
+from .methods.top_activations import TopActivations
 
 
 def _rounded(values: object) -> object:
@@ -149,6 +150,36 @@ def performance_summary(name: str, meta: dict, sprites: Sequence[bytes]) -> summ
     content = metadata.PluginContent(kind=metadata.PERFORMANCE, layer=name)
     blobs = [_json_blob({"kind": metadata.PERFORMANCE, "layer": name, **meta}), *sprites]
     return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(metadata.PERFORMANCE, name), content, blobs)])
+
+
+def top_summary(name: str, result: TopActivations, units: Sequence[int], order: int = 0) -> summary_pb2.Summary:
+    """Top activations of ``units`` (indices into ``result``): meta JSON and one sprite, a row of k patches
+    per unit (empty slots stay background)."""
+    k = result.values.shape[1]
+    patches = result.patches[list(units)]  # (U, k, C, t, t)
+    channels = patches.shape[2]
+    tiles = patches.flatten(0, 1).permute(0, 2, 3, 1).numpy() if channels == 3 else patches.flatten(0, 1)[:, 0].numpy()
+    picture, layout = render.mosaic(np.ascontiguousarray(tiles), columns=k)
+    entries = []
+    for unit in units:
+        filled = int((result.image[unit] >= 0).sum())
+        entries.append({
+            "unit": unit,
+            "values": result.values[unit, :filled].tolist(),
+            "images": result.image[unit, :filled].tolist(),
+            "positions": result.position[unit, :filled].tolist(),
+            "boxes": [list(result.box(unit, slot)) for slot in range(filled)],
+        })
+    field = result.field
+    meta = {
+        "kind": metadata.TOP, "layer": name, "source_layer": result.layer, "k": k,
+        "axes": "directions" if result.directions is not None else "channels",
+        "units_total": int(result.values.shape[0]), "units": entries,
+        "field": {"stride": list(field.stride), "offset": list(field.offset), "size": list(field.size)},
+        "tile": layout,
+    }
+    content = metadata.PluginContent(kind=metadata.TOP, layer=name, order=order)
+    return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(metadata.TOP, name), content, [_json_blob(meta), render.png_bytes(picture)])])
 
 
 def pr_curve_value(tag: str, counts: Sequence[np.ndarray], display_name: str) -> summary_pb2.Summary.Value:

@@ -274,6 +274,31 @@ def test_where_it_fails_shows_the_confusion_and_a_click_opens_its_examples(brows
     page.close()
 
 
+def test_top_patches_browse_channels_and_a_click_opens_one(browser, tensorboard_url):
+    problems: list[str] = []
+    page, frame = open_tab(browser, tensorboard_url, problems)
+    frame.locator("button.view-button[data-view='top']").click()
+    layers = frame.locator(".layer-item").evaluate_all("els => els.map(e => e.dataset.layer)")
+    assert layers == ["relu2", "relu2 (random directions)"], layers
+    meta = json_route(tensorboard_url, "sample", run="healthy_lr0.05", kind="top", layer="relu2", step=239)["meta"]
+    column = frame.locator(".run-column[data-run='healthy_lr0.05']")
+    expect(column.locator(".top-unit")).to_have_count(len(meta["units"]))
+    expect(column.locator(".top-patch[data-drawn='true']")).to_have_count(sum(len(u["images"]) for u in meta["units"]))
+
+    unit = meta["units"][3]
+    column.locator(f".top-unit[data-unit='{unit['unit']}']").click()
+    detail = column.locator(".top-detail")
+    expect(detail.locator("figure")).to_have_count(len(unit["images"]))
+    expect(detail).to_contain_text(f"image {unit['images'][0]}")
+    page.screenshot(path=str(DOCS / "screenshot-top.png"))
+
+    frame.locator(".layer-item[data-layer='relu2 (random directions)']").click()
+    expect(column.locator(".top-unit")).to_have_count(8)
+    expect(column).to_contain_text("Random unit directions")
+    assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
+    page.close()
+
+
 def json_route(url: str, route: str, **params: object) -> dict:
     import json
 

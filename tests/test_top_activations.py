@@ -5,7 +5,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers import assert_same_state, model_state
+import io
+
+import numpy as np
+from PIL import Image
+
+from helpers import assert_same_state, get_json, model_state, tensorboard_client
+
+from tb_cnnviz import CNNViz
 
 from tb_cnnviz.methods import random_directions, receptive_field, top_activations
 
@@ -98,3 +105,33 @@ def test_fewer_images_than_k_leave_empty_slots_and_bad_input_is_named(net):
         top_activations(net, [images], "3", directions=torch.ones(2, 5))
     with pytest.raises(ValueError, match="has no layer 'conv9'"):
         top_activations(net, [images], "conv9")
+
+
+def test_logged_top_patches_read_back_through_tensorboard(net, tmp_path):
+    images, labels = dataset()
+    data = list(batches(images, labels, 8))
+    with CNNViz(net, tmp_path / "run", raise_errors=True, max_channels=4) as viz:
+        assert viz.log_top_activations(data, "3", 2, k=3, directions=5) == ["3", "3 (random directions)"]
+        with pytest.raises(ValueError, match="directions need data that can be read twice"):
+            viz.log_top_activations(iter(data), "3", 3, directions=2)
+        with pytest.raises(ValueError, match=r"channels \[9\] are out of range: layer '3' has 6 channels"):
+            viz.log_top_activations(data, "3", 3, channels=[1, 9])
+    reference = top_activations(net, data, "3", k=3, patch_size=32)
+    client = tensorboard_client(tmp_path, "false")
+    _, runs = get_json(client, "runs")
+    assert runs["runs"][0]["top"] == ["3", "3 (random directions)"]
+    _, sample = get_json(client, "sample", run="run", kind="top", layer="3", step=2)
+    meta = sample["meta"]
+    assert meta["units_total"] == 6 and [u["unit"] for u in meta["units"]] == [0, 1, 2, 3]  # max_channels
+    for unit in meta["units"]:
+        assert unit["images"] == reference.image[unit["unit"]].tolist()
+        np.testing.assert_allclose(unit["values"], reference.values[unit["unit"]].numpy(), rtol=1e-3)
+    sprite = np.asarray(Image.open(io.BytesIO(client.get("/data/plugin/cnnviz/blob",
+                                                         query_string={"run": "run", "key": sample["blobs"][0]}).data)))
+    tile = meta["tile"]
+    assert (tile["rows"], tile["cols"]) == (4, 3) and sprite.shape[:2] == (4 * 33 - 1, 3 * 33 - 1)
+    row, slot = 2, 1  # channel 2's second image: the sprite holds exactly its patch
+    np.testing.assert_array_equal(sprite[row * 33 : row * 33 + 32, slot * 33 : slot * 33 + 32],
+                                  reference.patches[2, 1].permute(1, 2, 0).numpy())
+    _, directions = get_json(client, "sample", run="run", kind="top", layer="3 (random directions)", step=2)
+    assert directions["meta"]["axes"] == "directions" and len(directions["meta"]["units"]) == 5
