@@ -35,6 +35,7 @@ bench: venv
 	$(PY) benchmarks/storage.py
 	$(PY) benchmarks/attribution.py
 	$(PY) benchmarks/performance_views.py
+	$(PY) benchmarks/topk.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs
