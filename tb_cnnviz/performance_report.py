@@ -68,10 +68,6 @@ def align_attributes(attributes: Mapping[str, object] | str | Path | None, index
     return aligned
 
 
-def _json_numbers(values: Sequence) -> list:
-    return [None if isinstance(v, float) and not math.isfinite(v) else v for v in values]
-
-
 def performance_report(
     evaluation: Evaluation,
     attributes: Mapping[str, Sequence] | None = None,
@@ -115,8 +111,6 @@ def performance_report(
     sprite, saliency_sprite, tiles = _wrong_sprites(evaluation)
     meta["wrong"] = tiles
     meta["worst_bins"] = _worst_bin_examples(meta["attributes"], every_attribute, evaluation, tiles)
-    meta["calibration"]["confidence"] = _json_numbers(meta["calibration"]["confidence"])
-    meta["calibration"]["accuracy"] = _json_numbers(meta["calibration"]["accuracy"])
     return meta, [picture for picture in (sprite, saliency_sprite) if picture is not None]
 
 
