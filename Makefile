@@ -36,6 +36,7 @@ bench: venv
 	$(PY) benchmarks/attribution.py
 	$(PY) benchmarks/performance_views.py
 	$(PY) benchmarks/topk.py
+	$(PY) benchmarks/embedding.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs

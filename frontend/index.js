@@ -3,12 +3,13 @@
 
 import * as model from './model.js';
 import * as attribution from './attribution.js';
+import * as embedding from './embedding.js';
 import * as performance from './performance.js';
 import * as top from './top.js';
 import * as views from './views.js';
 
 const EMPTY_TEXT = 'No CNNVIZ data yet: log with tb_cnnviz.CNNViz(model, writer, probe_images=...) '
-  + '(viz.log_activations, viz.log_filters, viz.watch_dead_filters, viz.log_saliency, viz.log_occlusion, viz.log_performance, viz.log_top_activations), then press Reload.';
+  + '(viz.log_activations, viz.log_filters, viz.watch_dead_filters, viz.log_saliency, viz.log_occlusion, viz.log_performance, viz.log_top_activations, viz.log_embedding), then press Reload.';
 const RUN_COLORS = ['#f57c00', '#1976d2', '#388e3c', '#7b1fa2', '#c2185b', '#0097a7', '#5d4037', '#455a64'];
 const STYLESHEET_WAIT_MS = 1000;
 const IMAGE_WAIT_MS = 1500; // how long new mosaics may decode before they replace the old ones anyway
@@ -179,6 +180,7 @@ function viewNoun(view) {
   if (view === 'attribution') return 'attribution maps';
   if (view === 'performance') return 'accuracy views';
   if (view === 'top') return 'top patches';
+  if (view === 'embedding') return 'embeddings';
   return views.VIEW_NAMES[view].toLowerCase();
 }
 
@@ -265,7 +267,8 @@ function update({ keepSlider = false } = {}) {
     showMessage(views.emptyBox(`No ${viewNoun(kind)} logged in the selected runs.${kind === 'attribution'
       ? ' Log them with viz.log_saliency(step, method=...) and viz.log_occlusion(step).'
       : kind === 'performance' ? ' Log them with viz.log_performance(data, step).'
-        : kind === 'top' ? ' Log them with viz.log_top_activations(data, layer, step).' : ''}`));
+        : kind === 'top' ? ' Log them with viz.log_top_activations(data, layer, step).'
+          : kind === 'embedding' ? ' Log them with viz.log_embedding(data, layer, step).' : ''}`));
     return;
   }
   if (kind === 'dead') renderDead(current, keepSlider);
@@ -400,6 +403,7 @@ async function fillSampleColumn(current, column, entry, kind, layer, steps, slid
     const content = kind === 'activations' ? await activationsContent(entry.run, layer, step, sample)
       : kind === 'performance' ? await performanceContent(entry.run, layer, step, sample)
         : kind === 'top' ? await topContent(entry.run, layer, step, sample)
+          : kind === 'embedding' ? await embeddingContent(entry.run, layer, step, sample)
         : await filtersContent(entry.run, layer, step, sample);
     fill(current, column, content, stepText);
   } catch (error) {
@@ -438,6 +442,16 @@ async function filtersContent(run, layer, step, sample) {
     bitmap = error;
   }
   return views.filtersView(sample, bitmap, state.sortNoise);
+}
+
+async function embeddingContent(run, layer, step, sample) {
+  let sprite;
+  try {
+    sprite = await model.fetchBitmap(pictureUrl(run, 'embedding', layer, step, sample, 0));
+  } catch (error) {
+    sprite = error;
+  }
+  return embedding.embeddingView(sample, sprite);
 }
 
 async function topContent(run, layer, step, sample) {

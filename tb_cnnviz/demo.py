@@ -70,6 +70,7 @@ def train_run(
     held_out = 297
     train_x, train_y = images[:-held_out], labels[:-held_out]
     test_x, test_y = images[-held_out:], labels[-held_out:]
+    test_batches = [(test_x[i : i + 128], test_y[i : i + 128]) for i in range(0, len(test_x), 128)]
     probe_index = torch.stack([torch.nonzero(test_y == c)[0, 0] for c in range(4)])
 
     model = DigitsNet()
@@ -88,7 +89,6 @@ def train_run(
                 for method in ("guided_backprop", "grad_cam", "saliency"):
                     viz.log_saliency(step, method=method)
                 viz.log_occlusion(step, window=8, stride=4)
-                test_batches = [(test_x[i : i + 128], test_y[i : i + 128]) for i in range(0, len(test_x), 128)]
                 viz.log_performance(test_batches, step, class_names=[f"digit {c}" for c in range(10)],
                                     examples=4, to_pixels=lambda x: x * 0.5 + 0.5, name="held_out")
                 viz.log_top_activations(test_batches, "relu2", step, k=6, directions=8, to_pixels=lambda x: x * 0.5 + 0.5)
@@ -101,6 +101,8 @@ def train_run(
             optimizer.step()
             writer.add_scalar("loss", loss.item(), step)
             viz.step(step)
+        viz.log_embedding(test_batches, "relu3", steps - 1, n=len(test_x), to_pixels=lambda x: x * 0.5 + 0.5,
+                          class_names=[f"digit {c}" for c in range(10)])
         model.eval()
         with torch.inference_mode():
             accuracy = (model(test_x).argmax(1) == test_y).float().mean().item()

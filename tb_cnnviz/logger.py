@@ -7,11 +7,13 @@ that fails warns and returns instead of stopping the loop (``raise_errors=True``
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any, Callable, TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,6 +25,7 @@ from .methods.accuracy_stats import pr_curve_counts
 from .methods.activations import layer_activations
 from .methods.attribution import CAM_METHODS, METHODS, attribution_map, check_method
 from .methods.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor
+from .methods.embedding import MAX_GRID_POINTS, collect_codes, embed, grid_layout
 from .methods.evaluation import evaluate
 from .methods.grad_cam import last_conv_name
 from .methods.occlusion import occlusion, occlusion_grid
@@ -409,6 +412,49 @@ class CNNViz:
                 self._sink.write(summary.top_summary(name, result, list(range(len(vectors))), order=1), step)
                 names.append(name)
         return names
+
+    # -- embedding of CNN codes ------------------------------------------------------------------------------
+
+    @_logging_call
+    def log_embedding(
+        self,
+        data: Iterable,
+        layer: str,
+        step: int,
+        n: int = 2000,
+        to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        class_names: Sequence[str] | None = None,
+        method: str = "tsne",
+        grid: int = 1024,
+        projector: bool = True,
+    ) -> int | None:
+        """Lay out the codes of ``layer`` for the first ``n`` images of ``data`` in 2-D (t-SNE after PCA) and
+        write the layout with labels, predictions and thumbnails; the first ``grid`` points are also snapped
+        to a grid. With ``projector`` the codes also go to TensorBoard's Projector tab. Returns how many."""
+        if isinstance(grid, bool) or not isinstance(grid, int) or not 0 <= grid <= MAX_GRID_POINTS:
+            raise ValueError(f"grid must be an int in 0..{MAX_GRID_POINTS} (points snapped to the grid); got {grid!r}")
+        with self._own_passes():
+            kept = collect_codes(self.model, data, layer, n=n, to_pixels=to_pixels, thumbnail=32 if n <= 2500 else 16)
+        count = len(kept.codes)
+        if class_names is not None and max(kept.labels.max().item(), kept.predicted.max().item()) >= len(class_names):
+            raise ValueError(f"class_names has {len(class_names)} names but the labels or predictions go up to "
+                             f"{max(kept.labels.max().item(), kept.predicted.max().item())}")
+        xy = embed(kept.codes, method=method, seed=0)
+        snapped = min(grid, count)
+        cells = grid_layout(xy[:snapped]) if snapped >= 1 else np.zeros(0, dtype=np.int64)
+        cols = math.ceil(math.sqrt(snapped)) if snapped else 0
+        meta = {
+            "count": count, "dimensions": int(kept.codes.shape[1]), "method": method,
+            "constant": bool((kept.codes == kept.codes[:1]).all()),
+            "xy": xy.round(4).tolist(), "labels": kept.labels.tolist(), "predicted": kept.predicted.tolist(),
+            "index": kept.index.tolist(), "class_names": [str(c) for c in class_names] if class_names is not None else None,
+            "grid": {"count": snapped, "cols": cols, "rows": math.ceil(snapped / cols) if cols else 0, "cells": cells.tolist()},
+        }
+        self._sink.write(summary.embedding_summary(layer, meta, kept.thumbnails), step)
+        if projector:
+            names = [class_names[v] if class_names is not None and v >= 0 else str(v) for v in kept.labels.tolist()]
+            self._sink.add_projector_embedding(kept.codes, names, kept.thumbnails, step, f"cnnviz/{layer}")
+        return count
 
     def _cam_layer(self, images: torch.Tensor) -> str:
         """Grad-CAM's layer, the last conv the forward runs: found once (one forward of one image), then kept."""

@@ -18,6 +18,9 @@ Kinds:
     ``top``          blob sequence: [meta JSON (per unit: values, image indices, positions, boxes), PNG sprite
                      of the units' top patches, a row of k per unit]; the "layer" is the layer (``<layer>
                      (random directions)`` for Szegedy et al.'s control)
+    ``embedding``    blob sequence: [meta JSON (2-D layout, labels, predictions, grid cells), PNG sprite of
+                     the thumbnails]; the "layer" is the layer whose codes were laid out. The codes also go
+                     to TensorBoard's Projector (``SummaryWriter.add_embedding``).
     ``cnnviz/accuracy/<name>/top<k>`` scalars, and ``cnnviz/pr_curve/<name>/<class>`` in the PR Curves
     plugin's own format, go beside them for TensorBoard's own tabs.
     ``cnnviz/dead_fraction/<layer>`` is also written as an ordinary scalar, for the Scalars tab.
@@ -40,6 +43,7 @@ DEAD = "dead"
 ATTRIBUTION = "attribution"
 PERFORMANCE = "performance"
 TOP = "top"
+EMBEDDING = "embedding"
 
 DATA_CLASS = {
     ACTIVATIONS: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
@@ -48,8 +52,9 @@ DATA_CLASS = {
     ATTRIBUTION: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
     PERFORMANCE: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
     TOP: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
+    EMBEDDING: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
 }
-BLOB_KINDS = (ACTIVATIONS, FILTERS, ATTRIBUTION, PERFORMANCE, TOP)
+BLOB_KINDS = (ACTIVATIONS, FILTERS, ATTRIBUTION, PERFORMANCE, TOP, EMBEDDING)
 TENSOR_KINDS = (DEAD,)
 
 TAG_PREFIX = "cnnviz"

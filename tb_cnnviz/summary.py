@@ -182,6 +182,15 @@ def top_summary(name: str, result: TopActivations, units: Sequence[int], order: 
     return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(metadata.TOP, name), content, [_json_blob(meta), render.png_bytes(picture)])])
 
 
+def embedding_summary(layer: str, meta: dict, thumbnails: torch.Tensor) -> summary_pb2.Summary:
+    """A layout of CNN codes: meta JSON, then the sprite of thumbnails (N, C, t, t) uint8 in the squarest grid."""
+    tiles = thumbnails.permute(0, 2, 3, 1).numpy() if thumbnails.shape[1] == 3 else thumbnails[:, 0].numpy()
+    picture, layout = render.mosaic(np.ascontiguousarray(tiles), gap=0)
+    content = metadata.PluginContent(kind=metadata.EMBEDDING, layer=layer)
+    blobs = [_json_blob({"kind": metadata.EMBEDDING, "layer": layer, **meta, "tile": layout}), render.png_bytes(picture)]
+    return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(metadata.EMBEDDING, layer), content, blobs)])
+
+
 def pr_curve_value(tag: str, counts: Sequence[np.ndarray], display_name: str) -> summary_pb2.Summary.Value:
     """One class's PR curve in the PR Curves plugin's own format (rows tp, fp, tn, fn, precision, recall),
     built without TensorFlow (``pr_curve.summary.raw_data_pb`` imports it)."""
@@ -225,6 +234,10 @@ class SummarySink:
     @property
     def logdir(self) -> str:
         return self._writer.get_logdir()
+
+    def add_projector_embedding(self, codes: torch.Tensor, labels: list, thumbnails: torch.Tensor, step: int, tag: str) -> None:
+        """The codes for TensorBoard's own Projector, as ``SummaryWriter.add_embedding`` writes them."""
+        self._writer.add_embedding(codes, metadata=labels, label_img=thumbnails.float() / 255, global_step=int(step), tag=tag)
 
     def write(self, summary: summary_pb2.Summary, step: int) -> None:
         self._writer._get_file_writer().add_summary(summary, global_step=int(step), walltime=time.time())

@@ -303,3 +303,33 @@ def json_route(url: str, route: str, **params: object) -> dict:
     import json
 
     return json.loads(fetch(url, route, params))
+
+
+def test_embedding_scatter_zooms_into_thumbnails_and_the_grid_shows_them(browser, tensorboard_url):
+    problems: list[str] = []
+    page, frame = open_tab(browser, tensorboard_url, problems)
+    frame.locator("button.view-button[data-view='embedding']").click()
+    meta = json_route(tensorboard_url, "sample", run="healthy_lr0.05", kind="embedding", layer="relu3", step=239)["meta"]
+    canvas = frame.locator(".run-column[data-run='healthy_lr0.05'] canvas.embedding-canvas")
+    expect(canvas).to_have_attribute("data-points", str(meta["count"]))
+    dead = frame.locator(".run-column[data-run='too_high_lr0.9']")
+    expect(dead.locator("canvas.embedding-canvas")).to_have_attribute("data-points", "297")
+    expect(dead).to_contain_text("Every image has the same code")  # the high-LR run's relu3 is all dead
+    expect(canvas).to_have_attribute("data-thumbnails", "0")
+
+    # Hover the first point: its position follows from the layout (margin 12 of 440 canvas pixels).
+    x, y = meta["xy"][0]
+    shown = canvas.bounding_box()["width"] / 440
+    canvas.hover(position={"x": (12 + x * 416) * shown, "y": (12 + y * 416) * shown})
+    expect(frame.locator(".cnnviz-tooltip")).to_contain_text(f"image {meta['index'][0]}")
+    expect(frame.locator(".cnnviz-tooltip")).to_contain_text(f"label digit {meta['labels'][0]}")
+
+    for _ in range(6):  # zoom in around that point until thumbnails replace the dots
+        page.mouse.wheel(0, -100)
+    frame.wait_for_function("Number(document.querySelector(\".run-column[data-run='healthy_lr0.05'] canvas.embedding-canvas\").dataset.thumbnails) > 0")
+    page.screenshot(path=str(DOCS / "screenshot-embedding.png"))
+    frame.locator(".run-column[data-run='healthy_lr0.05'] .embedding-mode[data-mode='grid']").click()
+    expect(canvas).to_have_attribute("data-mode", "grid")
+    expect(canvas).to_have_attribute("data-thumbnails", str(meta["grid"]["count"]))
+    assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
+    page.close()

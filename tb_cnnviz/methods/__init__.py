@@ -8,6 +8,7 @@ from ._hooks import conv_layers, default_layers, preserved_state, relu_layers
 from .accuracy_stats import accuracy_by, calibration, class_metrics, confusion_matrix, pr_curve_counts, wilson_interval
 from .activations import ActivationSnapshot, layer_activations, snapshot
 from .dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor, DeadReport, dead_maps
+from .embedding import Codes, collect_codes, embed, grid_layout
 from .evaluation import Evaluation, WrongExample, evaluate
 from .filters import NOISE_THRESHOLD, high_frequency_share, noise_score
 from .grad_cam import GradCam, grad_cam, guided_grad_cam, last_conv_name
@@ -19,6 +20,7 @@ from .top_activations import TopActivations, random_directions, top_activations
 
 __all__ = [
     "ActivationSnapshot",
+    "Codes",
     "DEFAULT_THRESHOLD",
     "DeadFilterMonitor",
     "DeadReport",
@@ -31,13 +33,16 @@ __all__ = [
     "accuracy_by",
     "calibration",
     "class_metrics",
+    "collect_codes",
     "confusion_matrix",
     "conv_layers",
     "dead_maps",
     "deconvnet",
     "default_layers",
+    "embed",
     "evaluate",
     "grad_cam",
+    "grid_layout",
     "guided_backprop",
     "guided_grad_cam",
     "high_frequency_share",

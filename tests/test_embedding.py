@@ -1,0 +1,98 @@
+"""Embedding of CNN codes: layout quality on data with known clusters, optimal grid snapping against brute
+force, code collection against a hand-hooked forward, and the logged layout read back through TensorBoard
+(CNNVIZ and its own Projector)."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs
+from sklearn.manifold import trustworthiness
+from sklearn.neighbors import KNeighborsClassifier
+
+from helpers import get_json, tensorboard_client
+
+from tb_cnnviz import CNNViz
+from tb_cnnviz.demo import DigitsNet, load_digits
+from tb_cnnviz.methods import collect_codes, embed, grid_layout
+
+
+def test_tsne_keeps_known_clusters_apart_and_is_reproducible():
+    codes, labels = make_blobs(n_samples=400, n_features=60, centers=5, cluster_std=2.0, random_state=0)
+    layout = embed(codes, seed=3)
+    assert layout.shape == (400, 2) and layout.min() >= 0 and layout.max() == pytest.approx(1.0)
+    neighbours = KNeighborsClassifier(5).fit(layout[::2], labels[::2])
+    assert neighbours.score(layout[1::2], labels[1::2]) >= 0.98
+    assert trustworthiness(codes, layout, n_neighbors=10) >= 0.9
+    np.testing.assert_array_equal(layout, embed(codes, seed=3))
+    pca = embed(codes, method="pca")
+    assert pca.shape == (400, 2)
+
+
+def test_degenerate_and_bad_codes():
+    np.testing.assert_array_equal(embed(np.ones((20, 7))), np.full((20, 2), 0.5, dtype=np.float32))
+    with pytest.raises(ValueError, match="codes contain NaN or Inf"):
+        embed(np.array([[0.0, 1.0], [np.nan, 2.0], [1.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"codes must be \(N, D\) with N >= 2"):
+        embed(np.ones(5))
+    with pytest.raises(ValueError, match="method must be one of"):
+        embed(np.random.rand(10, 3), method="umap")
+
+
+def test_grid_snapping_is_the_optimal_assignment():
+    generator = np.random.default_rng(7)
+    for _ in range(20):
+        points = generator.random((6, 2))
+        cells = grid_layout(points, rows=2, cols=3)
+        assert sorted(cells.tolist()) == list(range(6))
+        unit = (points - points.min(0)) / np.ptp(points, axis=0)
+        centres = np.array([[(c + 0.5) / 3, (r + 0.5) / 2] for r in range(2) for c in range(3)])
+
+        def cost(assignment):
+            return sum(((unit[i] - centres[cell]) ** 2).sum() for i, cell in enumerate(assignment))
+
+        best = min(cost(perm) for perm in itertools.permutations(range(6)))
+        assert cost(cells) == pytest.approx(best)
+    with pytest.raises(ValueError, match="a 2x2 grid has 4 cells for 6 points"):
+        grid_layout(generator.random((6, 2)), rows=2, cols=2)
+
+
+def test_codes_are_the_layers_flattened_output():
+    images, labels = load_digits()
+    torch.manual_seed(0)
+    model = DigitsNet()
+    data = [(images[i : i + 50], labels[i : i + 50]) for i in range(0, 200, 50)]
+    kept = collect_codes(model, data, "relu3", n=120)
+    assert kept.codes.shape == (120, 64 * 8 * 8) and kept.labels.tolist() == labels[:120].tolist()
+    outputs = []
+    handle = model.relu3.register_forward_hook(lambda m, i, o: outputs.append(o.flatten(1)))
+    model.eval()
+    with torch.no_grad():
+        predicted = model(images[:120]).argmax(dim=1)
+    handle.remove()
+    torch.testing.assert_close(kept.codes, outputs[0])
+    assert torch.equal(kept.predicted, predicted) and kept.thumbnails.shape == (120, 1, 32, 32)
+
+
+def test_logged_layout_reads_back_and_the_projector_sees_the_codes(tmp_path):
+    images, labels = load_digits()
+    torch.manual_seed(0)
+    data = [(images[i : i + 64], labels[i : i + 64]) for i in range(0, 256, 64)]
+    with CNNViz(DigitsNet(), tmp_path / "run", raise_errors=True) as viz:
+        assert viz.log_embedding(data, "relu3", 4, n=200, to_pixels=lambda x: x * 0.5 + 0.5,
+                                 class_names=[f"<i>{c}</i>" for c in range(10)], grid=100) == 200
+        with pytest.raises(ValueError, match="class_names has 3 names"):
+            viz.log_embedding(data, "relu3", 5, n=50, class_names=["a", "b", "c"])
+    client = tensorboard_client(tmp_path, "false")
+    _, sample = get_json(client, "sample", run="run", kind="embedding", layer="relu3", step=4)
+    meta = sample["meta"]
+    assert meta["count"] == len(meta["xy"]) == 200 and meta["labels"] == labels[:200].tolist()
+    assert meta["grid"]["count"] == 100 and sorted(meta["grid"]["cells"]) == list(range(100))
+    assert meta["class_names"][3] == "<i>3</i>"
+    reply = client.get("/data/plugin/projector/info", query_string={"run": "run"})
+    assert reply.status_code == 200, reply.data
+    info = json.loads(reply.data)
+    (embedding,) = info["embeddings"]
+    assert embedding["tensorName"] == "cnnviz/relu3:00004" and embedding["tensorShape"] == [200, 4096]  # tag:step
