@@ -461,11 +461,34 @@ async function topContent(run, layer, step, sample) {
   } catch (error) {
     sprite = error;
   }
+  let whole = null;
+  if (Number(sample.images) > 1) {
+    try {
+      whole = await model.fetchBitmap(pictureUrl(run, 'top', layer, step, sample, 1));
+    } catch (error) {
+      whole = null;
+    }
+  }
   const summary = state.deadSummaries.get(run);
   const source = sample.meta && sample.meta.source_layer;
   const info = summary && !(summary instanceof Error) && summary.layers ? summary.layers[source] : null;
   const dead = info && Array.isArray(info.dead) ? new Set(info.dead) : null;
-  return top.topView(sample, sprite, dead);
+  return top.topView(sample, sprite, dead, whole, (filterLayer, filter) => filterTileAt(run, filterLayer, step, filter));
+}
+
+/** The tile of one filter of a conv layer, from the Filters view's latest sample at or before `step`. */
+async function filterTileAt(run, layer, step, filter) {
+  try {
+    const reply = await model.fetchSteps(run, 'filters', layer);
+    const steps = (reply.steps || []).map((item) => Number(item.step)).sort((a, b) => a - b);
+    const at = atOrBefore(steps, step);
+    if (at === undefined) return null;
+    const sample = await model.fetchSample(run, 'filters', layer, at);
+    const bitmap = await model.fetchBitmap(pictureUrl(run, 'filters', layer, at, sample, 0));
+    return views.singleFilterTile(sample, bitmap, filter);
+  } catch (error) {
+    return null;
+  }
 }
 
 async function performanceContent(run, layer, step, sample) {

@@ -12,7 +12,7 @@ const DETAIL_PX = 112;
  * One run's top activations at one step. `sprite` is the decoded sprite (ImageBitmap) or an Error;
  * `deadChannels` is the Set of this layer's channels dead at the latest dead-filter flush (or null).
  */
-export function topView(sample, sprite, deadChannels) {
+export function topView(sample, sprite, deadChannels, wholeSprite = null, loadFilter = null) {
   const meta = sample.meta || {};
   const units = Array.isArray(meta.units) ? meta.units : [];
   if (!units.length) return emptyBox('No units in this sample.');
@@ -26,11 +26,12 @@ export function topView(sample, sprite, deadChannels) {
   const note = meta.axes === 'directions'
     ? el('div', { className: 'note', text: 'Random unit directions of the channel space (Szegedy et al.): if these look as '
       + 'coherent as the channels, the channel axes are not special.' }) : null;
-  const grid = el('div', { className: 'top-grid' }, units.map((unit, row) => unitRow(meta, unit, row, sprite, noun, deadChannels, detail)));
+  const context = { wholeSprite, loadFilter };
+  const grid = el('div', { className: 'top-grid' }, units.map((unit, row) => unitRow(meta, unit, row, sprite, noun, deadChannels, detail, context)));
   return el('div', { className: 'top-view' }, [header, note, detail, grid]);
 }
 
-function unitRow(meta, unit, row, sprite, noun, deadChannels, detail) {
+function unitRow(meta, unit, row, sprite, noun, deadChannels, detail, context) {
   const patches = (unit.images || []).map((image, slot) => patchCanvas(meta, sprite, row, slot, PATCH_PX,
     `image ${image}, activation ${formatNumber(unit.values[slot])}`));
   const dead = Boolean(deadChannels && noun === 'channel' && deadChannels.has(unit.unit));
@@ -42,24 +43,54 @@ function unitRow(meta, unit, row, sprite, noun, deadChannels, detail) {
   element.addEventListener('click', () => {
     for (const other of element.parentElement.querySelectorAll('.top-unit.selected')) other.classList.remove('selected');
     element.classList.add('selected');
-    detail.replaceChildren(unitDetail(meta, unit, row, sprite, noun, dead));
+    detail.replaceChildren(unitDetail(meta, unit, row, sprite, noun, dead, context));
     detail.hidden = false;
   });
   return element;
 }
 
-function unitDetail(meta, unit, row, sprite, noun, dead) {
+function unitDetail(meta, unit, row, sprite, noun, dead, context) {
   const figures = (unit.images || []).map((image, slot) => {
     const box = (unit.boxes || [])[slot] || [];
+    const pictures = [patchCanvas(meta, sprite, row, slot, DETAIL_PX, '')];
+    if (context.wholeSprite && meta.whole_tile) pictures.push(wholeCanvas(meta, context.wholeSprite, row, slot, box));
     return el('figure', { className: 'top-detail-patch' }, [
-      patchCanvas(meta, sprite, row, slot, DETAIL_PX, ''),
+      el('div', { className: 'top-detail-pictures' }, pictures),
       el('figcaption', { text: `${formatNumber(unit.values[slot])} · image ${image} · rows ${box[0]}–${box[2]}, cols ${box[1]}–${box[3]}` }),
     ]);
   });
-  const lines = [`${noun} ${unit.unit} of ${meta.source_layer ?? meta.layer}: its ${figures.length} strongest images`];
+  const lines = [`${noun} ${unit.unit} of ${meta.source_layer ?? meta.layer}: its ${figures.length} strongest images`
+    + (context.wholeSprite && meta.whole_tile ? ' (patch, and the whole image with the box)' : '')];
   if (dead) lines.push('dead at the latest dead-filter flush: all zero for (nearly) every training input');
-  return el('div', {}, [...lines.map((text) => el('div', { className: 'examples-title', text })),
+  const filter = el('div', { className: 'top-filter' });
+  if (noun === 'channel' && meta.filter_layer && context.loadFilter) {
+    filter.append(el('span', { className: 'examples-title', text: `its filter in ${meta.filter_layer}: ` }));
+    context.loadFilter(meta.filter_layer, unit.unit).then((tile) => {
+      filter.append(tile || el('span', { className: 'note', text: 'not logged (log_filters) at or before this step' }));
+    });
+  }
+  return el('div', {}, [...lines.map((text) => el('div', { className: 'examples-title', text })), filter,
     el('div', { className: 'thumbnail-strip' }, figures)]);
+}
+
+// The whole image, with the receptive field's box drawn on it (clipped where it leaves the image).
+function wholeCanvas(meta, sprite, row, slot, box) {
+  const layout = meta.whole_tile;
+  const canvas = el('canvas', { className: 'top-whole', attrs: { width: DETAIL_PX, height: DETAIL_PX }, dataset: { slot } });
+  const context = canvas.getContext('2d');
+  context.imageSmoothingEnabled = false;
+  context.drawImage(sprite, slot * (layout.width + layout.gap), row * (layout.height + layout.gap), layout.width, layout.height,
+    0, 0, DETAIL_PX, DETAIL_PX);
+  const [height, width] = meta.input_size || [];
+  if (height && width && box.length === 4) {
+    const sy = DETAIL_PX / height;
+    const sx = DETAIL_PX / width;
+    context.strokeStyle = '#00e5ff';
+    context.lineWidth = 2;
+    context.strokeRect(box[1] * sx, box[0] * sy, (box[3] - box[1]) * sx, (box[2] - box[0]) * sy);
+    canvas.dataset.box = 'true';
+  }
+  return canvas;
 }
 
 function patchCanvas(meta, sprite, row, slot, size, title) {

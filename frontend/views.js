@@ -474,6 +474,17 @@ function filterGrid(meta, filters, bitmap, sortByNoise) {
   return grid;
 }
 
+/** One filter of a filters sample as a tile, or null when that sample does not show it. */
+export function singleFilterTile(sample, bitmap, filter) {
+  const meta = sample.meta || {};
+  const index = asArray(meta.filters).indexOf(filter);
+  if (index < 0 || !bitmap || bitmap instanceof Error) return null;
+  const tile = meta.tile || {};
+  const scale = Math.max(1, Math.round(FILTER_TILE_PX / Math.max(1, tile.height, tile.width)));
+  return filterTile(bitmap, tile, index, filter, asArray(meta.noise)[index], asArray(meta.noisy).includes(filter),
+    asArray(meta.scale)[index], scale);
+}
+
 function filterTile(bitmap, tile, index, filter, noise, isNoisy, weightScale, scale) {
   const canvas = el('canvas', { className: 'filter-canvas', attrs: { width: tile.width, height: tile.height },
     style: { width: `${tile.width * scale}px`, height: `${tile.height * scale}px` } });

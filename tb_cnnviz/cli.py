@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .analyze import IMAGENET_MEAN, IMAGENET_STD, VIEWS
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tb-cnnviz", description="See what a CNN learns, in TensorBoard.")
@@ -15,7 +17,33 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--log-every", type=int, default=100, help="steps between activation/filter logs")
     demo.add_argument("--dead-every", type=int, default=50, help="steps between dead-filter flushes")
     demo.add_argument("--quick", action="store_true", help="a short run for tests: 240 steps")
+    analyze = commands.add_parser("analyze", help="log every view for a trained model: a checkpoint and a folder of images")
+    analyze.add_argument("--model", help="package.module:factory, a function returning the (untrained) model")
+    analyze.add_argument("--checkpoint", required=True, help="a state dict saved with torch.save (or a pickled module)")
+    analyze.add_argument("--whole-module", action="store_true", help="the checkpoint is a pickled nn.Module (runs pickled code)")
+    analyze.add_argument("--images", required=True, help="a folder: one subfolder per class (labels known) or images directly")
+    analyze.add_argument("--logdir", required=True, help="where to write the run")
+    analyze.add_argument("--layers", help="comma-separated layer names (default: every conv and ReLU)")
+    analyze.add_argument("--views", default=",".join(VIEWS), help=f"comma-separated subset of {','.join(VIEWS)}")
+    analyze.add_argument("--image-size", type=int, default=224, help="images are resized to this square (default 224)")
+    analyze.add_argument("--mean", default=",".join(map(str, IMAGENET_MEAN)), help="per-channel normalisation mean")
+    analyze.add_argument("--std", default=",".join(map(str, IMAGENET_STD)), help="per-channel normalisation std")
     args = parser.parse_args(argv)
+
+    if args.command == "analyze":
+        from .analyze import AnalyzeError, analyze as run_analyze, image_folder, load_model
+
+        try:
+            model = load_model(args.model, args.checkpoint, args.whole_module)
+            data = image_folder(args.images, args.image_size, _floats(args.mean, "--mean"), _floats(args.std, "--std"))
+            layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
+            views = [name.strip() for name in args.views.split(",") if name.strip()]
+            written = run_analyze(model, data, args.logdir, layers=layers, views=views)
+        except AnalyzeError as exc:
+            print(f"tb-cnnviz analyze: {exc}", file=sys.stderr)
+            return 2
+        print(f"Wrote {', '.join(written)} to {args.logdir}. Now run: tensorboard --logdir {args.logdir}")
+        return 0
 
     if args.command == "demo":
         from .demo import run_demo
@@ -27,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         run_demo(args.logdir, steps=steps, log_every=log_every, dead_every=dead_every)
         print(f"Now run: tensorboard --logdir {args.logdir}  and open the CNNVIZ tab")
     return 0
+
+
+def _floats(text: str, name: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise SystemExit(f"tb-cnnviz analyze: {name} must be comma-separated numbers, one per channel; got {text!r}") from None
+    return values
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from .methods.evaluation import evaluate
 from .methods.grad_cam import last_conv_name
 from .methods.occlusion import occlusion, occlusion_grid
 from .methods.targets import class_probabilities, resolve_targets
+from .methods.receptive_field import feeding_conv
 from .methods.top_activations import random_directions, top_activations
 from .performance_report import align_attributes, performance_report
 
@@ -386,28 +387,32 @@ class CNNViz:
         to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None,
         channels: Sequence[int] | None = None,
         patch_size: int = 32,
+        whole_size: int = 48,
     ) -> list[str] | None:
         """Stream ``data`` once and write, per channel of ``layer`` (the first ``max_channels``, or
         ``channels``), its ``k`` strongest images with the receptive-field patch each was seen in. With
         ``directions`` (a count, or (D, channels) vectors) the same along random directions of the layer's
-        channel space is written beside it, as ``<layer> (random directions)``. Returns the names written."""
+        channel space is written beside it, as ``<layer> (random directions)``. Each kept image is also kept
+        whole (``whole_size`` px) so the tab can draw the box; the tab links each channel to its filter in the
+        conv that makes it. Returns the names written."""
         if directions is not None and iter(data) is data:
             raise ValueError("directions need data that can be read twice (a DataLoader or a list of batches), "
                              "not a generator: the random directions are ranked in a second pass")
         names = []
         with self._own_passes():
-            result = top_activations(self.model, data, layer, k=k, patch_size=patch_size, to_pixels=to_pixels)
+            result = top_activations(self.model, data, layer, k=k, patch_size=patch_size, to_pixels=to_pixels,
+                                     whole_size=whole_size)
             total = result.values.shape[0]
             units = list(range(min(total, self.max_channels))) if channels is None else [int(c) for c in channels]
             bad = [u for u in units if not 0 <= u < total]
             if bad:
                 raise ValueError(f"channels {bad[:5]} are out of range: layer {layer!r} has {total} channels (0..{total - 1})")
-            self._sink.write(summary.top_summary(layer, result, units, order=0), step)
+            self._sink.write(summary.top_summary(layer, result, units, order=0, filter_layer=feeding_conv(self.model, layer)), step)
             names.append(layer)
             if directions is not None:
                 vectors = random_directions(total, directions, seed=0) if isinstance(directions, int) else directions
                 result = top_activations(self.model, data, layer, k=k, directions=vectors, patch_size=patch_size,
-                                         to_pixels=to_pixels)
+                                         to_pixels=to_pixels, whole_size=whole_size)
                 name = f"{layer} (random directions)"
                 self._sink.write(summary.top_summary(name, result, list(range(len(vectors))), order=1), step)
                 names.append(name)

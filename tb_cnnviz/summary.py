@@ -152,14 +152,24 @@ def performance_summary(name: str, meta: dict, sprites: Sequence[bytes]) -> summ
     return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(metadata.PERFORMANCE, name), content, blobs)])
 
 
-def top_summary(name: str, result: TopActivations, units: Sequence[int], order: int = 0) -> summary_pb2.Summary:
-    """Top activations of ``units`` (indices into ``result``): meta JSON and one sprite, a row of k patches
-    per unit (empty slots stay background)."""
-    k = result.values.shape[1]
-    patches = result.patches[list(units)]  # (U, k, C, t, t)
-    channels = patches.shape[2]
-    tiles = patches.flatten(0, 1).permute(0, 2, 3, 1).numpy() if channels == 3 else patches.flatten(0, 1)[:, 0].numpy()
+def _unit_sprite(pictures: torch.Tensor, k: int) -> tuple[bytes, dict]:
+    """(U, k, C, t, t) uint8 -> a PNG with a row of k tiles per unit, and its layout."""
+    tiles = pictures.flatten(0, 1).permute(0, 2, 3, 1).numpy() if pictures.shape[2] == 3 else pictures.flatten(0, 1)[:, 0].numpy()
     picture, layout = render.mosaic(np.ascontiguousarray(tiles), columns=k)
+    return render.png_bytes(picture), layout
+
+
+def top_summary(name: str, result: TopActivations, units: Sequence[int], order: int = 0,
+                filter_layer: str | None = None) -> summary_pb2.Summary:
+    """Top activations of ``units`` (indices into ``result``): meta JSON, one sprite with a row of k patches
+    per unit (empty slots stay background), and the same for the whole images when ``result`` has them."""
+    k = result.values.shape[1]
+    picture, layout = _unit_sprite(result.patches[list(units)], k)
+    sprites = [picture]
+    whole_layout = None
+    if result.wholes is not None:
+        whole, whole_layout = _unit_sprite(result.wholes[list(units)], k)
+        sprites.append(whole)
     entries = []
     for unit in units:
         filled = int((result.image[unit] >= 0).sum())
@@ -176,10 +186,11 @@ def top_summary(name: str, result: TopActivations, units: Sequence[int], order: 
         "axes": "directions" if result.directions is not None else "channels",
         "units_total": int(result.values.shape[0]), "units": entries,
         "field": {"stride": list(field.stride), "offset": list(field.offset), "size": list(field.size)},
-        "tile": layout,
+        "tile": layout, "whole_tile": whole_layout, "input_size": list(result.input_size or []),
+        "filter_layer": filter_layer,
     }
     content = metadata.PluginContent(kind=metadata.TOP, layer=name, order=order)
-    return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(metadata.TOP, name), content, [_json_blob(meta), render.png_bytes(picture)])])
+    return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(metadata.TOP, name), content, [_json_blob(meta), *sprites])])
 
 
 def embedding_summary(layer: str, meta: dict, thumbnails: torch.Tensor) -> summary_pb2.Summary:

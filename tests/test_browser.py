@@ -290,6 +290,9 @@ def test_top_patches_browse_channels_and_a_click_opens_one(browser, tensorboard_
     detail = column.locator(".top-detail")
     expect(detail.locator("figure")).to_have_count(len(unit["images"]))
     expect(detail).to_contain_text(f"image {unit['images'][0]}")
+    expect(detail.locator("canvas.top-whole[data-box='true']")).to_have_count(len(unit["images"]))  # whole image, box drawn
+    assert meta["filter_layer"] == "conv2"
+    expect(detail.locator(f".top-filter .filter-tile[data-filter='{unit['unit']}']")).to_have_count(1)  # its filter
     page.screenshot(path=str(DOCS / "screenshot-top.png"))
 
     frame.locator(".layer-item[data-layer='relu2 (random directions)']").click()

@@ -8,7 +8,7 @@ import torch
 import torchvision
 from torch import nn
 
-from tb_cnnviz.methods import receptive_field
+from tb_cnnviz.methods import feeding_conv, receptive_field
 
 
 def test_an_analytic_stack():
@@ -77,3 +77,11 @@ def test_bad_layers_get_a_clear_error():
         receptive_field(model, "fc")
     with pytest.raises(ValueError, match="has no layer 'layer9'"):
         receptive_field(model, "layer9")
+
+
+def test_the_conv_that_makes_a_layers_channels():
+    model = torchvision.models.resnet18(weights=None)
+    assert feeding_conv(model, "layer1.0.relu#1") == "layer1.0.conv1"  # through bn1
+    assert feeding_conv(model, "layer1.0.relu#2") is None  # after the residual add: no single filter
+    assert feeding_conv(model, "layer2.0.conv1") == "layer2.0.conv1"
+    assert feeding_conv(torchvision.models.vgg11(weights=None), "features.3") == "features.3"

@@ -67,8 +67,9 @@ def naive_patch(image, box):
 def test_equal_to_brute_force_with_patches(net, cut_every_slot):
     images, labels = dataset()
     before = model_state(net)
-    top = top_activations(net, batches(images, labels, 7, offset=100), "3", k=5, cut_every_slot=cut_every_slot)
+    top = top_activations(net, batches(images, labels, 7, offset=100), "3", k=5, cut_every_slot=cut_every_slot, whole_size=8)
     assert_same_state(before, model_state(net))
+    assert top.input_size == (16, 16) and top.wholes.shape == (6, 5, 3, 8, 8)
     field = receptive_field(net, "3")
     assert field.size == (10, 10) and top.patches.shape == (6, 5, 3, 10, 10)
     for unit, expected in enumerate(brute_force(net, images, 3, 5)):
@@ -78,6 +79,8 @@ def test_equal_to_brute_force_with_patches(net, cut_every_slot):
         for slot, (_, n, where) in enumerate(expected):
             patch = (naive_patch(images[n], field.box(*where)) * 255).round().to(torch.uint8)
             assert (top.patches[unit, slot].int() - patch.int()).abs().max() <= 1
+            whole = (images[n].view(3, 8, 2, 8, 2).mean(dim=(2, 4)) * 255).round().to(torch.uint8)  # 2x2 averages
+            assert (top.wholes[unit, slot].int() - whole.int()).abs().max() <= 1
 
 
 def test_directions_rank_projections(net):

@@ -15,7 +15,7 @@ from .grad_cam import GradCam, grad_cam, guided_grad_cam, last_conv_name
 from .gradients import deconvnet, guided_backprop, input_gradient, saliency, smoothgrad
 from .image_attributes import image_attributes, saliency_concentration
 from .occlusion import occlusion, occlusion_grid
-from .receptive_field import ReceptiveField, receptive_field
+from .receptive_field import ReceptiveField, feeding_conv, receptive_field
 from .top_activations import TopActivations, random_directions, top_activations
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "default_layers",
     "embed",
     "evaluate",
+    "feeding_conv",
     "grad_cam",
     "grid_layout",
     "guided_backprop",

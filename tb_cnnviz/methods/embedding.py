@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from sklearn.decomposition import PCA
 from torch import nn
+from tqdm.auto import tqdm
 
 from ._hooks import check_images, forward_hooks, model_device, preserved_state, split_call, unknown_layer_message
 from .evaluation import split_batch
@@ -129,7 +130,7 @@ def collect_codes(model: nn.Module, data: Iterable, layer: str, n: int = 2000,
 
     with torch.inference_mode(), preserved_state(model), forward_hooks(model, {module_name: modules[module_name]}, capture):
         model.eval()
-        for batch in data:
+        for batch in tqdm(data, desc=f"codes of {layer}", unit="batch", delay=2.0, leave=False):
             images, labels, index = split_batch(batch)
             images = check_images(images, "the data's images")[: n - seen].to(device)
             count = len(images)

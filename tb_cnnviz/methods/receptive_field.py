@@ -173,3 +173,27 @@ def receptive_field(model: nn.Module, layer: str, input_size: tuple[int, int] | 
     if input_size is not None and any(size < 1 for size in input_size):
         raise ValueError(f"input_size must be (H, W) with positive sides; got {input_size!r}")
     return ReceptiveField(*field)
+
+
+def feeding_conv(model: nn.Module, layer: str) -> str | None:
+    """The ``nn.Conv2d`` whose filters make ``layer``'s channels: the layer itself, or the conv reached by
+    following first inputs back through element-wise layers (ReLU, batch norm, pooling). None when a
+    channel-mixing op (an add, a concatenation) comes first: then no single filter explains a channel."""
+    graph = torch.fx.symbolic_trace(model)
+    node = _layer_node(graph, model, layer)
+    modules = dict(graph.named_modules())
+    while node is not None:
+        if node.op == "call_module":
+            module = modules[node.target]
+            if isinstance(module, nn.Conv2d):
+                return node.target
+            if not isinstance(module, _SAME + (nn.MaxPool2d, nn.AvgPool2d)):
+                return None
+        elif node.op == "call_function" and node.target not in _SAME_FUNCTIONS:
+            return None
+        elif node.op == "call_method" and node.target not in _SAME_METHODS:
+            return None
+        elif node.op == "placeholder":
+            return None
+        node = node.all_input_nodes[0] if node.all_input_nodes else None
+    return None

@@ -39,6 +39,8 @@ class TopActivations:
     patches: torch.Tensor  #: (U, k, C, t, t) uint8: the receptive field's input patch, zero-padded
     field: ReceptiveField
     directions: torch.Tensor | None  #: (D, channels) unit vectors, or None for the channel axes
+    wholes: torch.Tensor | None = None  #: (U, k, C, T, T) uint8 whole images, when asked for
+    input_size: tuple[int, int] | None = None  #: (H, W) of the images, to scale boxes onto ``wholes``
 
     def box(self, unit: int, slot: int) -> tuple[int, int, int, int]:
         """The input box (top, left, bottom, right) of one kept activation."""
@@ -72,6 +74,7 @@ def top_activations(
     to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None,
     progress: bool | None = None,
     cut_every_slot: bool | None = None,
+    whole_size: int | None = None,
 ) -> TopActivations:
     """Stream ``data`` once (batches of images, (images, labels) or (images, labels, index)) and keep, per
     channel of ``layer`` (or per row of ``directions``, (D, channels)), the ``k`` images whose strongest
@@ -117,15 +120,18 @@ def top_activations(
             width = maps.shape[3]
             best, where = maps.flatten(2).max(dim=2)  # (B, U): each image's strongest position per unit
             pixels = to_pixels(images) if to_pixels is not None else images
-            _merge(state, best.T, where.T, index, width, k, field, pixels, side, samples, cut_every_slot)
+            _merge(state, best.T, where.T, index, width, k, field, pixels, side, samples, cut_every_slot, whole_size)
+            input_size = tuple(images.shape[2:])
     if not state:
         raise ValueError("data yielded no batches: nothing to rank")
     return TopActivations(layer, state["values"].cpu(), state["image"].cpu(), state["position"].cpu(),
-                          state["patches"].cpu(), field, directions.cpu() if directions is not None else None)
+                          state["patches"].cpu(), field, directions.cpu() if directions is not None else None,
+                          state["wholes"].cpu() if "wholes" in state else None, input_size)
 
 
 def _merge(state: dict, best: torch.Tensor, where: torch.Tensor, index: torch.Tensor, width: int, k: int,
-           field: ReceptiveField, pixels: torch.Tensor, side: int, samples: int, cut_every_slot: bool) -> None:
+           field: ReceptiveField, pixels: torch.Tensor, side: int, samples: int, cut_every_slot: bool,
+           whole_size: int | None = None) -> None:
     """Merge one batch's candidates (U, B) into the running top k, without a host synchronisation."""
     units, count = best.shape
     device = best.device
@@ -134,6 +140,8 @@ def _merge(state: dict, best: torch.Tensor, where: torch.Tensor, index: torch.Te
         state["image"] = torch.full((units, k), -1, dtype=torch.long, device=device)
         state["position"] = torch.zeros((units, k, 2), dtype=torch.long, device=device)
         state["patches"] = torch.zeros((units, k, pixels.shape[1], side, side), dtype=torch.uint8, device=device)
+        if whole_size:
+            state["wholes"] = torch.zeros((units, k, pixels.shape[1], whole_size, whole_size), dtype=torch.uint8, device=device)
     values, order = torch.cat([state["values"], best], dim=1).topk(k, dim=1)  # (U, k)
     from_batch = order >= k
     member = (order - k).clamp_min(0)  # the batch image of each slot, where it comes from the batch
@@ -142,14 +150,19 @@ def _merge(state: dict, best: torch.Tensor, where: torch.Tensor, index: torch.Te
     position = torch.stack([flat_position // width, flat_position % width], dim=2)
     state["image"] = torch.where(from_batch, index[member], state["image"].gather(1, kept))
     state["position"] = torch.where(from_batch[..., None], position, state["position"].gather(1, kept[..., None].expand(-1, -1, 2)))
-    patches = state["patches"][torch.arange(units, device=device)[:, None], kept]
-    if not cut_every_slot:  # on the CPU waiting costs nothing: cut only the slots this batch won
-        unit, slot = torch.nonzero(from_batch, as_tuple=True)
-        patches[unit, slot] = _patches(pixels, member[unit, slot], position[unit, slot], field, side, samples)
-    else:  # on an accelerator, cut every slot and keep the won ones: no data-dependent count, no sync
-        fresh = _patches(pixels, member.flatten(), position.flatten(0, 1), field, side, samples).view_as(patches)
-        patches = torch.where(from_batch[..., None, None, None], fresh, patches)
-    state["patches"] = patches
+    rows = torch.arange(units, device=device)[:, None]
+    cutters = {"patches": lambda m, p: _patches(pixels, m, p, field, side, samples)}
+    if "wholes" in state:
+        cutters["wholes"] = lambda m, p: _thumbnail(pixels[m], state["wholes"].shape[-1])
+    for name, cut in cutters.items():
+        pictures = state[name][rows, kept]
+        if not cut_every_slot:  # on the CPU waiting costs nothing: cut only the slots this batch won
+            unit, slot = torch.nonzero(from_batch, as_tuple=True)
+            pictures[unit, slot] = cut(member[unit, slot], position[unit, slot])
+        else:  # on an accelerator, cut every slot and keep the won ones: no data-dependent count, no sync
+            fresh = cut(member.flatten(), position.flatten(0, 1)).view_as(pictures)
+            pictures = torch.where(from_batch[..., None, None, None], fresh, pictures)
+        state[name] = pictures
     state["values"] = values
 
 
@@ -163,3 +176,9 @@ def _patches(pixels: torch.Tensor, member: torch.Tensor, position: torch.Tensor,
     boxes = torch.stack([member.to(padded.dtype), left, top, left + field.size[1], top + field.size[0]], dim=1).to(padded.dtype)
     crops = roi_align(padded, boxes, output_size=(side, side), sampling_ratio=samples, aligned=True)
     return (crops.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def _thumbnail(pixels: torch.Tensor, size: int) -> torch.Tensor:
+    """(E, C, H, W) pixels in [0, 1] -> (E, C, size, size) uint8, area-averaged."""
+    small = torch.nn.functional.interpolate(pixels.float(), size=(size, size), mode="area")
+    return (small.clamp(0, 1) * 255).round().to(torch.uint8)

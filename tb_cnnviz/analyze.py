@@ -1,0 +1,214 @@
+"""``tb-cnnviz analyze``: every view for a trained model, from a checkpoint and a folder of images.
+
+The model comes from a factory (``pkg.module:function``, called with no arguments) plus a state dict, or from
+a whole pickled module (``--whole-module``, which runs pickled code: only for files you trust). Images come
+from a torchvision ``ImageFolder`` layout (one subfolder per class: labels known) or a flat folder (no
+labels); files that cannot be read are named and skipped. Images are resized, converted to tensors and
+normalised (ImageNet statistics by default, as torchvision's pretrained models expect).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import nn
+
+from .logger import CNNViz
+
+VIEWS = ("activations", "filters", "top", "embedding", "saliency", "occlusion", "performance")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class AnalyzeError(ValueError):
+    """A bad model, checkpoint or image folder: the message says what and what would be right."""
+
+
+def load_factory(spec: str) -> Callable[[], nn.Module]:
+    """``pkg.module:function`` -> the function."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise AnalyzeError(f"--model must be 'package.module:factory' (a function returning the model); got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise AnalyzeError(f"--model: cannot import {module_name!r} ({type(exc).__name__}: {exc}); is it on PYTHONPATH?") from exc
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise AnalyzeError(f"--model: {module_name!r} has no callable {attribute!r}")
+    return factory
+
+
+def load_model(spec: str | None, checkpoint: str | Path, whole_module: bool = False) -> nn.Module:
+    """The model in eval mode: ``factory()`` with the checkpoint's state dict, or the pickled module."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise AnalyzeError(f"--checkpoint {str(path)!r} is not a file")
+    if whole_module:
+        model = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(model, nn.Module):
+            raise AnalyzeError(f"--whole-module: {str(path)!r} holds a {type(model).__name__}, not an nn.Module")
+        return model.eval()
+    if spec is None:
+        raise AnalyzeError("--model is required (or --whole-module for a pickled nn.Module)")
+    model = load_factory(spec)()
+    if not isinstance(model, nn.Module):
+        raise AnalyzeError(f"--model: the factory returned a {type(model).__name__}, not an nn.Module")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]  # the common {"state_dict": ..., "epoch": ...} checkpoint
+    if not isinstance(state, dict):
+        raise AnalyzeError(f"--checkpoint holds a {type(state).__name__}; expected a state dict (or use --whole-module)")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(k for k in set(expected) & set(state) if hasattr(state[k], "shape") and state[k].shape != expected[k].shape)
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing from the checkpoint: {', '.join(missing[:8])}" + (" ..." if len(missing) > 8 else ""))
+        if unexpected:
+            parts.append(f"not in the model: {', '.join(unexpected[:8])}" + (" ..." if len(unexpected) > 8 else ""))
+        if shapes:
+            parts.append("shape differs: " + ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}" for k in shapes[:8]))
+        raise AnalyzeError("--checkpoint does not fit the model: " + "; ".join(parts))
+    model.load_state_dict(state)
+    return model.eval()
+
+
+@dataclass
+class ImageFolderData:
+    """A re-iterable stream of (images, labels, index) batches read from disk, a batch at a time."""
+
+    files: list[Path]
+    labels: list[int] | None
+    classes: list[str] | None
+    size: int
+    mean: Sequence[float]
+    std: Sequence[float]
+    batch_size: int = 32
+
+    def __iter__(self) -> Iterator[tuple]:
+        for start in range(0, len(self.files), self.batch_size):
+            chunk = self.files[start : start + self.batch_size]
+            pictures, kept = [], []
+            for offset, path in enumerate(chunk):
+                try:
+                    with Image.open(path) as image:
+                        pictures.append(self._tensor(image.convert("RGB")))
+                    kept.append(start + offset)
+                except (OSError, UnidentifiedImageError) as exc:
+                    warnings.warn(f"tb-cnnviz analyze: skipping unreadable image {path} ({exc})", stacklevel=2)
+            if not pictures:
+                continue
+            index = torch.tensor(kept)
+            labels = torch.tensor([self.labels[i] for i in kept]) if self.labels is not None else None
+            yield (torch.stack(pictures), labels, index) if labels is not None else (torch.stack(pictures), None, index)
+
+    def _tensor(self, image: Image.Image) -> torch.Tensor:
+        image = image.resize((self.size, self.size), Image.BILINEAR)
+        pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(self.size, self.size, 3)
+        pixels = pixels.permute(2, 0, 1).float() / 255
+        return (pixels - torch.tensor(self.mean)[:, None, None]) / torch.tensor(self.std)[:, None, None]
+
+    def to_pixels(self, images: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean, device=images.device)[:, None, None]
+        std = torch.tensor(self.std, device=images.device)[:, None, None]
+        return images * std + mean
+
+
+def image_folder(root: str | Path, size: int = 224, mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD, batch_size: int = 32) -> ImageFolderData:
+    """An ImageFolder layout (subfolders = classes, sorted as torchvision sorts them) or a flat folder."""
+    root = Path(root)
+    if not root.is_dir():
+        raise AnalyzeError(f"--images {str(root)!r} is not a folder")
+    subfolders = sorted(p for p in root.iterdir() if p.is_dir())
+    if subfolders:
+        classes = [p.name for p in subfolders]
+        pairs = [(f, label) for label, folder in enumerate(subfolders) for f in sorted(folder.rglob("*"))
+                 if f.suffix.lower() in IMAGE_SUFFIXES]
+        files, labels = [f for f, _ in pairs], [label for _, label in pairs]
+    else:
+        classes, labels = None, None
+        files = sorted(f for f in root.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise AnalyzeError(f"--images {str(root)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}), "
+                           "directly or one subfolder per class")
+    return ImageFolderData(files, labels, classes, size, mean, std, batch_size)
+
+
+def analyze(model: nn.Module, data: ImageFolderData, logdir: str | Path, layers: Sequence[str] | None = None,
+            views: Sequence[str] = VIEWS, probes: int = 8, step: int = 0) -> list[str]:
+    """Log every requested view for ``model`` over ``data`` into ``logdir``; returns the views written."""
+    unknown = [v for v in views if v not in VIEWS]
+    if unknown:
+        raise AnalyzeError(f"--views: unknown {', '.join(unknown)}; the views are {', '.join(VIEWS)}")
+    first = next(iter(data), None)
+    if first is None:
+        raise AnalyzeError("no image in --images could be read")
+    probe_images, probe_labels, _ = first
+    probe_images = probe_images[:probes]
+    labels = probe_labels[:probes] if probe_labels is not None else None
+    from .methods._hooks import conv_layers
+
+    convs = list(conv_layers(model))
+    spatial = list(layers or []) or convs[len(convs) // 2 : len(convs) // 2 + 1]  # a middle conv: neither edges nor whole images
+    written: list[str] = []
+    failures: list[str] = []
+    with CNNViz(model, str(logdir), probe_images=probe_images, probe_labels=labels, layers=layers, raise_errors=True) as viz:
+        for view in views:
+            print(f"tb-cnnviz analyze: {view}", file=sys.stderr)
+            try:
+                _log_view(viz, view, data, model, spatial, step)
+            except Exception as exc:  # one failing view does not stop the others; the exit code says so
+                failures.append(f"{view}: {type(exc).__name__}: {exc}")
+                print(f"tb-cnnviz analyze: {view} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                continue
+            written.append(view)
+    if failures:
+        raise AnalyzeError("some views failed (the others were written): " + "; ".join(failures))
+    return written
+
+
+def _log_view(viz: CNNViz, view: str, data: ImageFolderData, model: nn.Module, spatial: list[str], step: int) -> None:
+    if view == "activations":
+        viz.log_activations(step)
+    elif view == "filters":
+        viz.log_filters(step)
+    elif view == "saliency":
+        for method in ("saliency", "guided_backprop", "grad_cam"):
+            viz.log_saliency(step, method=method)
+    elif view == "occlusion":
+        viz.log_occlusion(step)
+    elif view == "top":
+        for layer in spatial:
+            viz.log_top_activations(data, layer, step, to_pixels=data.to_pixels, directions=8)
+    elif view == "embedding":
+        viz.log_embedding(data, _code_layer(model), step, n=2000, to_pixels=data.to_pixels, class_names=data.classes)
+    elif view == "performance":
+        if data.labels is None:
+            raise AnalyzeError("a flat folder has no labels: give one subfolder per class for the accuracy views")
+        viz.log_performance(data, step, class_names=data.classes, to_pixels=data.to_pixels)
+
+
+def _code_layer(model: nn.Module) -> str:
+    """The layer whose output are the "CNN codes": the last module before the classifier, preferring a
+    global pooling layer, else the last ReLU-like module."""
+    names = [name for name, module in model.named_modules() if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))]
+    if names:
+        return names[-1]
+    from .methods._hooks import relu_layers
+
+    relus = list(relu_layers(model))
+    if not relus:
+        raise AnalyzeError("embedding: the model has no global pooling or ReLU layer to take codes from; pass --layers")
+    return relus[-1]
