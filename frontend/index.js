@@ -469,11 +469,25 @@ async function topContent(run, layer, step, sample) {
       whole = null;
     }
   }
-  const summary = state.deadSummaries.get(run);
   const source = sample.meta && sample.meta.source_layer;
-  const info = summary && !(summary instanceof Error) && summary.layers ? summary.layers[source] : null;
-  const dead = info && Array.isArray(info.dead) ? new Set(info.dead) : null;
-  return top.topView(sample, sprite, dead, whole, (filterLayer, filter) => filterTileAt(run, filterLayer, step, filter));
+  const rates = await deadRatesAt(run, source, step);
+  return top.topView(sample, sprite, rates, whole, (filterLayer, filter) => filterTileAt(run, filterLayer, step, filter));
+}
+
+/** Channel -> dead rate at the dead-filter flush at or before `step` (null when the layer is not watched). */
+async function deadRatesAt(run, layer, step) {
+  const entry = state.runs.find((item) => item.run === run);
+  if (!entry || !layersOf(entry, 'dead').includes(layer)) return null;
+  try {
+    const reply = await model.fetchDead(run, layer);
+    const steps = (reply.steps || []).map(Number);
+    const at = steps.indexOf(atOrBefore(steps, step));
+    if (at < 0) return null;
+    const row = (reply.rates || [])[at] || [];
+    return { threshold: Number(reply.threshold), rates: new Map(row.map((rate, channel) => [channel, views.toNumber(rate)])), step: steps[at] };
+  } catch (error) {
+    return null;
+  }
 }
 
 /** The tile of one filter of a conv layer, from the Filters view's latest sample at or before `step`. */

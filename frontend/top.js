@@ -10,9 +10,10 @@ const DETAIL_PX = 112;
 
 /**
  * One run's top activations at one step. `sprite` is the decoded sprite (ImageBitmap) or an Error;
- * `deadChannels` is the Set of this layer's channels dead at the latest dead-filter flush (or null).
+ * `dead` is {threshold, rates: Map channel -> rate, step} from the dead-filter flush at or before this step
+ * (or null when the layer is not watched).
  */
-export function topView(sample, sprite, deadChannels, wholeSprite = null, loadFilter = null) {
+export function topView(sample, sprite, dead, wholeSprite = null, loadFilter = null) {
   const meta = sample.meta || {};
   const units = Array.isArray(meta.units) ? meta.units : [];
   if (!units.length) return emptyBox('No units in this sample.');
@@ -27,17 +28,18 @@ export function topView(sample, sprite, deadChannels, wholeSprite = null, loadFi
     ? el('div', { className: 'note', text: 'Random unit directions of the channel space (Szegedy et al.): if these look as '
       + 'coherent as the channels, the channel axes are not special.' }) : null;
   const context = { wholeSprite, loadFilter };
-  const grid = el('div', { className: 'top-grid' }, units.map((unit, row) => unitRow(meta, unit, row, sprite, noun, deadChannels, detail, context)));
+  const grid = el('div', { className: 'top-grid' }, units.map((unit, row) => unitRow(meta, unit, row, sprite, noun, dead, detail, context)));
   return el('div', { className: 'top-view' }, [header, note, detail, grid]);
 }
 
-function unitRow(meta, unit, row, sprite, noun, deadChannels, detail, context) {
+function unitRow(meta, unit, row, sprite, noun, deadInfo, detail, context) {
   const patches = (unit.images || []).map((image, slot) => patchCanvas(meta, sprite, row, slot, PATCH_PX,
     `image ${image}, activation ${formatNumber(unit.values[slot])}`));
-  const dead = Boolean(deadChannels && noun === 'channel' && deadChannels.has(unit.unit));
+  const rate = deadInfo && noun === 'channel' ? deadInfo.rates.get(unit.unit) : undefined;
+  const dead = typeof rate === 'number' ? { rate, isDead: rate >= deadInfo.threshold, step: deadInfo.step } : null;
   const label = el('button', { className: 'top-unit-label', attrs: { type: 'button' }, dataset: { unit: unit.unit } }, [
     `${noun} ${unit.unit}`,
-    dead ? el('span', { className: 'dead-badge', text: 'dead' }) : null,
+    dead && dead.isDead ? el('span', { className: 'dead-badge', text: 'dead' }) : null,
   ]);
   const element = el('div', { className: 'top-unit', dataset: { unit: unit.unit } }, [label, el('div', { className: 'top-patches' }, patches)]);
   element.addEventListener('click', () => {
@@ -61,7 +63,10 @@ function unitDetail(meta, unit, row, sprite, noun, dead, context) {
   });
   const lines = [`${noun} ${unit.unit} of ${meta.source_layer ?? meta.layer}: its ${figures.length} strongest images`
     + (context.wholeSprite && meta.whole_tile ? ' (patch, and the whole image with the box)' : '')];
-  if (dead) lines.push('dead at the latest dead-filter flush: all zero for (nearly) every training input');
+  if (dead) {
+    lines.push(`dead rate ${(100 * dead.rate).toFixed(1)}% of training inputs at the flush of step ${dead.step}`
+      + (dead.isDead ? ' (dead)' : ''));
+  }
   const filter = el('div', { className: 'top-filter' });
   if (noun === 'channel' && meta.filter_layer && context.loadFilter) {
     filter.append(el('span', { className: 'examples-title', text: `its filter in ${meta.filter_layer}: ` }));

@@ -293,6 +293,9 @@ def test_top_patches_browse_channels_and_a_click_opens_one(browser, tensorboard_
     expect(detail.locator("canvas.top-whole[data-box='true']")).to_have_count(len(unit["images"]))  # whole image, box drawn
     assert meta["filter_layer"] == "conv2"
     expect(detail.locator(f".top-filter .filter-tile[data-filter='{unit['unit']}']")).to_have_count(1)  # its filter
+    dead = json_route(tensorboard_url, "dead", run="healthy_lr0.05", layer="relu2")
+    rate = dead["rates"][-1][unit["unit"]]  # the flush at the slider's (latest) step
+    expect(detail).to_contain_text(f"dead rate {100 * rate:.1f}% of training inputs at the flush of step {dead['steps'][-1]}")
     page.screenshot(path=str(DOCS / "screenshot-top.png"))
 
     frame.locator(".layer-item[data-layer='relu2 (random directions)']").click()
