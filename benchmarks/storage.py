@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np

@@ -133,7 +133,7 @@ def test_the_tab_shows_both_runs_flags_dead_layers_and_keeps_markup_as_text(brow
     names = frame.eval_on_selector_all(".run-column .run-name", "els => els.map(e => e.textContent)")
     assert HOSTILE_RUN in names  # shown as text...
     assert frame.evaluate("window.__xss") is None and page.evaluate("window.__xss") is None  # ...never run
-    assert frame.locator(f"img[src='x']").count() == 0
+    assert frame.locator("img[src='x']").count() == 0
 
     frame.wait_for_selector(".dead-alert")
     assert "too_high_lr0.9" in frame.locator(".dead-alert").inner_text()

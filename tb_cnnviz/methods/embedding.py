@@ -15,14 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from sklearn.decomposition import PCA
 from torch import nn
-from tqdm.auto import tqdm
 
 from ._hooks import check_images, forward_hooks, model_device, preserved_state, split_call, unknown_layer_message
-from .evaluation import split_batch
+from .streaming import progress as streamed
+from .streaming import split_batch, thumbnails
 
 METHODS = ("tsne", "pca")
 PCA_DIMENSIONS = 50
@@ -130,7 +129,7 @@ def collect_codes(model: nn.Module, data: Iterable, layer: str, n: int = 2000,
 
     with torch.inference_mode(), preserved_state(model), forward_hooks(model, {module_name: modules[module_name]}, capture):
         model.eval()
-        for batch in tqdm(data, desc=f"codes of {layer}", unit="batch", delay=2.0, leave=False):
+        for batch in streamed(data, f"codes of {layer}"):
             images, labels, index = split_batch(batch)
             images = check_images(images, "the data's images")[: n - seen].to(device)
             count = len(images)
@@ -146,8 +145,7 @@ def collect_codes(model: nn.Module, data: Iterable, layer: str, n: int = 2000,
             parts["index"].append(torch.as_tensor(index).flatten()[:count].long().cpu() if index is not None
                                   else torch.arange(seen, seen + count))
             pixels = to_pixels(images) if to_pixels is not None else images
-            small = F.interpolate(pixels.float(), size=(thumbnail, thumbnail), mode="area")
-            parts["thumbnails"].append((small.clamp(0, 1) * 255).round().to(torch.uint8).cpu())
+            parts["thumbnails"].append(thumbnails(pixels, thumbnail).cpu())
             seen += count
             if seen >= n:
                 break

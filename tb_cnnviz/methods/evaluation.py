@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ._hooks import check_images, model_device, preserved_state
 from .gradients import input_gradient
 from .image_attributes import image_attributes, saliency_concentration
+from .streaming import progress as streamed
+from .streaming import split_batch, thumbnails
 from .targets import check_scores
 
 PR_THRESHOLDS = 127  #: TensorBoard's PR-curve default
@@ -73,19 +74,6 @@ class Evaluation:
             return float("nan")
         hits = (self.topk_classes[labelled, :k] == self.labels[labelled, None]).any(dim=1)
         return hits.double().mean().item()
-
-
-def split_batch(batch: object) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """A batch as data loaders give them: images, (images, labels) or (images, labels, index)."""
-    if isinstance(batch, torch.Tensor):
-        return batch, None, None
-    if isinstance(batch, (tuple, list)) and 1 <= len(batch) <= 3:
-        parts = list(batch) + [None] * (3 - len(batch))
-        return parts[0], parts[1], parts[2]
-    raise TypeError(
-        "data must yield image tensors, (images, labels) or (images, labels, index) batches; "
-        f"got {type(batch).__name__}" + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
-    )
 
 
 class _WrongPool:
@@ -163,8 +151,7 @@ def evaluate(
     seen = 0
     with torch.inference_mode(), preserved_state(model):
         model.eval()
-        for batch in tqdm(data, desc="evaluate", unit="batch", delay=0 if progress else 2.0,
-                          disable=progress is False, leave=False):
+        for batch in streamed(data, "evaluate", progress):
             images, labels, index = split_batch(batch)
             images = check_images(images, "the data's images").to(device, non_blocking=True)
             count = len(images)
@@ -217,7 +204,7 @@ def evaluate(
                 keep_inputs = wrong_saliency and _pool_bytes(classes, wrong_examples, images) <= WRONG_POOL_BYTES
                 pool.offer(labels, top.indices[:, 0], top.values[:, 0], index,
                            lambda rows, pixels=pixels, images=images, keep=keep_inputs: (
-                               _thumbnails(pixels[rows], thumbnail), images[rows] if keep else None))
+                               thumbnails(pixels[rows], thumbnail), images[rows] if keep else None))
         wrong = pool.result() if pool is not None else {}
         if wrong_saliency:
             _add_saliency(model, [example for kept in wrong.values() for example in kept], device, thumbnail)
@@ -238,12 +225,6 @@ def evaluate(
         negative_histogram=negative.view(classes, PR_THRESHOLDS).cpu() if negative is not None else None,
         wrong=wrong,
     )
-
-
-def _thumbnails(pixels: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, C, H, W) pixels in [0, 1] -> (B, C, t, t) uint8, area-averaged (no aliasing)."""
-    small = F.interpolate(pixels.float(), size=(size, size), mode="area") if pixels.shape[-1] != size else pixels.float()
-    return (small.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def _pool_bytes(classes: int, size: int, images: torch.Tensor) -> int:

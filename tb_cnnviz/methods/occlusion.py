@@ -12,10 +12,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._hooks import preserved_state
+from .streaming import PROGRESS_DELAY_S
 from .targets import check_inputs, check_scores, resolve_targets
-
-PROGRESS_DELAY_S = 2.0
-
 
 def occlusion_grid(height: int, width: int, window: int, stride: int) -> tuple[int, int]:
     """(nh, nw): how many occluder positions fit, top-left corners at multiples of ``stride``."""

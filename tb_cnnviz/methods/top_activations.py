@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torchvision.ops import roi_align
-from tqdm.auto import tqdm
 
 from ._hooks import check_images, forward_hooks, model_device, preserved_state, split_call, unknown_layer_message
-from .evaluation import split_batch
 from .receptive_field import ReceptiveField, receptive_field
+from .streaming import progress as streamed
+from .streaming import split_batch, thumbnails
 
 MAX_PATCH_PX = 64  #: patches larger than this are averaged down to it
 MAX_SAMPLES = 4  #: roi_align samples per output pixel and axis, at most (bounds the cost of huge fields)
@@ -100,8 +100,7 @@ def top_activations(
 
     with torch.inference_mode(), preserved_state(model), forward_hooks(model, {module_name: modules[module_name]}, capture):
         model.eval()
-        for batch in tqdm(data, desc=f"top activations of {layer}", unit="batch", delay=0 if progress else 2.0,
-                          disable=progress is False, leave=False):
+        for batch in streamed(data, f"top activations of {layer}", progress):
             images, _, index = split_batch(batch)
             images = check_images(images, "the data's images").to(device, non_blocking=True)
             count = len(images)
@@ -153,7 +152,7 @@ def _merge(state: dict, best: torch.Tensor, where: torch.Tensor, index: torch.Te
     rows = torch.arange(units, device=device)[:, None]
     cutters = {"patches": lambda m, p: _patches(pixels, m, p, field, side, samples)}
     if "wholes" in state:
-        cutters["wholes"] = lambda m, p: _thumbnail(pixels[m], state["wholes"].shape[-1])
+        cutters["wholes"] = lambda m, p: thumbnails(pixels[m], state["wholes"].shape[-1])
     for name, cut in cutters.items():
         pictures = state[name][rows, kept]
         if not cut_every_slot:  # on the CPU waiting costs nothing: cut only the slots this batch won
@@ -177,8 +176,3 @@ def _patches(pixels: torch.Tensor, member: torch.Tensor, position: torch.Tensor,
     crops = roi_align(padded, boxes, output_size=(side, side), sampling_ratio=samples, aligned=True)
     return (crops.clamp(0, 1) * 255).round().to(torch.uint8)
 
-
-def _thumbnail(pixels: torch.Tensor, size: int) -> torch.Tensor:
-    """(E, C, H, W) pixels in [0, 1] -> (E, C, size, size) uint8, area-averaged."""
-    small = torch.nn.functional.interpolate(pixels.float(), size=(size, size), mode="area")
-    return (small.clamp(0, 1) * 255).round().to(torch.uint8)

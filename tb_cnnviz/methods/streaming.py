@@ -1,0 +1,38 @@
+"""What every streamed pass over a data set shares: reading a batch as data loaders give it, the progress
+bar, and thumbnails of the images kept for display.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+PROGRESS_DELAY_S = 2.0  #: a bar appears only when the work takes longer than this
+
+
+def split_batch(batch: object) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """A batch as data loaders give them: images, (images, labels) or (images, labels, index)."""
+    if isinstance(batch, torch.Tensor):
+        return batch, None, None
+    if isinstance(batch, (tuple, list)) and 1 <= len(batch) <= 3:
+        parts = list(batch) + [None] * (3 - len(batch))
+        return parts[0], parts[1], parts[2]
+    raise TypeError(
+        "data must yield image tensors, (images, labels) or (images, labels, index) batches; "
+        f"got {type(batch).__name__}" + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
+    )
+
+
+def progress(data: Iterable, description: str, show: bool | None = None) -> Iterator:
+    """``data`` with a tqdm bar: None shows it when the pass takes over two seconds, True always, False never."""
+    return iter(tqdm(data, desc=description, unit="batch", delay=0 if show else PROGRESS_DELAY_S,
+                     disable=show is False, leave=False))
+
+
+def thumbnails(pixels: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, H, W) pixels in [0, 1] -> (B, C, size, size) uint8, area-averaged (no aliasing)."""
+    small = F.interpolate(pixels.float(), size=(size, size), mode="area") if pixels.shape[-2:] != (size, size) else pixels.float()
+    return (small.clamp(0, 1) * 255).round().to(torch.uint8)
