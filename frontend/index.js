@@ -434,40 +434,31 @@ async function showImageError(url, frame) {
   frame.replaceChildren(views.errorBox(message));
 }
 
-async function filtersContent(run, layer, step, sample) {
-  let bitmap;
+/** A sample's picture, or the Error that kept it away: views show the error in place of the picture. */
+async function bitmapOrError(run, kind, layer, step, sample, index) {
   try {
-    bitmap = await model.fetchBitmap(pictureUrl(run, 'filters', layer, step, sample, 0));
+    return await model.fetchBitmap(pictureUrl(run, kind, layer, step, sample, index));
   } catch (error) {
-    bitmap = error;
+    return error;
   }
+}
+
+async function filtersContent(run, layer, step, sample) {
+  const bitmap = await bitmapOrError(run, 'filters', layer, step, sample, 0);
   return views.filtersView(sample, bitmap, state.sortNoise);
 }
 
 async function embeddingContent(run, layer, step, sample) {
-  let sprite;
-  try {
-    sprite = await model.fetchBitmap(pictureUrl(run, 'embedding', layer, step, sample, 0));
-  } catch (error) {
-    sprite = error;
-  }
+  const sprite = await bitmapOrError(run, 'embedding', layer, step, sample, 0);
   return embedding.embeddingView(sample, sprite);
 }
 
 async function topContent(run, layer, step, sample) {
-  let sprite;
-  try {
-    sprite = await model.fetchBitmap(pictureUrl(run, 'top', layer, step, sample, 0));
-  } catch (error) {
-    sprite = error;
-  }
+  const sprite = await bitmapOrError(run, 'top', layer, step, sample, 0);
   let whole = null;
   if (Number(sample.images) > 1) {
-    try {
-      whole = await model.fetchBitmap(pictureUrl(run, 'top', layer, step, sample, 1));
-    } catch (error) {
-      whole = null;
-    }
+    whole = await bitmapOrError(run, 'top', layer, step, sample, 1);
+    if (whole instanceof Error) whole = null;  // the whole images are an extra: the patches still show
   }
   const source = sample.meta && sample.meta.source_layer;
   const rates = await deadRatesAt(run, source, step);
@@ -508,11 +499,7 @@ async function filterTileAt(run, layer, step, filter) {
 async function performanceContent(run, layer, step, sample) {
   const load = async (index) => {
     if (Number(sample.images) <= index) return null;
-    try {
-      return await model.fetchBitmap(pictureUrl(run, 'performance', layer, step, sample, index));
-    } catch (error) {
-      return error;
-    }
+    return bitmapOrError(run, 'performance', layer, step, sample, index);
   };
   const [thumbnails, saliency] = await Promise.all([load(0), load(1)]);
   return performance.performanceView(sample, { thumbnails, saliency });
