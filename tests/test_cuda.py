@@ -53,3 +53,55 @@ def test_cuda_counts_equal_cpu_counts():
     assert on_cpu.keys() == on_gpu.keys()
     for name in on_cpu:
         torch.testing.assert_close(on_cpu[name], on_gpu[name])
+
+
+def _small_cnn() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(), torch.nn.Linear(16, 5),
+    )
+
+
+@pytest.mark.parametrize("method", ["saliency", "deconvnet", "guided_backprop", "grad_cam", "guided_grad_cam"])
+def test_attribution_on_cuda_equals_cpu(method):
+    from tb_cnnviz.methods.attribution import attribution_map
+
+    model = _small_cnn().eval()
+    x = torch.rand(3, 3, 32, 32)
+    targets = torch.tensor([0, 2, 4])
+    on_cpu = attribution_map(method, model, x, targets)
+    on_gpu = attribution_map(method, model.cuda(), x.cuda(), targets.cuda())
+    assert on_gpu.is_cuda
+    torch.testing.assert_close(on_gpu.cpu(), on_cpu, rtol=1e-4, atol=1e-5)
+
+
+def test_occlusion_and_top_activations_on_cuda_equal_cpu():
+    from tb_cnnviz.methods import occlusion, top_activations
+
+    model = _small_cnn().eval()
+    x = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(occlusion(model.cuda(), x.cuda(), window=8, stride=4).cpu(),
+                               occlusion(model.cpu(), x, window=8, stride=4), rtol=1e-4, atol=1e-5)
+    data = [torch.rand(4, 3, 32, 32) for _ in range(3)]
+    on_cpu = top_activations(model.cpu(), data, "3", k=3)
+    on_gpu = top_activations(model.cuda(), [batch.cuda() for batch in data], "3", k=3)
+    torch.testing.assert_close(on_gpu.values.cpu(), on_cpu.values, rtol=1e-4, atol=1e-5)
+    assert torch.equal(on_gpu.image.cpu(), on_cpu.image)
+
+
+def test_every_logging_call_works_on_a_cuda_model_with_cpu_probes(tmp_path):
+    """Probe images usually come from a CPU data set while the model sits on the GPU."""
+    model = _small_cnn().cuda()
+    probes = torch.rand(4, 3, 32, 32)
+    viz = CNNViz(model, tmp_path, probe_images=probes, probe_labels=[0, 1, 2, 3], raise_errors=True)
+    data = [(torch.rand(4, 3, 32, 32), torch.randint(0, 5, (4,))) for _ in range(3)]
+    assert viz.log_activations(0)
+    assert viz.log_filters(0)
+    viz.log_saliency(0, method="guided_backprop")
+    viz.log_occlusion(0, window=8, stride=8)
+    viz.log_top_activations(data, "3", 0, k=2)
+    viz.log_performance(data, 0)
+    assert all(p.is_cuda for p in model.parameters())
+    viz.close()
