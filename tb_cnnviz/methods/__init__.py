@@ -5,6 +5,7 @@ gradients, buffers and RNG state restored, also when it raises.
 """
 
 from ._hooks import conv_layers, default_layers, preserved_state, relu_layers
+from .activation_maximization import Visualization, channel_visualization, class_model
 from .accuracy_stats import accuracy_by, calibration, class_metrics, confusion_matrix, pr_curve_counts, wilson_interval
 from .activations import ActivationSnapshot, layer_activations, snapshot
 from .dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor, DeadReport, dead_maps
@@ -14,6 +15,7 @@ from .filters import NOISE_THRESHOLD, high_frequency_share, noise_score
 from .grad_cam import GradCam, grad_cam, guided_grad_cam, last_conv_name
 from .gradients import deconvnet, guided_backprop, input_gradient, saliency, smoothgrad
 from .image_attributes import image_attributes, saliency_concentration
+from .inversion import Inversion, invert
 from .occlusion import occlusion, occlusion_grid
 from .receptive_field import ReceptiveField, feeding_conv, receptive_field
 from .top_activations import TopActivations, random_directions, top_activations
@@ -26,12 +28,16 @@ __all__ = [
     "DeadReport",
     "Evaluation",
     "GradCam",
+    "Inversion",
     "NOISE_THRESHOLD",
     "ReceptiveField",
     "TopActivations",
+    "Visualization",
     "WrongExample",
     "accuracy_by",
     "calibration",
+    "channel_visualization",
+    "class_model",
     "class_metrics",
     "collect_codes",
     "confusion_matrix",
@@ -49,6 +55,7 @@ __all__ = [
     "high_frequency_share",
     "image_attributes",
     "input_gradient",
+    "invert",
     "last_conv_name",
     "layer_activations",
     "noise_score",

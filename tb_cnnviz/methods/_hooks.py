@@ -173,3 +173,41 @@ def check_images(images: object, argument: str = "images") -> torch.Tensor:
     if not images.is_floating_point():
         raise TypeError(f"{argument} must be a floating-point tensor (as the model takes it); got {images.dtype}")
     return images
+
+
+class _LayerReached(Exception):
+    """Raised from a hook to stop a forward pass once the wanted layer has run."""
+
+
+def layer_output(model: nn.Module, layer: str, inputs: torch.Tensor, before: bool = False) -> torch.Tensor:
+    """The output of ``layer`` (``name``, or ``name#k`` for the k-th call of a reused module) for ``inputs``,
+    with its autograd graph; ``before=True`` gives the layer's input instead (a ReLU's pre-activation).
+    The forward stops right there: nothing later is computed, and no later in-place op can overwrite the
+    captured tensor."""
+    module_name, call = split_call(layer)
+    modules = dict(model.named_modules())
+    if module_name not in modules or module_name == "":
+        raise ValueError(unknown_layer_message(model, layer))
+    module, wanted = modules[module_name], 0 if call is None else call
+    captured: list[torch.Tensor] = []
+
+    def keep(tensor: object) -> None:
+        if len(captured) == wanted and isinstance(tensor, torch.Tensor):
+            captured.append(tensor)
+            raise _LayerReached
+        captured.append(None)  # an earlier call of a reused module: count it
+
+    if before:
+        handle = module.register_forward_pre_hook(lambda _m, args: keep(args[0] if args else None))
+    else:
+        handle = module.register_forward_hook(lambda _m, _args, output: keep(output))
+    try:
+        model(inputs)
+    except _LayerReached:
+        return captured[wanted]
+    finally:
+        handle.remove()
+    raise ValueError(
+        f"layer {layer!r} ran {len(captured)} time(s) in a forward pass of {type(model).__name__}; "
+        + ("it is defined but never called" if not captured else f"use a call number from 1 to {len(captured)}")
+    )

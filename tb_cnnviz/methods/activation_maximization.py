@@ -1,0 +1,202 @@
+"""Inputs optimised to excite one output of the network: class models (Simonyan et al., "Deep Inside
+Convolutional Networks", 2014: maximise the unnormalised class score with L2 regularisation) and channel
+visualisations (maximise a channel's mean activation, with Lucid's decorrelated Fourier parameterisation
+and jitter, or pixels with periodic blur as in Yosinski et al., 2015).
+
+They show what a class or a channel responds to with no data set at all, and how that changes as the
+network trains: at initialisation they are texture noise, after training they carry strokes and parts.
+
+Example::
+
+    models = class_model(model, target=[0, 1, 2], size=(3, 224, 224), seed=0)
+    views = channel_visualization(model, "layer3", channel=[0, 5], size=(3, 128, 128), seed=0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ._hooks import is_relu_like, layer_output, split_call
+from .image_priors import FourierImage, gaussian_blur, jitter
+from .input_optimization import check_non_negative, check_positive, check_steps, frozen, optimize, seeded_generator
+from .targets import check_scores
+
+PARAMETERIZATIONS = ("fourier", "pixel")
+REDIRECT_STEPS = 16  #: first steps whose ReLU gradient goes to the pre-activation (Lucid's redirected ReLU)
+BLUR_EVERY = 4  #: steps between two blurs of a pixel-parameterised image
+
+
+@dataclass(frozen=True)
+class Visualization:
+    images: torch.Tensor  #: (N, C, H, W) in the model's input space
+    objective: torch.Tensor  #: (steps, N) the maximised value before each step
+    units: list[int]  #: the class or channel of each image
+    layer: str | None  #: None for class models (the model's output)
+
+
+def _check_size(size: object) -> tuple[int, int, int]:
+    if (not isinstance(size, (tuple, list)) or len(size) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        raise ValueError(f"size must be (channels, height, width) of the model's input, positive ints; got {size!r}")
+    return tuple(size)  # type: ignore[return-value]
+
+
+def _check_units(units: object, argument: str, count: int | None) -> list[int]:
+    """A single index or a sequence of them, each in range when ``count`` is known."""
+    values = units.tolist() if isinstance(units, torch.Tensor) else units
+    values = [values] if isinstance(values, int) else values
+    if (not isinstance(values, (list, tuple)) or not values
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)):
+        raise TypeError(f"{argument} must be an int or a non-empty sequence of ints; got {units!r}")
+    if count is not None and not all(0 <= v < count for v in values):
+        raise ValueError(f"{argument} must be in [0, {count}); got {list(values)}")
+    return list(values)
+
+
+def _check_range(input_range: object) -> tuple[float, float]:
+    if (not isinstance(input_range, (tuple, list)) or len(input_range) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in input_range)
+            or not input_range[0] < input_range[1]):
+        raise ValueError(f"input_range must be (low, high) with low < high, the values the model's inputs take; got {input_range!r}")
+    return float(input_range[0]), float(input_range[1])
+
+
+def _maximize(
+    model: nn.Module,
+    count: int,
+    size: tuple[int, int, int],
+    value_of: Callable[[torch.Tensor, int], torch.Tensor],
+    *,
+    steps: int,
+    lr: float,
+    parameterization: str,
+    input_range: tuple[float, float] | None,
+    l2_weight: float,
+    jitter_pixels: int,
+    blur: float,
+    seed: int | None,
+    progress: bool | None,
+    description: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Maximise ``value_of(images, step)`` (N,) - ``l2_weight`` * mean(images^2); returns (images, history)."""
+    steps = check_steps(steps)
+    check_positive(lr=lr)
+    check_non_negative(l2_weight=l2_weight, jitter_pixels=jitter_pixels, blur=blur)
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}; got {parameterization!r}")
+    if blur > 0 and parameterization != "pixel":
+        raise ValueError("blur applies to parameterization='pixel' (the Fourier one is already smooth); set blur=0")
+    with frozen(model) as device:
+        generator = seeded_generator(seed, device)
+        shape = (count, *size)
+        if parameterization == "fourier":
+            fourier = FourierImage(shape, generator).to(device)
+            variables, raw = [fourier.spectrum], fourier
+        else:
+            pixels = (0.01 * torch.randn(shape, generator=generator, device=device)).requires_grad_(True)
+            variables, raw = [pixels], lambda: pixels
+        low, high = input_range if input_range is not None else (0.0, 1.0)
+
+        def image() -> torch.Tensor:
+            unbounded = raw()
+            return unbounded if input_range is None else low + (high - low) * torch.sigmoid(unbounded)
+
+        def objective(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+            if blur > 0 and step % BLUR_EVERY == BLUR_EVERY - 1:
+                with torch.no_grad():
+                    variables[0].copy_(gaussian_blur(variables[0], blur))
+            current = image()
+            value = value_of(jitter(current, int(jitter_pixels), generator), step)
+            penalty = l2_weight * current.square().flatten(1).mean(dim=1)
+            return (penalty - value).sum(), value
+
+        history = optimize(variables, objective, steps, lr, description, progress)
+        with torch.no_grad():
+            return image().detach(), history
+
+
+def class_model(
+    model: nn.Module,
+    target: int | Sequence[int] | torch.Tensor,
+    size: tuple[int, int, int],
+    steps: int = 200,
+    lr: float = 0.1,
+    l2_weight: float = 10.0,
+    jitter_pixels: int = 0,
+    blur: float = 0.0,
+    seed: int | None = 0,
+    progress: bool | None = None,
+) -> Visualization:
+    """The image of ``size`` (C, H, W) that maximises ``score[target] - l2_weight * mean(image^2)``, one per
+    target class. The score is the model's unnormalised output, as in the paper: maximising a softmax
+    probability can succeed by lowering the other classes instead of raising this one."""
+    size = _check_size(size)
+    classes = None
+    with frozen(model) as device, torch.no_grad():
+        classes = check_scores(model(torch.zeros((1, *size), device=device)), 1).shape[1]
+    targets = _check_units(target, "target", classes)
+    index = torch.tensor(targets)
+
+    def scores(images: torch.Tensor, _step: int) -> torch.Tensor:
+        return model(images).gather(1, index.to(images.device)[:, None])[:, 0]
+
+    images, history = _maximize(
+        model, len(targets), size, scores, steps=steps, lr=lr, parameterization="pixel", input_range=None,
+        l2_weight=l2_weight, jitter_pixels=jitter_pixels, blur=blur, seed=seed, progress=progress,
+        description="class models",
+    )
+    return Visualization(images=images, objective=history, units=targets, layer=None)
+
+
+def channel_visualization(
+    model: nn.Module,
+    layer: str,
+    channel: int | Sequence[int] | torch.Tensor,
+    size: tuple[int, int, int],
+    steps: int = 256,
+    lr: float = 0.05,
+    parameterization: str = "fourier",
+    input_range: tuple[float, float] = (0.0, 1.0),
+    jitter_pixels: int | None = None,
+    blur: float = 0.0,
+    seed: int | None = 0,
+    progress: bool | None = None,
+) -> Visualization:
+    """One image of ``size`` (C, H, W) per channel, maximising that channel's mean activation at ``layer``,
+    with pixels kept inside ``input_range`` (a sigmoid: pass the range your model's inputs take) and a
+    random shift of up to ``jitter_pixels`` each step (default: 1 px per 32 px of the shorter side).
+
+    At a ReLU, the first ``REDIRECT_STEPS`` steps send the gradient to its pre-activation (Lucid's
+    redirected ReLU): a channel that is off for the starting image would otherwise get no gradient and
+    never turn on. The recorded objective is always the mean activation after the ReLU."""
+    size = _check_size(size)
+    low_high = _check_range(input_range)
+    if jitter_pixels is None:
+        jitter_pixels = max(1, min(size[1:]) // 32)  # Lucid jitters 8 px at 224
+    with frozen(model) as device, torch.no_grad():
+        channels = layer_output(model, layer, torch.zeros((1, *size), device=device)).shape[1]
+    units = _check_units(channel, "channel", channels)
+    index = torch.tensor(units)
+    at_relu = is_relu_like(dict(model.named_modules())[split_call(layer)[0]])
+
+    def mean_activation(images: torch.Tensor, step: int) -> torch.Tensor:
+        maps = layer_output(model, layer, images, before=at_relu)
+        chosen = maps.gather(1, index.to(maps.device).view(-1, 1, *([1] * (maps.dim() - 2))).expand(-1, 1, *maps.shape[2:]))
+        if not at_relu:
+            return chosen.flatten(1).mean(dim=1)
+        post = chosen.clamp_min(0).flatten(1).mean(dim=1)
+        if step >= REDIRECT_STEPS:
+            return post
+        pre = chosen.flatten(1).mean(dim=1)
+        return pre + (post - pre).detach()  # the pre-activation's gradient, the activation's value
+
+    images, history = _maximize(
+        model, len(units), size, mean_activation, steps=steps, lr=lr, parameterization=parameterization,
+        input_range=low_high, l2_weight=0.0, jitter_pixels=jitter_pixels, blur=blur, seed=seed,
+        progress=progress, description=f"visualising {layer}",
+    )
+    return Visualization(images=images, objective=history, units=units, layer=layer)

@@ -1,0 +1,87 @@
+"""The loop that every "image made by the network" shares: gradient steps on an input (never on the model),
+with a bounded number of steps, a seeded generator and a progress bar.
+
+The model runs in eval mode with its parameters frozen, so no gradient is ever left on them; modes,
+``requires_grad`` and RNG states are restored on exit (``preserved_state``), also on error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ._hooks import model_device, preserved_state
+from .streaming import PROGRESS_DELAY_S
+
+#: An optimisation longer than this is almost surely a typo (and would hold the training loop for minutes).
+MAX_STEPS = 10_000
+
+#: ``objective(step)`` -> (the loss to minimise, a per-image value (N,) to record for this step).
+Objective = Callable[[int], "tuple[torch.Tensor, torch.Tensor]"]
+
+
+def check_steps(steps: object) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must be an int from 1 to {MAX_STEPS}; got {steps!r}")
+    return steps
+
+
+def check_non_negative(**values: object) -> None:
+    """Each keyword must be a real number >= 0; the error names it."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"{name} must be a number >= 0; got {value!r}")
+
+
+def check_positive(**values: object) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a number > 0; got {value!r}")
+
+
+def seeded_generator(seed: int | None, device: torch.device) -> torch.Generator:
+    """A generator of its own, so the optimisation neither reads nor advances the global RNG."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"seed must be an int or None; got {type(seed).__name__}")
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed if seed is not None else torch.randint(0, 2**62, (1,)).item())
+    return generator
+
+
+@contextmanager
+def frozen(model: nn.Module) -> Iterator[torch.device]:
+    """The model in eval mode with every parameter's ``requires_grad`` off, restored on exit; yields its device."""
+    with preserved_state(model):
+        model.eval()
+        for param in model.parameters():
+            param.requires_grad_(False)
+        yield model_device(model)
+
+
+def optimize(
+    variables: Sequence[torch.Tensor],
+    objective: Objective,
+    steps: int,
+    lr: float,
+    description: str,
+    progress: bool | None = None,
+) -> torch.Tensor:
+    """Adam on ``variables`` for ``steps`` steps; returns the recorded values, (steps, N), kept on the device
+    (no host synchronisation per step). Call inside :func:`frozen`."""
+    optimizer = torch.optim.Adam(variables, lr=lr)
+    history: list[torch.Tensor] = []
+    bar = tqdm(range(steps), desc=description, unit="step", delay=0 if progress else PROGRESS_DELAY_S,
+               disable=progress is False, leave=False)
+    with torch.enable_grad():
+        for step in bar:
+            loss, record = objective(step)
+            gradients = torch.autograd.grad(loss, variables)
+            for variable, gradient in zip(variables, gradients):
+                variable.grad = gradient
+            optimizer.step()
+            history.append(record.detach())
+    return torch.stack(history)

@@ -1,0 +1,168 @@
+"""Images made by the network: inversion, class models, channel visualisations.
+
+Checked on a model trained here on scikit-learn's digits, against independent measures: the normalised
+cross-correlation of a reconstruction with the original, the classifier's own verdict on a class model,
+and the best activation any real image of the data set reaches.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import assert_same_state, model_state
+from tb_cnnviz.demo import DigitsNet, load_digits
+from tb_cnnviz.methods import channel_visualization, class_model, invert
+from tb_cnnviz.methods._hooks import layer_output
+from tb_cnnviz.methods.image_priors import gaussian_blur, total_variation
+from tb_cnnviz.methods.input_optimization import MAX_STEPS
+
+EARLY_NCC = 0.95  #: an early layer's reconstruction correlates with the original at least this much
+DEEP_NCC = 0.6  #: the logits' reconstruction at most this much: 10 numbers cannot hold a digit's strokes
+
+
+@pytest.fixture(scope="module")
+def digits():
+    images, labels = load_digits()
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    torch.manual_seed(0)
+    images, labels = digits
+    model = DigitsNet()
+    optimizer = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(300):
+        batch = torch.randint(0, 1500, (64,))
+        loss = F.cross_entropy(model(images[batch]), labels[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def ncc(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a = a.flatten(1) - a.flatten(1).mean(dim=1, keepdim=True)
+    b = b.flatten(1) - b.flatten(1).mean(dim=1, keepdim=True)
+    return (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1))
+
+
+def test_total_variation_of_a_ramp_is_its_slope_squared():
+    ramp = torch.arange(8.0).repeat(8, 1)[None, None] * 0.5  # dx = 0.5, dy = 0
+    torch.testing.assert_close(total_variation(ramp), torch.tensor([0.25]))
+    torch.testing.assert_close(total_variation(ramp, beta=1.0), torch.tensor([0.5]))
+
+
+def test_gaussian_blur_keeps_constants_and_the_mean_of_a_periodic_pattern():
+    constant = torch.full((1, 2, 9, 9), 3.0)
+    torch.testing.assert_close(gaussian_blur(constant, 1.5), constant)
+    stripes = (torch.arange(16.0) % 2).repeat(16, 1)[None, None]
+    blurred = gaussian_blur(stripes, 2.0)
+    assert blurred[..., 4:-4, 4:-4].std() < 0.05 * stripes.std()
+    torch.testing.assert_close(blurred[..., 4:-4, 4:-4].mean(), torch.tensor(0.5), atol=0.02, rtol=0)
+
+
+def test_inverting_an_early_layer_gives_the_image_back_and_the_logits_do_not(trained, digits):
+    images = digits[0][1600:1603]
+    early = invert(trained, images, "conv1", steps=150)
+    deep = invert(trained, images, "fc", steps=150)
+    assert early.code_error.shape == (150, 3)
+    assert (early.code_error[-1] < early.code_error[0] / 10).all()  # the optimisation converges
+    assert (ncc(early.images, images) > EARLY_NCC).all(), ncc(early.images, images)
+    assert (ncc(deep.images, images) < DEEP_NCC).all(), ncc(deep.images, images)
+    assert (ncc(deep.images, images) < ncc(early.images, images)).all()
+
+
+def test_the_code_error_series_matches_a_recomputation(trained, digits):
+    images = digits[0][:2]
+    result = invert(trained, images, "relu2", steps=20)
+    with torch.no_grad():
+        target = layer_output(trained, "relu2", images)
+        again = layer_output(trained, "relu2", result.images)
+    expected = (again - target).flatten(1).norm(dim=1) / target.flatten(1).norm(dim=1)
+    torch.testing.assert_close(result.final_code_error, expected)
+
+
+def test_class_models_of_a_trained_net_are_classified_as_their_class(trained):
+    result = class_model(trained, list(range(10)), size=(1, 32, 32), steps=200)
+    with torch.no_grad():
+        predicted = trained(result.images).argmax(dim=1)
+    agree = (predicted == torch.arange(10)).float().mean().item()
+    assert agree >= 0.7, predicted.tolist()
+    assert (result.objective[-1] > result.objective[0] + 10).all()  # the class scores rose
+
+
+def test_class_models_change_as_the_net_trains(trained):
+    torch.manual_seed(0)
+    untrained = DigitsNet().eval()
+    before = class_model(untrained, [3, 7], size=(1, 32, 32), steps=100).images
+    after = class_model(trained, [3, 7], size=(1, 32, 32), steps=100).images
+    assert (ncc(before, after).abs() < 0.5).all(), ncc(before, after)
+
+
+def test_channel_visualisations_beat_every_real_image_on_most_channels(trained, digits):
+    with torch.no_grad():
+        best_real = layer_output(trained, "relu3", digits[0][:1500]).mean(dim=(2, 3)).amax(dim=0)
+    channels = best_real.nonzero()[:, 0][:12].tolist()
+    result = channel_visualization(trained, "relu3", channels, size=(1, 32, 32), input_range=(-1, 1), steps=256)
+    assert result.images.min() >= -1 and result.images.max() <= 1
+    with torch.no_grad():  # measured again, independently of the optimiser's record
+        reached = layer_output(trained, "relu3", result.images).mean(dim=(2, 3))[torch.arange(len(channels)), channels]
+    beaten = (reached > best_real[channels]).float().mean().item()
+    assert beaten >= 0.75, (reached, best_real[channels])
+
+
+@pytest.mark.parametrize("parameterization, blur", [("fourier", 0.0), ("pixel", 0.5)])
+def test_the_same_seed_gives_the_same_image_and_the_global_rng_is_untouched(trained, parameterization, blur):
+    run = lambda seed: channel_visualization(trained, "conv2", [1, 4], size=(1, 16, 16), steps=10, seed=seed,  # noqa: E731
+                                             parameterization=parameterization, blur=blur).images
+    torch.manual_seed(123)
+    first = run(7)
+    after = torch.rand(3)
+    torch.manual_seed(123)
+    assert torch.equal(run(7), first)
+    assert torch.equal(torch.rand(3), after)
+    assert not torch.equal(run(8), first)
+
+
+@pytest.mark.parametrize("call", ["invert", "class_model", "channel_visualization"])
+def test_the_model_is_left_as_found_also_on_error(trained, digits, call):
+    trained.train()
+    before = model_state(trained)
+    grads = [p.grad.clone() for p in trained.parameters()]
+    calls = {
+        "invert": lambda **kw: invert(trained, digits[0][:1], "conv2", **kw),
+        "class_model": lambda **kw: class_model(trained, 1, size=(1, 32, 32), **kw),
+        "channel_visualization": lambda **kw: channel_visualization(trained, "relu2", 0, size=(1, 32, 32), **kw),
+    }
+    calls[call](steps=3)
+    assert_same_state(before, model_state(trained))
+    for param, grad in zip(trained.parameters(), grads):
+        assert torch.equal(param.grad, grad)  # no gradient left on the weights
+    with pytest.raises(ValueError, match="steps must be an int from 1"):
+        calls[call](steps=MAX_STEPS + 1)
+    with pytest.raises(ValueError, match="ran 2 time"):  # fails inside, after the model was frozen
+        invert(trained, digits[0][:1], "pool#3", steps=3)
+    assert_same_state(before, model_state(trained))
+    trained.eval()
+
+
+def test_bad_arguments_say_what_is_allowed(trained, digits):
+    with pytest.raises(ValueError, match="has no layer 'conv9'.*Did you mean"):
+        invert(trained, digits[0][:1], "conv9", steps=2)
+    with pytest.raises(ValueError, match=r"target must be in \[0, 10\)"):
+        class_model(trained, 10, size=(1, 32, 32), steps=2)
+    with pytest.raises(ValueError, match=r"size must be \(channels, height, width\)"):
+        class_model(trained, 1, size=(32, 32), steps=2)
+    with pytest.raises(ValueError, match=r"channel must be in \[0, 64\)"):
+        channel_visualization(trained, "relu3", [3, 64], size=(1, 32, 32), steps=2)
+    with pytest.raises(ValueError, match="input_range must be"):
+        channel_visualization(trained, "relu3", 3, size=(1, 32, 32), input_range=(1, -1), steps=2)
+    with pytest.raises(ValueError, match="blur applies to parameterization='pixel'"):
+        channel_visualization(trained, "relu3", 3, size=(1, 32, 32), blur=1.0, steps=2)
+    with pytest.raises(ValueError, match="ran 2 time"):
+        invert(trained, digits[0][:1], "pool#3", steps=2)
+    with pytest.raises(ValueError, match="lr must be a number > 0"):
+        invert(trained, digits[0][:1], "conv1", steps=2, lr=0)
