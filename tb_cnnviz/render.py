@@ -140,6 +140,15 @@ def unit_pictures(values: torch.Tensor) -> list[bytes]:
     return [png_bytes(np.ascontiguousarray(picture)) for picture in pixels]
 
 
+def pictures_in_range(images: torch.Tensor, lo: float, hi: float) -> list[bytes]:
+    """Images drawn on one fixed scale, [lo, hi] -> black..white, so that pictures side by side compare
+    (a reconstruction beside its original); channels other than 1 or 3 shown as their mean."""
+    images, _ = finite(images.detach().float().cpu())
+    if images.shape[1] not in (1, 3):
+        images = images.mean(dim=1, keepdim=True)
+    return unit_pictures((images - lo) / max(hi - lo, 1e-30))
+
+
 def input_pictures(images: torch.Tensor) -> list[bytes]:
     """The images as the model saw them, each stretched to its own [min, max] (inputs are usually
     normalised, so their raw range means nothing on screen); channels other than 1 or 3 shown as their mean."""

@@ -152,6 +152,14 @@ def performance_summary(name: str, meta: dict, sprites: Sequence[bytes]) -> summ
     return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(metadata.PERFORMANCE, name), content, blobs)])
 
 
+def pictures_summary(kind: str, name: str, meta: dict, pictures: Sequence[bytes], order: int = 0) -> summary_pb2.Summary:
+    """Images made by the network (inversions, class models, channel visualisations): meta JSON, then one
+    PNG per picture, in the order ``meta`` lists them."""
+    content = metadata.PluginContent(kind=kind, layer=name, order=order)
+    blobs = [_json_blob({"kind": kind, "layer": name, **meta}), *pictures]
+    return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(kind, name), content, blobs)])
+
+
 def _unit_sprite(pictures: torch.Tensor, k: int) -> tuple[bytes, dict]:
     """(U, k, C, t, t) uint8 -> a PNG with a row of k tiles per unit, and its layout."""
     tiles = pictures.flatten(0, 1).permute(0, 2, 3, 1).numpy() if pictures.shape[2] == 3 else pictures.flatten(0, 1)[:, 0].numpy()

@@ -57,6 +57,12 @@ def _check_units(units: object, argument: str, count: int | None) -> list[int]:
     return list(values)
 
 
+def channel_count(model: nn.Module, layer: str, size: tuple[int, int, int]) -> int:
+    """How many channels ``layer`` has for inputs of ``size`` (one forward of a blank image)."""
+    with frozen(model) as device, torch.no_grad():
+        return layer_output(model, layer, torch.zeros((1, *_check_size(size)), device=device)).shape[1]
+
+
 def _check_range(input_range: object) -> tuple[float, float]:
     if (not isinstance(input_range, (tuple, list)) or len(input_range) != 2
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in input_range)
@@ -177,9 +183,7 @@ def channel_visualization(
     low_high = _check_range(input_range)
     if jitter_pixels is None:
         jitter_pixels = max(1, min(size[1:]) // 32)  # Lucid jitters 8 px at 224
-    with frozen(model) as device, torch.no_grad():
-        channels = layer_output(model, layer, torch.zeros((1, *size), device=device)).shape[1]
-    units = _check_units(channel, "channel", channels)
+    units = _check_units(channel, "channel", channel_count(model, layer, size))
     index = torch.tensor(units)
     at_relu = is_relu_like(dict(model.named_modules())[split_call(layer)[0]])
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._hooks import check_images, layer_output
+from ._hooks import check_images, conv_layers, layer_output
 from .image_priors import alpha_norm, jitter, total_variation
 from .input_optimization import check_non_negative, check_positive, check_steps, frozen, optimize, seeded_generator
 
@@ -30,6 +30,24 @@ class Inversion:
     images: torch.Tensor  #: (N, C, H, W) reconstructions, in the model's input space
     code_error: torch.Tensor  #: (steps, N) relative code error before each step
     final_code_error: torch.Tensor  #: (N,) relative code error of ``images``
+
+
+def default_inversion_layers(model: nn.Module, convs: int = 4) -> list[str]:
+    """Up to ``convs`` conv layers spread from the first to the last, then the last linear layer (the
+    logits): the series from shallow to deep that shows what each stage keeps of the image."""
+    names = list(conv_layers(model))
+    if len(names) > convs:
+        names = [names[round(i * (len(names) - 1) / (convs - 1))] for i in range(convs)]
+    linear = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    return names + linear[-1:]
+
+
+def normalised_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N,) Pearson correlation of each image pair over all its pixels: 1 for a reconstruction that is the
+    original up to brightness and contrast, about 0 for an unrelated one."""
+    a = a.flatten(1) - a.flatten(1).mean(dim=1, keepdim=True)
+    b = b.flatten(1) - b.flatten(1).mean(dim=1, keepdim=True)
+    return (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
 
 
 def _relative_code_error(code: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
