@@ -5,11 +5,12 @@ import * as model from './model.js';
 import * as attribution from './attribution.js';
 import * as embedding from './embedding.js';
 import * as performance from './performance.js';
+import * as synthesis from './synthesis.js';
 import * as top from './top.js';
 import * as views from './views.js';
 
 const EMPTY_TEXT = 'No CNNVIZ data yet: log with tb_cnnviz.CNNViz(model, writer, probe_images=...) '
-  + '(viz.log_activations, viz.log_filters, viz.watch_dead_filters, viz.log_saliency, viz.log_occlusion, viz.log_performance, viz.log_top_activations, viz.log_embedding), then press Reload.';
+  + '(viz.log_activations, viz.log_filters, viz.watch_dead_filters, viz.log_saliency, viz.log_occlusion, viz.log_performance, viz.log_top_activations, viz.log_embedding, viz.log_inversion, viz.log_class_models, viz.log_channel_visualizations), then press Reload.';
 const RUN_COLORS = ['#f57c00', '#1976d2', '#388e3c', '#7b1fa2', '#c2185b', '#0097a7', '#5d4037', '#455a64'];
 const STYLESHEET_WAIT_MS = 1000;
 const IMAGE_WAIT_MS = 1500; // how long new mosaics may decode before they replace the old ones anyway
@@ -181,6 +182,8 @@ function viewNoun(view) {
   if (view === 'performance') return 'accuracy views';
   if (view === 'top') return 'top patches';
   if (view === 'embedding') return 'embeddings';
+  if (view === 'inversion') return 'inversions';
+  if (view === 'channel_vis') return 'channel visualisations';
   return views.VIEW_NAMES[view].toLowerCase();
 }
 
@@ -251,7 +254,7 @@ function update({ keepSlider = false } = {}) {
   views.markViewButtons(ui.viewButtons, state.view);
   ui.sortControl.hidden = state.view !== 'filters';
   ui.opacityControl.hidden = state.view !== 'attribution';
-  ui.layerTitle.textContent = { attribution: 'Methods', performance: 'Data sets' }[state.view] ?? 'Layers';
+  ui.layerTitle.textContent = { attribution: 'Methods', performance: 'Data sets', inversion: 'Images', class_model: 'Sets' }[state.view] ?? 'Layers';
   renderSidebarFlags(layers);
   loadDeadSummaries();
   renderHeading();
@@ -268,7 +271,10 @@ function update({ keepSlider = false } = {}) {
       ? ' Log them with viz.log_saliency(step, method=...) and viz.log_occlusion(step).'
       : kind === 'performance' ? ' Log them with viz.log_performance(data, step).'
         : kind === 'top' ? ' Log them with viz.log_top_activations(data, layer, step).'
-          : kind === 'embedding' ? ' Log them with viz.log_embedding(data, layer, step).' : ''}`));
+          : kind === 'embedding' ? ' Log them with viz.log_embedding(data, layer, step).'
+            : kind === 'inversion' ? ' Log them with viz.log_inversion(step).'
+              : kind === 'class_model' ? ' Log them with viz.log_class_models(step).'
+                : kind === 'channel_vis' ? ' Log them with viz.log_channel_visualizations(step, layer).' : ''}`));
     return;
   }
   if (kind === 'dead') renderDead(current, keepSlider);
@@ -404,7 +410,10 @@ async function fillSampleColumn(current, column, entry, kind, layer, steps, slid
       : kind === 'performance' ? await performanceContent(entry.run, layer, step, sample)
         : kind === 'top' ? await topContent(entry.run, layer, step, sample)
           : kind === 'embedding' ? await embeddingContent(entry.run, layer, step, sample)
-        : await filtersContent(entry.run, layer, step, sample);
+            : kind === 'inversion' ? synthesis.inversionView(sample, sampleUrls(entry.run, kind, layer, step, sample))
+              : kind === 'class_model' ? synthesis.classModelsView(sample, sampleUrls(entry.run, kind, layer, step, sample))
+                : kind === 'channel_vis' ? await channelVisContent(entry, layer, step, sample)
+                  : await filtersContent(entry.run, layer, step, sample);
     fill(current, column, content, stepText);
   } catch (error) {
     fill(current, column, views.errorBox(error.message), stepText);
@@ -412,8 +421,7 @@ async function fillSampleColumn(current, column, entry, kind, layer, steps, slid
 }
 
 async function activationsContent(run, layer, step, sample) {
-  const count = Math.max(0, Number(sample.images) || 0);
-  const urls = Array.from({ length: count }, (_, index) => pictureUrl(run, 'activations', layer, step, sample, index));
+  const urls = sampleUrls(run, 'activations', layer, step, sample);
   const { element, images } = views.activationsView(sample, urls, showImageError);
   // Let the new mosaics decode before they replace the old ones, so that moving the slider does not blink.
   await Promise.race([
@@ -421,6 +429,34 @@ async function activationsContent(run, layer, step, sample) {
     new Promise((resolve) => { setTimeout(resolve, IMAGE_WAIT_MS); }),
   ]);
   return element;
+}
+
+/** The URL of every picture of a sample, in order. */
+function sampleUrls(run, kind, layer, step, sample) {
+  const count = Math.max(0, Number(sample.images) || 0);
+  return Array.from({ length: count }, (_, index) => pictureUrl(run, kind, layer, step, sample, index));
+}
+
+/** Channel visualisations, beside each channel's filter and top patches where those are logged. */
+async function channelVisContent(entry, layer, step, sample) {
+  const top = await topPatchesAt(entry, layer, step);
+  return synthesis.channelVisView(sample, sampleUrls(entry.run, 'channel_vis', layer, step, sample), {
+    top, loadFilter: (filterLayer, filter) => filterTileAt(entry.run, filterLayer, step, filter) });
+}
+
+/** The layer's top patches at or before `step` ({sample, sprite, step}), or null when none are logged. */
+async function topPatchesAt(entry, layer, step) {
+  const steps = await runSteps(entry, 'top', layer);
+  if (!Array.isArray(steps)) return null;
+  const at = atOrBefore(steps, step);
+  if (at === undefined) return null;
+  try {
+    const sample = await model.fetchSample(entry.run, 'top', layer, at);
+    const sprite = await bitmapOrError(entry.run, 'top', layer, at, sample, 0);
+    return sprite instanceof Error ? null : { sample, sprite, step: at };
+  } catch (error) {
+    return null;
+  }
 }
 
 function pictureUrl(run, kind, layer, step, sample, index) {

@@ -98,7 +98,7 @@ function wholeCanvas(meta, sprite, row, slot, box) {
   return canvas;
 }
 
-function patchCanvas(meta, sprite, row, slot, size, title) {
+export function patchCanvas(meta, sprite, row, slot, size, title) {
   const canvas = el('canvas', { className: 'top-patch', attrs: { width: size, height: size }, title,
     dataset: { slot } });
   const layout = meta.tile;

@@ -92,6 +92,10 @@ def train_run(
                 viz.log_performance(test_batches, step, class_names=[f"digit {c}" for c in range(10)],
                                     examples=4, to_pixels=lambda x: x * 0.5 + 0.5, name="held_out")
                 viz.log_top_activations(test_batches, "relu2", step, k=6, directions=8, to_pixels=lambda x: x * 0.5 + 0.5)
+            if step in (0, steps - 1):  # images made by the network: at initialisation, and trained
+                viz.log_inversion(step, steps=150)
+                viz.log_class_models(step, classes=list(range(10)), class_names=[f"digit {c}" for c in range(10)])
+                viz.log_channel_visualizations(step, "relu2", channels=list(range(8)))
             start_index = (step * batch_size) % (len(order) - batch_size)
             batch = order[start_index : start_index + batch_size]
             model.train()

@@ -339,3 +339,41 @@ def test_embedding_scatter_zooms_into_thumbnails_and_the_grid_shows_them(browser
     expect(canvas).to_have_attribute("data-thumbnails", str(meta["grid"]["count"]))
     assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
     page.close()
+
+
+def test_images_made_by_the_network_inversion_class_models_and_channels_beside_their_top_patches(browser, tensorboard_url):
+    problems: list[str] = []
+    page, frame = open_tab(browser, tensorboard_url, problems)
+    healthy = frame.locator(".run-column[data-run='healthy_lr0.05']")
+
+    frame.locator("button.view-button[data-view='inversion']").click()
+    meta = json_route(tensorboard_url, "sample", run="healthy_lr0.05", kind="inversion", layer="probe 0", step=239)["meta"]
+    figures = healthy.locator(".inversion-row figure")
+    expect(figures).to_have_count(1 + len(meta["layers"]))  # the original, then shallow to deep
+    expect(figures.nth(1)).to_contain_text(f"code error {100 * meta['code_error'][0]:.1f}%")
+    expect(healthy.locator(".inversion-row svg.synth-spark polyline")).to_have_count(len(meta["layers"]))
+    frame.wait_for_function("[...document.querySelectorAll('.inversion-row img')].every(i => i.complete && i.naturalWidth === 32)")
+    page.screenshot(path=str(DOCS / "screenshot-inversion.png"))
+
+    frame.locator("button.view-button[data-view='class_model']").click()
+    expect(healthy.locator(".synth-grid figure")).to_have_count(10)
+    expect(healthy.locator(".synth-grid figure").nth(3)).to_contain_text("digit 3")
+    frame.locator("#step-slider").evaluate("(s) => { s.value = '0'; s.dispatchEvent(new Event('input')); }")
+    expect(healthy.locator(".step-info")).to_contain_text("step 0")
+    at_start = json_route(tensorboard_url, "sample", run="healthy_lr0.05", kind="class_model", layer="classes", step=0)["meta"]
+    expect(healthy.locator(".synth-grid figure").first).to_contain_text(f"p {100 * at_start['probability'][0]:.1f}%")
+    frame.locator("#step-slider").evaluate("(s) => { s.value = s.max; s.dispatchEvent(new Event('input')); }")
+    frame.wait_for_function("[...document.querySelectorAll('.synth-grid img')].every(i => i.complete && i.naturalWidth === 32)")
+    page.screenshot(path=str(DOCS / "screenshot-class-models.png"))
+
+    frame.locator("button.view-button[data-view='channel_vis']").click()
+    channels = healthy.locator(".synth-channel")
+    expect(channels).to_have_count(8)
+    expect(channels.first.locator(".synth-filter .filter-tile")).to_have_count(1)  # its filter in conv2
+    top = json_route(tensorboard_url, "sample", run="healthy_lr0.05", kind="top", layer="relu2", step=239)["meta"]
+    unit = next(u for u in top["units"] if u["unit"] == 0)
+    expect(channels.first.locator(".top-patch[data-drawn='true']")).to_have_count(len(unit["images"]))
+    expect(healthy).to_contain_text("its top patches (step 239)")
+    page.screenshot(path=str(DOCS / "screenshot-channels.png"))
+    assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
+    page.close()
