@@ -105,3 +105,16 @@ def test_every_logging_call_works_on_a_cuda_model_with_cpu_probes(tmp_path):
     viz.log_performance(data, 0)
     assert all(p.is_cuda for p in model.parameters())
     viz.close()
+
+
+def test_images_made_by_the_network_are_made_on_the_models_device():
+    from tb_cnnviz.methods import channel_visualization, class_model, invert
+
+    model = _small_cnn().cuda()
+    rng = torch.cuda.get_rng_state()
+    inverted = invert(model, torch.rand(2, 3, 16, 16), "3", steps=5)  # CPU image, CUDA model
+    assert inverted.images.is_cuda and inverted.code_error.is_cuda
+    assert class_model(model, [0, 4], size=(3, 16, 16), steps=5).images.is_cuda
+    assert channel_visualization(model, "1", [0, 1], size=(3, 16, 16), steps=5).images.is_cuda
+    assert torch.equal(torch.cuda.get_rng_state(), rng)
+    assert all(p.grad is None for p in model.parameters())
