@@ -21,6 +21,8 @@ Kinds:
     ``embedding``    blob sequence: [meta JSON (2-D layout, labels, predictions, grid cells), PNG sprite of
                      the thumbnails]; the "layer" is the layer whose codes were laid out. The codes also go
                      to TensorBoard's Projector (``SummaryWriter.add_embedding``).
+    ``correspondence`` blob sequence: [meta JSON (matched pixel points in each image, scores, mutual flags),
+                     PNG of image a, PNG of image b]; the "layer" is the name given (default: the layer)
     ``cnnviz/accuracy/<name>/top<k>`` scalars, and ``cnnviz/pr_curve/<name>/<class>`` in the PR Curves
     plugin's own format, go beside them for TensorBoard's own tabs.
     ``cnnviz/dead_fraction/<layer>`` is also written as an ordinary scalar, for the Scalars tab.
@@ -44,6 +46,7 @@ ATTRIBUTION = "attribution"
 PERFORMANCE = "performance"
 TOP = "top"
 EMBEDDING = "embedding"
+CORRESPONDENCE = "correspondence"
 
 DATA_CLASS = {
     ACTIVATIONS: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
@@ -53,8 +56,9 @@ DATA_CLASS = {
     PERFORMANCE: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
     TOP: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
     EMBEDDING: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
+    CORRESPONDENCE: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
 }
-BLOB_KINDS = (ACTIVATIONS, FILTERS, ATTRIBUTION, PERFORMANCE, TOP, EMBEDDING)
+BLOB_KINDS = (ACTIVATIONS, FILTERS, ATTRIBUTION, PERFORMANCE, TOP, EMBEDDING, CORRESPONDENCE)
 TENSOR_KINDS = (DEAD,)
 
 TAG_PREFIX = "cnnviz"

@@ -7,6 +7,7 @@ gradients, buffers and RNG state restored, also when it raises.
 from ._hooks import conv_layers, default_layers, preserved_state, relu_layers
 from .accuracy_stats import accuracy_by, calibration, class_metrics, confusion_matrix, pr_curve_counts, wilson_interval
 from .activations import ActivationSnapshot, layer_activations, snapshot
+from .correspondence import Correspondence, correspondence
 from .dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor, DeadReport, dead_maps
 from .embedding import Codes, collect_codes, embed, grid_layout
 from .evaluation import Evaluation, WrongExample, evaluate
@@ -21,6 +22,7 @@ from .top_activations import TopActivations, random_directions, top_activations
 __all__ = [
     "ActivationSnapshot",
     "Codes",
+    "Correspondence",
     "DEFAULT_THRESHOLD",
     "DeadFilterMonitor",
     "DeadReport",
@@ -36,6 +38,7 @@ __all__ = [
     "collect_codes",
     "confusion_matrix",
     "conv_layers",
+    "correspondence",
     "dead_maps",
     "deconvnet",
     "default_layers",
