@@ -10,7 +10,7 @@ const DEAD_COLOR = '#ff1744';
 const ACCENT = '#f57c00';
 
 export const VIEW_NAMES = { activations: 'Activations', filters: 'Filters', dead: 'Dead filters', attribution: 'Where it looks',
-  top: 'Top patches', embedding: 'Embedding', performance: 'Where it fails' };
+  top: 'Top patches', embedding: 'Embedding', performance: 'Where it fails', correspondence: 'Correspondence' };
 
 /* ------------------------------------------------------------------ small helpers */
 

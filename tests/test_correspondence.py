@@ -137,7 +137,8 @@ def test_equal_to_a_naive_loop_on_a_grid_and_best_first():
     found = correspondence(net, a, b, "4", grid=2)
     cells = [(i, j) for i in range(0, 12, 2) for j in range(0, 12, 2)]
     expected = {cell: rest for cell, *rest in naive_matches(net, a, b, 4, cells)}
-    assert len(found) == len(cells) and found.scores.tolist() == sorted(found.scores.tolist(), reverse=True)
+    ranked = list(zip(found.mutual.tolist(), found.scores.tolist()))
+    assert len(found) == len(cells) and ranked == sorted(ranked, reverse=True)  # mutual first, then by score
     for cell_a, cell_b, score, mutual in zip(found.cells_a.tolist(), found.cells_b.tolist(), found.scores.tolist(),
                                              found.mutual.tolist()):
         want_b, want_score, want_mutual = expected[tuple(cell_a)]

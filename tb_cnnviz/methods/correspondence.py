@@ -28,7 +28,7 @@ CHUNK_ELEMENTS = 1 << 24
 
 @dataclass
 class Correspondence:
-    """Matches from ``image_a`` to ``image_b``, best first. Pixels are (row, column), in the images' own
+    """Matches from ``image_a`` to ``image_b``, best first: mutual matches first, each group by score. Pixels are (row, column), in the images' own
     pixel coordinates (the centre of the top-left pixel is (0, 0)); cells are (row, column) on the map."""
 
     layer: str
@@ -156,7 +156,9 @@ def correspondence(
 
     Keypoints are every ``grid``-th cell of the layer's map (in both directions), or ``points`` ((M, 2)
     pixel (row, column) in ``image_a``, each taken to the cell whose receptive-field centre is nearest).
-    ``k`` keeps the ``k`` best matches (all by default); ``mutual=False`` skips the cross-check (every
+    ``k`` keeps the ``k`` best matches (all by default): mutual ones first, each group by score, so that a
+    featureless region (whose cells all score 1 against each other but are rarely mutual) does not crowd
+    out the informative matches; ``mutual=False`` skips the cross-check (every
     match is then flagged False).
 
     The score is the cosine similarity of the two cells' features: it is what the nearest neighbour
@@ -195,7 +197,7 @@ def correspondence(
         is_mutual = back == flat_a
     else:
         is_mutual = torch.zeros_like(flat_a, dtype=torch.bool)
-    order = scores.argsort(descending=True, stable=True)[:k]
+    order = (scores + 4 * is_mutual).argsort(descending=True, stable=True)[:k]  # mutual first, then by score
     cells_b = torch.stack([flat_b // w, flat_b % w], dim=1)
     cells_a, cells_b = cells_a[order], cells_b[order]
     return Correspondence(
