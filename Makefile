@@ -37,6 +37,7 @@ bench: venv
 	$(PY) benchmarks/performance_views.py
 	$(PY) benchmarks/topk.py
 	$(PY) benchmarks/embedding.py
+	$(PY) benchmarks/correspondence.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs

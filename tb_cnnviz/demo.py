@@ -61,10 +61,13 @@ def load_digits(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     return (images - 0.5) / 0.5, torch.tensor(digits.target, dtype=torch.long)
 
 
-def mirrored_copy(image: torch.Tensor, shift: tuple[int, int] = (2, 4)) -> torch.Tensor:
-    """``image`` (C, H, W) moved by ``shift`` (rows, columns; the digits' blank border wraps round) and mirrored
-    left-right: a pair whose true correspondence is known, for the correspondence view."""
-    return torch.roll(image, shifts=shift, dims=(-2, -1)).flip(-1)
+def moved_copy(image: torch.Tensor, shift: tuple[int, int] = (2, 4), mirror: bool = False) -> torch.Tensor:
+    """``image`` (C, H, W) moved by ``shift`` (rows, columns; the digits' blank border wraps round), and mirrored
+    left-right if asked: a pair whose true correspondence is known, for the correspondence view. The demo
+    shows the shift: a net trained on digits without flips is not mirror-invariant, and mirrored matches
+    mostly fail (benchmarks/correspondence.py)."""
+    moved = torch.roll(image, shifts=shift, dims=(-2, -1))
+    return moved.flip(-1) if mirror else moved
 
 
 def train_run(
@@ -78,7 +81,7 @@ def train_run(
     test_x, test_y = images[-held_out:], labels[-held_out:]
     test_batches = [(test_x[i : i + 128], test_y[i : i + 128]) for i in range(0, len(test_x), 128)]
     probe_index = torch.stack([torch.nonzero(test_y == c)[0, 0] for c in range(4)])
-    pair = (test_x[probe_index[3]], mirrored_copy(test_x[probe_index[3]]))
+    pair = (test_x[probe_index[3]], moved_copy(test_x[probe_index[3]]))
 
     model = DigitsNet()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
