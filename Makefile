@@ -38,6 +38,7 @@ bench: venv
 	$(PY) benchmarks/topk.py
 	$(PY) benchmarks/embedding.py
 	$(PY) benchmarks/image_synthesis.py
+	$(PY) benchmarks/correspondence.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs

@@ -3,6 +3,7 @@
 
 import * as model from './model.js';
 import * as attribution from './attribution.js';
+import * as correspondence from './correspondence.js';
 import * as embedding from './embedding.js';
 import * as performance from './performance.js';
 import * as synthesis from './synthesis.js';
@@ -10,7 +11,7 @@ import * as top from './top.js';
 import * as views from './views.js';
 
 const EMPTY_TEXT = 'No CNNVIZ data yet: log with tb_cnnviz.CNNViz(model, writer, probe_images=...) '
-  + '(viz.log_activations, viz.log_filters, viz.watch_dead_filters, viz.log_saliency, viz.log_occlusion, viz.log_performance, viz.log_top_activations, viz.log_embedding, viz.log_inversion, viz.log_class_models, viz.log_channel_visualizations), then press Reload.';
+  + '(viz.log_activations, viz.log_filters, viz.watch_dead_filters, viz.log_saliency, viz.log_occlusion, viz.log_performance, viz.log_top_activations, viz.log_embedding, viz.log_inversion, viz.log_class_models, viz.log_channel_visualizations, viz.log_correspondence), then press Reload.';
 const RUN_COLORS = ['#f57c00', '#1976d2', '#388e3c', '#7b1fa2', '#c2185b', '#0097a7', '#5d4037', '#455a64'];
 const STYLESHEET_WAIT_MS = 1000;
 const IMAGE_WAIT_MS = 1500; // how long new mosaics may decode before they replace the old ones anyway
@@ -184,6 +185,7 @@ function viewNoun(view) {
   if (view === 'embedding') return 'embeddings';
   if (view === 'inversion') return 'inversions';
   if (view === 'channel_vis') return 'channel visualisations';
+  if (view === 'correspondence') return 'correspondences';
   return views.VIEW_NAMES[view].toLowerCase();
 }
 
@@ -274,7 +276,8 @@ function update({ keepSlider = false } = {}) {
           : kind === 'embedding' ? ' Log them with viz.log_embedding(data, layer, step).'
             : kind === 'inversion' ? ' Log them with viz.log_inversion(step).'
               : kind === 'class_model' ? ' Log them with viz.log_class_models(step).'
-                : kind === 'channel_vis' ? ' Log them with viz.log_channel_visualizations(step, layer).' : ''}`));
+                : kind === 'channel_vis' ? ' Log them with viz.log_channel_visualizations(step, layer).'
+                  : kind === 'correspondence' ? ' Log them with viz.log_correspondence(step, image_a, image_b, layer).' : ''}`));
     return;
   }
   if (kind === 'dead') renderDead(current, keepSlider);
@@ -413,7 +416,8 @@ async function fillSampleColumn(current, column, entry, kind, layer, steps, slid
             : kind === 'inversion' ? synthesis.inversionView(sample, sampleUrls(entry.run, kind, layer, step, sample))
               : kind === 'class_model' ? synthesis.classModelsView(sample, sampleUrls(entry.run, kind, layer, step, sample))
                 : kind === 'channel_vis' ? await channelVisContent(entry, layer, step, sample)
-                  : await filtersContent(entry.run, layer, step, sample);
+                  : kind === 'correspondence' ? await correspondenceContent(entry.run, layer, step, sample)
+                    : await filtersContent(entry.run, layer, step, sample);
     fill(current, column, content, stepText);
   } catch (error) {
     fill(current, column, views.errorBox(error.message), stepText);
@@ -487,6 +491,11 @@ async function filtersContent(run, layer, step, sample) {
 async function embeddingContent(run, layer, step, sample) {
   const sprite = await bitmapOrError(run, 'embedding', layer, step, sample, 0);
   return embedding.embeddingView(sample, sprite);
+}
+
+async function correspondenceContent(run, layer, step, sample) {
+  const bitmaps = await Promise.all([0, 1].map((index) => bitmapOrError(run, 'correspondence', layer, step, sample, index)));
+  return correspondence.correspondenceView(sample, bitmaps);
 }
 
 async function topContent(run, layer, step, sample) {

@@ -11,7 +11,7 @@ const ACCENT = '#f57c00';
 
 export const VIEW_NAMES = { activations: 'Activations', filters: 'Filters', dead: 'Dead filters', attribution: 'Where it looks',
   top: 'Top patches', embedding: 'Embedding', performance: 'Where it fails', inversion: 'Inversion',
-  class_model: 'Class models', channel_vis: 'Channel images' };
+  class_model: 'Class models', channel_vis: 'Channel images', correspondence: 'Correspondence' };
 
 /* ------------------------------------------------------------------ small helpers */
 

@@ -61,6 +61,15 @@ def load_digits(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     return (images - 0.5) / 0.5, torch.tensor(digits.target, dtype=torch.long)
 
 
+def moved_copy(image: torch.Tensor, shift: tuple[int, int] = (2, 4), mirror: bool = False) -> torch.Tensor:
+    """``image`` (C, H, W) moved by ``shift`` (rows, columns; the digits' blank border wraps round), and mirrored
+    left-right if asked: a pair whose true correspondence is known, for the correspondence view. The demo
+    shows the shift: a net trained on digits without flips is not mirror-invariant, and mirrored matches
+    mostly fail (benchmarks/correspondence.py)."""
+    moved = torch.roll(image, shifts=shift, dims=(-2, -1))
+    return moved.flip(-1) if mirror else moved
+
+
 def train_run(
     logdir: Path, config: RunConfig, steps: int, log_every: int, dead_every: int, seed: int = 0, batch_size: int = 64
 ) -> dict[str, float]:
@@ -72,6 +81,7 @@ def train_run(
     test_x, test_y = images[-held_out:], labels[-held_out:]
     test_batches = [(test_x[i : i + 128], test_y[i : i + 128]) for i in range(0, len(test_x), 128)]
     probe_index = torch.stack([torch.nonzero(test_y == c)[0, 0] for c in range(4)])
+    pair = (test_x[probe_index[3]], moved_copy(test_x[probe_index[3]]))
 
     model = DigitsNet()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
@@ -92,6 +102,7 @@ def train_run(
                 viz.log_performance(test_batches, step, class_names=[f"digit {c}" for c in range(10)],
                                     examples=4, to_pixels=lambda x: x * 0.5 + 0.5, name="held_out")
                 viz.log_top_activations(test_batches, "relu2", step, k=6, directions=8, to_pixels=lambda x: x * 0.5 + 0.5)
+                viz.log_correspondence(step, *pair, "relu2", k=64, to_pixels=lambda x: x * 0.5 + 0.5)
             if step in (0, steps - 1):  # images made by the network: at initialisation, and trained
                 viz.log_inversion(step, steps=150)
                 viz.log_class_models(step, classes=list(range(10)), class_names=[f"digit {c}" for c in range(10)])

@@ -26,6 +26,7 @@ from .methods.accuracy_stats import pr_curve_counts
 from .methods.activation_maximization import channel_count, channel_visualization, class_model
 from .methods.activations import layer_activations
 from .methods.attribution import CAM_METHODS, METHODS, attribution_map, check_method
+from .methods.correspondence import correspondence
 from .methods.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor
 from .methods.embedding import MAX_GRID_POINTS, collect_codes, embed, grid_layout
 from .methods.evaluation import evaluate
@@ -598,6 +599,48 @@ class CNNViz:
             names = [class_names[v] if class_names is not None and v >= 0 else str(v) for v in kept.labels.tolist()]
             self._sink.add_projector_embedding(kept.codes, names, kept.thumbnails, step, f"cnnviz/{layer}")
         return count
+
+    # -- correspondence --------------------------------------------------------------------------------------
+
+    @_logging_call
+    def log_correspondence(
+        self,
+        step: int,
+        image_a: torch.Tensor,
+        image_b: torch.Tensor,
+        layer: str,
+        k: int = 256,
+        grid: int = 1,
+        points: torch.Tensor | Sequence[Sequence[float]] | None = None,
+        to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        name: str | None = None,
+    ) -> int | None:
+        """Match keypoints of ``image_a`` (every ``grid``-th cell of ``layer``'s map, or ``points``) to
+        ``image_b`` by nearest neighbours in ``layer``'s features (Long et al.) and write the two images with
+        the ``k`` best matches (pixel points, cosine scores, mutual flags); the tab draws them as lines.
+        ``to_pixels`` maps model inputs to [0, 1] pixels (else each image is stretched to its range); ``name``
+        (default: the layer) tells several pairs apart. Returns how many matches were written."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive int (matches written, best first); got {k!r}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"name must be a non-empty string naming this pair; got {name!r}")
+        with self._own_passes():
+            found = correspondence(self.model, image_a, image_b, layer, points=points, grid=grid)
+        pair = torch.cat([image.reshape(1, *image.shape[-3:]) for image in (image_a, image_b)]).detach()
+        pictures = (render.unit_pictures(to_pixels(pair).float().cpu()) if to_pixels is not None
+                    else render.input_pictures(pair))
+        shown = min(k, len(found))
+        field = found.field
+        meta = {
+            "source_layer": layer, "height": found.image_size[0], "width": found.image_size[1],
+            "map_size": list(found.map_size),
+            "field": {"stride": list(field.stride), "offset": list(field.offset), "size": list(field.size)},
+            "keypoints": len(found), "mutual_total": int(found.mutual.sum()), "count": shown,
+            "points_a": found.points_a[:shown].tolist(), "points_b": found.points_b[:shown].tolist(),
+            "scores": found.scores[:shown].tolist(), "mutual": found.mutual[:shown].tolist(),
+        }
+        self._sink.write(summary.correspondence_summary(name or layer, meta, pictures), step)
+        return shown
 
     def _cam_layer(self, images: torch.Tensor) -> str:
         """Grad-CAM's layer, the last conv the forward runs: found once (one forward of one image), then kept."""

@@ -21,6 +21,8 @@ Kinds:
     ``embedding``    blob sequence: [meta JSON (2-D layout, labels, predictions, grid cells), PNG sprite of
                      the thumbnails]; the "layer" is the layer whose codes were laid out. The codes also go
                      to TensorBoard's Projector (``SummaryWriter.add_embedding``).
+    ``correspondence`` blob sequence: [meta JSON (matched pixel points in each image, scores, mutual flags),
+                     PNG of image a, PNG of image b]; the "layer" is the name given (default: the layer)
     ``cnnviz/accuracy/<name>/top<k>`` scalars, and ``cnnviz/pr_curve/<name>/<class>`` in the PR Curves
     plugin's own format, go beside them for TensorBoard's own tabs.
     ``cnnviz/dead_fraction/<layer>`` is also written as an ordinary scalar, for the Scalars tab.
@@ -47,6 +49,7 @@ EMBEDDING = "embedding"
 INVERSION = "inversion"
 CLASS_MODEL = "class_model"
 CHANNEL_VIS = "channel_vis"
+CORRESPONDENCE = "correspondence"
 
 DATA_CLASS = {
     ACTIVATIONS: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
@@ -59,8 +62,9 @@ DATA_CLASS = {
     INVERSION: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
     CLASS_MODEL: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
     CHANNEL_VIS: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
+    CORRESPONDENCE: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
 }
-BLOB_KINDS = (ACTIVATIONS, FILTERS, ATTRIBUTION, PERFORMANCE, TOP, EMBEDDING, INVERSION, CLASS_MODEL, CHANNEL_VIS)
+BLOB_KINDS = (ACTIVATIONS, FILTERS, ATTRIBUTION, PERFORMANCE, TOP, EMBEDDING, INVERSION, CLASS_MODEL, CHANNEL_VIS, CORRESPONDENCE)
 TENSOR_KINDS = (DEAD,)
 
 TAG_PREFIX = "cnnviz"

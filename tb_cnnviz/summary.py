@@ -210,6 +210,13 @@ def embedding_summary(layer: str, meta: dict, thumbnails: torch.Tensor) -> summa
     return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(metadata.EMBEDDING, layer), content, blobs)])
 
 
+def correspondence_summary(name: str, meta: dict, pictures: Sequence[bytes]) -> summary_pb2.Summary:
+    """Matches between two images: meta JSON (points, scores, mutual flags), then the PNGs of image a and b."""
+    content = metadata.PluginContent(kind=metadata.CORRESPONDENCE, layer=name)
+    blobs = [_json_blob({"kind": metadata.CORRESPONDENCE, "layer": name, **meta}), *pictures]
+    return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(metadata.CORRESPONDENCE, name), content, blobs)])
+
+
 def pr_curve_value(tag: str, counts: Sequence[np.ndarray], display_name: str) -> summary_pb2.Summary.Value:
     """One class's PR curve in the PR Curves plugin's own format (rows tp, fp, tn, fn, precision, recall),
     built without TensorFlow (``pr_curve.summary.raw_data_pb`` imports it)."""

@@ -375,5 +375,47 @@ def test_images_made_by_the_network_inversion_class_models_and_channels_beside_t
     expect(channels.first.locator(".top-patch[data-drawn='true']")).to_have_count(len(unit["images"]))
     expect(healthy).to_contain_text("its top patches (step 239)")
     page.screenshot(path=str(DOCS / "screenshot-channels.png"))
+def ramp_colour(value: float) -> tuple[int, int, int]:
+    """correspondence.js's colour of a value in [0, 1], written again: the test must not take it from the page."""
+    ramp = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
+    t = min(1.0, max(0.0, value)) * (len(ramp) - 1)
+    i = min(len(ramp) - 2, int(t))
+    return tuple(round(a + (t - i) * (b - a)) for a, b in zip(ramp[i], ramp[i + 1]))
+
+
+def test_correspondence_draws_lines_by_score_and_the_slider_sets_how_many(browser, tensorboard_url):
+    problems: list[str] = []
+    page, frame = open_tab(browser, tensorboard_url, problems)
+    frame.locator("button.view-button[data-view='correspondence']").click()
+    assert frame.locator(".layer-item").evaluate_all("els => els.map(e => e.dataset.layer)") == ["relu2"]
+    meta = json_route(tensorboard_url, "sample", run="healthy_lr0.05", kind="correspondence", layer="relu2", step=239)["meta"]
+    assert meta["count"] == 64 and len(meta["scores"]) == 64
+    column = frame.locator(".run-column[data-run='healthy_lr0.05']")
+    canvas = column.locator("canvas.correspondence-canvas")
+    expect(canvas).to_have_attribute("data-lines", "40")  # the default: the 40 best
+    expect(frame.locator(".run-column[data-run='too_high_lr0.9'] canvas.correspondence-canvas")).to_have_attribute("data-lines", "40")
+
+    column.locator("input.match-count").fill("10")
+    expect(canvas).to_have_attribute("data-lines", "10")
+    expect(canvas).to_have_attribute("data-mutual", str(sum(meta["mutual"][:10])))
+    expect(column.locator(".match-count-label")).to_contain_text("best 10 of 64")
+    # The best match is drawn last: its dot on image a has the colour of its score, on the logged scores' range.
+    low, high = min(meta["scores"]), max(meta["scores"])
+    expect(column.locator(".score-high")).to_have_text(f"{float(f'{high:.3g}'):g}")
+    row, col = meta["points_a"][0]
+    scale = 240 / max(meta["height"], meta["width"])
+    pixel = canvas.evaluate(f"c => [...c.getContext('2d').getImageData({(col + 0.5) * scale}, {(row + 0.5) * scale}, 1, 1).data]")
+    assert all(abs(a - b) <= 2 for a, b in zip(pixel[:3], ramp_colour((meta["scores"][0] - low) / (high - low)))), (pixel, meta["scores"][0])
+
+    column.locator("input.mutual-only").check()
+    expect(canvas).to_have_attribute("data-lines", str(sum(meta["mutual"][:10])))
+    column.locator("input.mutual-only").uncheck()
+    column.locator("input.match-count").fill("25")
+    expect(canvas).to_have_attribute("data-lines", "25")
+    page.screenshot(path=str(DOCS / "screenshot-correspondence.png"))
+
+    frame.locator("#step-slider").fill("0")
+    expect(column.locator(".step-info")).to_contain_text("step 0")
+    expect(canvas).to_have_attribute("data-lines", "25")  # the chosen count stays as the step changes
     assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
     page.close()

@@ -37,6 +37,7 @@ def train(steps, logdir=None):
         if viz is not None:  # between backward and step: gradients must be left alone
             viz.log_activations(step)
             viz.log_filters(step)
+            viz.log_correspondence(step, probes[0], probes[1].flip(-1), "5")
             viz.step(step)
         optimizer.step()
     if viz is not None:

@@ -8,6 +8,7 @@ from ._hooks import conv_layers, default_layers, preserved_state, relu_layers
 from .activation_maximization import Visualization, channel_visualization, class_model
 from .accuracy_stats import accuracy_by, calibration, class_metrics, confusion_matrix, pr_curve_counts, wilson_interval
 from .activations import ActivationSnapshot, layer_activations, snapshot
+from .correspondence import Correspondence, correspondence
 from .dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor, DeadReport, dead_maps
 from .embedding import Codes, collect_codes, embed, grid_layout
 from .evaluation import Evaluation, WrongExample, evaluate
@@ -23,6 +24,7 @@ from .top_activations import TopActivations, random_directions, top_activations
 __all__ = [
     "ActivationSnapshot",
     "Codes",
+    "Correspondence",
     "DEFAULT_THRESHOLD",
     "DeadFilterMonitor",
     "DeadReport",
@@ -42,6 +44,7 @@ __all__ = [
     "collect_codes",
     "confusion_matrix",
     "conv_layers",
+    "correspondence",
     "dead_maps",
     "deconvnet",
     "default_layers",
