@@ -16,7 +16,7 @@ from .gradients import deconvnet, guided_backprop, input_gradient, saliency, smo
 from .image_attributes import image_attributes, saliency_concentration
 from .occlusion import occlusion, occlusion_grid
 from .receptive_field import ReceptiveField, feeding_conv, receptive_field
-from .top_activations import TopActivations, random_directions, top_activations
+from .top_activations import TopActivations, merge_top, random_directions, top_activations
 
 __all__ = [
     "ActivationSnapshot",
@@ -51,6 +51,7 @@ __all__ = [
     "input_gradient",
     "last_conv_name",
     "layer_activations",
+    "merge_top",
     "noise_score",
     "occlusion",
     "occlusion_grid",
