@@ -87,3 +87,27 @@ def naive_occlusion(model, x, target, window, stride, fill):
                     occluded[:, :, i * stride : i * stride + window, j * stride : j * stride + window] = fill
                     result[n, i, j] = model(occluded).softmax(dim=1)[0, target[n]]
     return result
+
+
+def whole_records(path: Path) -> list:
+    """Every Event of an event file, checking what TensorBoard's loaders forgive: each record's length and
+    data checksums, and that the file ends exactly after its last record (nothing half written)."""
+    import struct
+
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    data = Path(path).read_bytes()
+    events, at = [], 0
+    while at < len(data):
+        assert at + 12 <= len(data), f"{path}: a record header cut short at byte {at} of {len(data)}"
+        header = data[at:at + 8]
+        (length,) = struct.unpack("<Q", header)
+        assert struct.unpack("<I", data[at + 8:at + 12])[0] == masked_crc32c(header), f"{path}: bad header at {at}"
+        end = at + 12 + length + 4
+        assert end <= len(data), f"{path}: a record of {length} bytes cut short at byte {len(data)}"
+        body = data[at + 12:at + 12 + length]
+        assert struct.unpack("<I", data[end - 4:end])[0] == masked_crc32c(body), f"{path}: bad data checksum at {at}"
+        events.append(event_pb2.Event.FromString(body))
+        at = end
+    return events
