@@ -111,3 +111,31 @@ def whole_records(path: Path) -> list:
         events.append(event_pb2.Event.FromString(body))
         at = end
     return events
+
+
+def _status_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+def can_measure_peak_memory() -> bool:
+    """Linux lets a process reset its peak resident memory (VmHWM) by writing 5 to /proc/self/clear_refs."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return _status_bytes("VmHWM") > 0
+    except OSError:
+        return False
+
+
+def peak_memory_growth(action: Callable[[], object]) -> int:
+    """Bytes by which the process's peak resident memory rose above its resident memory before ``action()``:
+    what the call needed at its worst (large tensors are mapped and returned to the system as they are freed)."""
+    import gc
+
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status_bytes("VmRSS")
+    action()
+    return max(0, _status_bytes("VmHWM") - before)
