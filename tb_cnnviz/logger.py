@@ -141,7 +141,7 @@ class CNNViz:
         self._dead_every = 0
         self._steps_since_flush = 0
         self._last_step: int | None = None
-        self._dead_before: dict[str, set[int]] = {}
+        self._dead_warned: dict[str, set[int]] = {}  # at most one warning per channel: bounded over any run
         self._reported_failures: set[tuple[str, str, str]] = set()
         self._grad_cam_layer: str | None = None
         self._closed = False
@@ -191,6 +191,7 @@ class CNNViz:
     def flush_dead_filters(self, step: int) -> dict[str, list[int]] | None:
         """Write the dead rates of the window so far and start a new one; returns the dead channels per layer.
 
+        Warns the first time each channel dies, so even a flapping channel over 100,000 flushes warns once.
         Under DDP the counts of every rank are summed first (one ``all_reduce`` of one vector, on the device),
         so every rank must call it, in the same order, after at least one forward; rank 0 writes and warns."""
         if self._monitor is None:
@@ -205,8 +206,9 @@ class CNNViz:
         for order, report in enumerate(reports.values()):
             self._sink.write(summary.dead_summary(report, order=order), step)
             now = set(report.dead)
-            newly = sorted(now - self._dead_before.get(report.layer, set()))
-            self._dead_before[report.layer] = now
+            warned = self._dead_warned.setdefault(report.layer, set())
+            newly = sorted(now - warned)  # a channel that dies, recovers and dies again warned the first time
+            warned |= now
             dead[report.layer] = sorted(now)
             if newly and self.writes:
                 listed = ", ".join(map(str, newly[:16])) + (", ..." if len(newly) > 16 else "")
