@@ -34,11 +34,12 @@ def is_distributed() -> bool:
     return world()[1] > 1
 
 
-def _wire_device(tensor: torch.Tensor) -> torch.device:
-    """Where a collective's tensors must live: NCCL moves CUDA tensors only, gloo CPU ones (and CUDA)."""
+def _wire_device() -> torch.device:
+    """Where a collective's tensors must live: NCCL moves CUDA tensors only; gloo (and MPI) CPU ones, and
+    gloo's gather takes no CUDA tensor. The copy happens once per flush, not per step."""
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
-    return tensor.device if tensor.device.type in ("cpu", "cuda") else torch.device("cpu")
+    return torch.device("cpu")
 
 
 def all_reduce_sum(vector: torch.Tensor) -> torch.Tensor:
@@ -47,7 +48,7 @@ def all_reduce_sum(vector: torch.Tensor) -> torch.Tensor:
     Collective: every rank calls it. The identity in a single process."""
     if not is_distributed():
         return vector
-    wire = vector.to(_wire_device(vector), copy=True)
+    wire = vector.to(_wire_device(), copy=True)
     dist.all_reduce(wire, op=dist.ReduceOp.SUM)
     return wire.to(vector.device)
 
@@ -60,7 +61,7 @@ def gather_to_writer(tensors: Sequence[torch.Tensor]) -> list[list[torch.Tensor]
         return [[t] for t in tensors]
     gathered = []
     for tensor in tensors:
-        wire = tensor.to(_wire_device(tensor)).contiguous()
+        wire = tensor.to(_wire_device()).contiguous()
         slots = [torch.empty_like(wire) for _ in range(size)] if rank == WRITER_RANK else None
         dist.gather(wire, gather_list=slots, dst=WRITER_RANK)
         gathered.append([slot.cpu() for slot in slots] if slots is not None else [])
