@@ -151,8 +151,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
         if process.is_alive():
             process.kill()
             process.join()
-    return {"single": single, "ddp": ddp, "marks": marks, "hung": hung,
-            "exitcodes": [process.exitcode for process in processes]}
+    exitcodes = [process.exitcode for process in processes]
+    for process in processes:
+        process.close()
+    return {"single": single, "ddp": ddp, "marks": marks, "hung": hung, "exitcodes": exitcodes}
 
 
 def test_no_rank_hangs_rank_1_finishes_alone_and_rank_0_dies_as_staged(runs):
