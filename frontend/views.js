@@ -533,13 +533,20 @@ export function deadView(data, markStep) {
   const latest = steps.length - 1;
   const marked = steps.indexOf(markStep);
   return el('div', { className: 'dead-view' }, [
-    note('sample-meta', `${channels} channels · ${plural(steps.length, 'flush', 'flushes')} · dead when rate ≥ ${formatNumber(threshold)}`),
+    note('sample-meta', `${channels} channels · ${flushesText(data.downsampled, steps.length)} · dead when rate ≥ ${formatNumber(threshold)}`),
     el('div', { className: 'timeline-frame' }, [canvas]),
     timelineLegend(threshold),
     deadAtFlush(rates[latest], threshold, channels, `the latest flush (step ${steps[latest]})`, 'dead-latest'),
     marked >= 0 && marked !== latest
       ? deadAtFlush(rates[marked], threshold, channels, `step ${steps[marked]}`, 'dead-at-step') : null,
   ]);
+}
+
+/** A long series comes in buckets (/dead's `downsampled`): say so, and that a column shows its highest rate. */
+function flushesText(downsampled, columns) {
+  const flushes = downsampled && Number(downsampled.flushes);
+  return flushes ? `${plural(flushes, 'flush', 'flushes')} in ${columns} columns (highest rate per column)`
+    : plural(columns, 'flush', 'flushes');
 }
 
 function deadChannels(row, threshold) {

@@ -11,7 +11,8 @@ The techniques are also plain functions over a model and tensors in :mod:`tb_cnn
 from . import methods
 from .logger import CNNViz, DeadFilterWarning, LoggingFailedWarning
 from .methods import DeadFilterMonitor
+from .summary import StorageFailedWarning
 
 __version__ = "0.1.0"
 
-__all__ = ["CNNViz", "DeadFilterMonitor", "DeadFilterWarning", "LoggingFailedWarning", "methods", "__version__"]
+__all__ = ["CNNViz", "DeadFilterMonitor", "DeadFilterWarning", "LoggingFailedWarning", "StorageFailedWarning", "methods", "__version__"]

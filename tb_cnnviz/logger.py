@@ -2,6 +2,10 @@
 
 Logging never changes training: every call leaves the model as found (see ``methods._hooks``), and a call
 that fails warns and returns instead of stopping the loop (``raise_errors=True`` makes it raise).
+
+Under DDP (see :mod:`.distributed`) rank 0 writes. Collective calls -- :meth:`CNNViz.step`,
+:meth:`~CNNViz.flush_dead_filters`, :meth:`~CNNViz.log_top_activations`, :meth:`~CNNViz.close` -- must be made
+by every rank in the same order; every other view does no collective and is skipped on ranks other than 0.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from torch import nn
 
 from tensorboard.compat.proto import summary_pb2
 
-from . import metadata, render, summary
+from . import distributed, metadata, render, summary
 from .methods._hooks import check_images, conv_layers, model_device, resolve_layers, split_call
 from .methods.accuracy_stats import pr_curve_counts
 from .methods.activation_maximization import channel_count, channel_visualization, class_model
@@ -58,11 +62,16 @@ class LoggingFailedWarning(UserWarning):
     """A logging call failed; training goes on."""
 
 
-def _logging_call(method: F) -> F:
-    """Turn an exception into one warning per distinct failure, unless the user asked for errors."""
+def _logging_call(method: F | None = None, *, collective: bool = False) -> Any:
+    """Turn an exception into one warning per distinct failure, unless the user asked for errors. A view that
+    is not ``collective`` does nothing on DDP ranks that do not write (no work, no collective)."""
+    if method is None:
+        return functools.partial(_logging_call, collective=collective)
 
     @functools.wraps(method)
     def guarded(self: CNNViz, *args: Any, **kwargs: Any) -> Any:
+        if not collective and not self.writes:
+            return None
         try:
             return method(self, *args, **kwargs)
         except Exception as exc:
@@ -106,6 +115,10 @@ class CNNViz:
         max_channels, max_size: bound each activation picture (channels shown, pixels per map side).
         max_filters, max_inputs: bound each filter picture (output filters, input channels per filter).
         raise_errors: raise instead of warning when a logging call fails.
+
+    Under DDP (``torch.distributed`` initialised, world size > 1) only rank 0 writes: pass the writer (or log
+    directory) there and ``None`` on the other ranks. Every rank calls :meth:`step`, :meth:`log_top_activations`
+    and :meth:`close` in the same order (they reduce over ranks); the other views run on rank 0 only.
     """
 
     def __init__(
@@ -135,12 +148,13 @@ class CNNViz:
         self.max_channels, self.max_size = max_channels, max_size
         self.max_filters, self.max_inputs = max_filters, max_inputs
         self.raise_errors = raise_errors
-        self._sink = summary.SummarySink(writer_or_logdir)
+        self.writes = distributed.world()[0] == distributed.WRITER_RANK  #: False on DDP ranks other than 0
+        self._sink = summary.SummarySink(writer_or_logdir) if self.writes else summary.DiscardingSink()
         self._monitor: DeadFilterMonitor | None = None
         self._dead_every = 0
         self._steps_since_flush = 0
         self._last_step: int | None = None
-        self._dead_before: dict[str, set[int]] = {}
+        self._dead_warned: dict[str, set[int]] = {}  # at most one warning per channel: bounded over any run
         self._reported_failures: set[tuple[str, str, str]] = set()
         self._grad_cam_layer: str | None = None
         self._closed = False
@@ -176,7 +190,8 @@ class CNNViz:
         return self._monitor
 
     def step(self, step: int) -> None:
-        """Call once per training step; flushes the dead-filter window every ``every`` calls."""
+        """Call once per training step; flushes the dead-filter window every ``every`` calls.
+        Under DDP every rank calls it (a flush is collective)."""
         self._last_step = int(step)
         if self._monitor is None:
             return
@@ -185,21 +200,30 @@ class CNNViz:
             self._steps_since_flush = 0
             self.flush_dead_filters(step)
 
-    @_logging_call
+    @_logging_call(collective=True)
     def flush_dead_filters(self, step: int) -> dict[str, list[int]] | None:
-        """Write the dead rates of the window so far and start a new one; returns the dead channels per layer."""
+        """Write the dead rates of the window so far and start a new one; returns the dead channels per layer.
+
+        Warns the first time each channel dies, so even a flapping channel over 100,000 flushes warns once.
+        Under DDP the counts of every rank are summed first (one ``all_reduce`` of one vector, on the device),
+        so every rank must call it, in the same order, after at least one forward; rank 0 writes and warns."""
         if self._monitor is None:
             raise RuntimeError("flush_dead_filters needs watch_dead_filters() first")
-        if self._monitor.inputs_seen == 0:
+        reduce = distributed.all_reduce_sum if distributed.is_distributed() else None
+        if reduce is None and self._monitor.inputs_seen == 0:
+            return {}
+        reports = self._monitor.report(reset=True, reduce=reduce)
+        if not any(report.inputs for report in reports.values()):
             return {}
         dead = {}
-        for order, report in enumerate(self._monitor.report(reset=True).values()):
+        for order, report in enumerate(reports.values()):
             self._sink.write(summary.dead_summary(report, order=order), step)
             now = set(report.dead)
-            newly = sorted(now - self._dead_before.get(report.layer, set()))
-            self._dead_before[report.layer] = now
+            warned = self._dead_warned.setdefault(report.layer, set())
+            newly = sorted(now - warned)  # a channel that dies, recovers and dies again warned the first time
+            warned |= now
             dead[report.layer] = sorted(now)
-            if newly:
+            if newly and self.writes:
                 listed = ", ".join(map(str, newly[:16])) + (", ..." if len(newly) > 16 else "")
                 warnings.warn(
                     f"tb_cnnviz: {len(newly)} of {report.rates.numel()} channels of layer '{report.layer}' died "
@@ -389,7 +413,7 @@ class CNNViz:
 
     # -- what a channel responds to ---------------------------------------------------------------------------
 
-    @_logging_call
+    @_logging_call(collective=True)
     def log_top_activations(
         self,
         data: Iterable,
@@ -407,7 +431,10 @@ class CNNViz:
         ``directions`` (a count, or (D, channels) vectors) the same along random directions of the layer's
         channel space is written beside it, as ``<layer> (random directions)``. Each kept image is also kept
         whole (``whole_size`` px) so the tab can draw the box; the tab links each channel to its filter in the
-        conv that makes it. Returns the names written."""
+        conv that makes it. Returns the names written.
+
+        Under DDP every rank calls it with its shard of the data (batches carrying data set indices, so that
+        images do not collide); rank 0 gathers every rank's candidates, merges them exactly and writes."""
         if directions is not None and iter(data) is data:
             raise ValueError("directions need data that can be read twice (a DataLoader or a list of batches), "
                              "not a generator: the random directions are ranked in a second pass")
@@ -418,16 +445,20 @@ class CNNViz:
             total = result.values.shape[0]
             units = list(range(min(total, self.max_channels))) if channels is None else [int(c) for c in channels]
             bad = [u for u in units if not 0 <= u < total]
-            if bad:
+            if bad:  # every rank sees the same channels and layer: all raise here, none waits in a gather
                 raise ValueError(f"channels {bad[:5]} are out of range: layer {layer!r} has {total} channels (0..{total - 1})")
-            self._sink.write(summary.top_summary(layer, result, units, order=0, filter_layer=feeding_conv(self.model, layer)), step)
+            merged = distributed.gather_top(result)
+            if merged is not None:
+                self._sink.write(summary.top_summary(layer, merged, units, order=0, filter_layer=feeding_conv(self.model, layer)), step)
             names.append(layer)
             if directions is not None:
                 vectors = random_directions(total, directions, seed=0) if isinstance(directions, int) else directions
-                result = top_activations(self.model, data, layer, k=k, directions=vectors, patch_size=patch_size,
-                                         to_pixels=to_pixels, whole_size=whole_size)
+                result = distributed.gather_top(top_activations(
+                    self.model, data, layer, k=k, directions=vectors, patch_size=patch_size, to_pixels=to_pixels,
+                    whole_size=whole_size))
                 name = f"{layer} (random directions)"
-                self._sink.write(summary.top_summary(name, result, list(range(len(vectors))), order=1), step)
+                if result is not None:
+                    self._sink.write(summary.top_summary(name, result, list(range(len(vectors))), order=1), step)
                 names.append(name)
         return names
 
@@ -689,7 +720,8 @@ class CNNViz:
         self._sink.flush()
 
     def close(self) -> None:
-        """Write what the dead-filter window holds, remove every hook, flush (safe to call twice)."""
+        """Write what the dead-filter window holds, remove every hook, flush (safe to call twice). Under DDP
+        every rank calls it (the last window's flush is collective)."""
         if self._closed:
             return
         self._closed = True

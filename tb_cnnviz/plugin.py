@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import mimetypes
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +19,7 @@ from tensorboard import errors, plugin_util
 from tensorboard.backend import http_util
 from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
+import numpy as np
 from werkzeug import wrappers
 
 from . import metadata
@@ -31,6 +33,10 @@ _MAX_PARAM_CHARS = 4096
 _IMAGE_MAX_AGE_S = 24 * 3600
 _INT64 = 2**63
 _STATIC_ROUTE = f"/plugin/{metadata.PLUGIN_NAME}/static/"
+#: Columns of the dead-filter timeline (640 px at 2 px each): a longer series is answered in this many buckets,
+#: so 100,000 flushes cost the tab what 320 do.
+DEAD_MAX_STEPS = 320
+_DEAD_MAX_STEPS_LIMIT = 100_000
 
 
 def _frontend_dir() -> Path:
@@ -60,6 +66,15 @@ def _integer(request: wrappers.Request, name: str, minimum: int = -_INT64) -> in
         raise _BadRequest(f"parameter {name!r} must be an integer; got {raw[:40]!r}") from None
     if not minimum <= value < _INT64:
         raise _BadRequest(f"parameter {name!r} must be an integer in [{minimum}, 2**63); got {raw[:40]}")
+    return value
+
+
+def _optional_integer(request: wrappers.Request, name: str, default: int, minimum: int, maximum: int) -> int:
+    if request.args.get(name) in (None, ""):
+        return default
+    value = _integer(request, name, minimum)
+    if value > maximum:
+        raise _BadRequest(f"parameter {name!r} must be an integer in [{minimum}, {maximum}]; got {value}")
     return value
 
 
@@ -170,7 +185,8 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
     @_json_route
     def _serve_dead(self, request: wrappers.Request) -> dict:
-        return self.dead_impl(_ctx(request), _eid(request), _text(request, "run"), _text(request, "layer"))
+        max_steps = _optional_integer(request, "max_steps", DEAD_MAX_STEPS, 2, _DEAD_MAX_STEPS_LIMIT)
+        return self.dead_impl(_ctx(request), _eid(request), _text(request, "run"), _text(request, "layer"), max_steps)
 
     @_json_route
     def _serve_dead_summary(self, request: wrappers.Request) -> dict:
@@ -283,12 +299,23 @@ class CNNVizPlugin(base_plugin.TBPlugin):
                 "quotes, backslashes or non-ASCII characters need `tensorboard --load_fast=false`"
             ) from exc
 
-    def dead_impl(self, ctx: Any, eid: str, run: str, layer: str) -> dict:
+    def dead_impl(self, ctx: Any, eid: str, run: str, layer: str, max_steps: int = DEAD_MAX_STEPS) -> dict:
+        """The series of one layer; over ``max_steps`` flushes, in ``max_steps`` buckets (see :func:`dead_buckets`)."""
         tag, content = self._tag(ctx, eid, run, metadata.DEAD, layer)
         series = self._tensor_series(ctx, eid, run, tag)
-        rates = [d.numpy.astype(float).reshape(-1).round(4).tolist() for d in series]
-        return {"run": run, "layer": layer, "channels": len(rates[-1]) if rates else 0,
-                "threshold": content.threshold, "steps": [d.step for d in series], "rates": rates}
+        steps = [d.step for d in series]
+        rows = [d.numpy.reshape(-1) for d in series]
+        reply = {"run": run, "layer": layer, "channels": len(rows[-1]) if rows else 0, "threshold": content.threshold}
+        if len(rows) <= max_steps:
+            return {**reply, "steps": steps, "rates": [_json_rates(row) for row in rows], "downsampled": None}
+        width = max(len(row) for row in rows)
+        rates = np.full((len(rows), width), np.nan, dtype=np.float32)  # a layer that changed width: NaN pads
+        for i, row in enumerate(rows):
+            rates[i, : len(row)] = row
+        first, last, highest, lowest = dead_buckets(np.asarray(steps), rates, max_steps)
+        return {**reply, "steps": last, "rates": [_json_rates(row) for row in highest],
+                "downsampled": {"flushes": len(rows), "first_steps": first,
+                                "min_rates": [_json_rates(row) for row in lowest]}}
 
     def dead_summary_impl(self, ctx: Any, eid: str, run: str) -> dict:
         listing = self._listing(ctx, eid, run)
@@ -307,6 +334,27 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def dead_buckets(steps: np.ndarray, rates: np.ndarray, columns: int) -> tuple[list[int], list[int], np.ndarray, np.ndarray]:
+    """(F,) steps and (F, C) rates of F > ``columns`` flushes -> per column its first and last step and, per
+    channel, the highest and lowest rate in it. The latest flush keeps a column of its own (the tab reads the
+    current dead channels there); the others share ``columns - 1`` runs of consecutive flushes. The highest
+    rate is what the timeline draws, so a channel dead for one flush never disappears into its neighbours."""
+    count = len(steps) - 1
+    starts = np.arange(columns - 1) * count // (columns - 1)
+    ends = np.append(starts[1:], count) - 1
+    highest = np.vstack([np.fmax.reduceat(rates[:count], starts, axis=0), rates[-1:]])
+    lowest = np.vstack([np.fmin.reduceat(rates[:count], starts, axis=0), rates[-1:]])
+    first = [*steps[starts].tolist(), int(steps[-1])]
+    last = [*steps[ends].tolist(), int(steps[-1])]
+    return first, last, highest, lowest
+
+
+def _json_rates(row: np.ndarray) -> list[float | None]:
+    """Rates rounded to 4 places; a channel without a rate (NaN) as null."""
+    values = row.astype(float).round(4).tolist()
+    return [None if math.isnan(v) else v for v in values] if np.isnan(row).any() else values
 
 
 def _ctx(request: wrappers.Request) -> Any:

@@ -87,3 +87,60 @@ def naive_occlusion(model, x, target, window, stride, fill):
                     occluded[:, :, i * stride : i * stride + window, j * stride : j * stride + window] = fill
                     result[n, i, j] = model(occluded).softmax(dim=1)[0, target[n]]
     return result
+
+
+def whole_records(path: Path) -> list:
+    """Every Event of an event file, checking what TensorBoard's loaders forgive: each record's length and
+    data checksums, and that the file ends exactly after its last record (nothing half written)."""
+    import struct
+
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    data = Path(path).read_bytes()
+    events, at = [], 0
+    while at < len(data):
+        assert at + 12 <= len(data), f"{path}: a record header cut short at byte {at} of {len(data)}"
+        header = data[at:at + 8]
+        (length,) = struct.unpack("<Q", header)
+        assert struct.unpack("<I", data[at + 8:at + 12])[0] == masked_crc32c(header), f"{path}: bad header at {at}"
+        end = at + 12 + length + 4
+        assert end <= len(data), f"{path}: a record of {length} bytes cut short at byte {len(data)}"
+        body = data[at + 12:at + 12 + length]
+        assert struct.unpack("<I", data[end - 4:end])[0] == masked_crc32c(body), f"{path}: bad data checksum at {at}"
+        events.append(event_pb2.Event.FromString(body))
+        at = end
+    return events
+
+
+def _status_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+def can_measure_peak_memory() -> bool:
+    """Linux lets a process reset its peak resident memory (VmHWM) by writing 5 to /proc/self/clear_refs."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return _status_bytes("VmHWM") > 0
+    except OSError:
+        return False
+
+
+def peak_memory_growth(action: Callable[[], object], repeat: int = 3) -> int:
+    """Bytes by which the process's peak resident memory rose above its resident memory before ``action()``:
+    what the call needed at its worst (large tensors are mapped and returned to the system as they are freed).
+    The kernel samples the peak lazily and the allocator's state drifts, so the least of ``repeat`` runs counts:
+    a temporary the call really makes shows in every run."""
+    import gc
+
+    growths = []
+    for _ in range(repeat):
+        gc.collect()
+        Path("/proc/self/clear_refs").write_text("5")
+        before = _status_bytes("VmRSS")
+        action()
+        growths.append(max(0, _status_bytes("VmHWM") - before))
+    return min(growths)

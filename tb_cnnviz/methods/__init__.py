@@ -19,7 +19,7 @@ from .image_attributes import image_attributes, saliency_concentration
 from .inversion import Inversion, invert
 from .occlusion import occlusion, occlusion_grid
 from .receptive_field import ReceptiveField, feeding_conv, receptive_field
-from .top_activations import TopActivations, random_directions, top_activations
+from .top_activations import TopActivations, merge_top, random_directions, top_activations
 
 __all__ = [
     "ActivationSnapshot",
@@ -61,6 +61,7 @@ __all__ = [
     "invert",
     "last_conv_name",
     "layer_activations",
+    "merge_top",
     "noise_score",
     "occlusion",
     "occlusion_grid",

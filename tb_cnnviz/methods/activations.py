@@ -52,26 +52,35 @@ def as_maps(output: torch.Tensor) -> torch.Tensor:
 
 
 def snapshot(output: torch.Tensor, max_channels: int = 64, max_size: int = 56) -> ActivationSnapshot:
-    """Reduce a layer output to an :class:`ActivationSnapshot` (statistics on its device, one copy to CPU)."""
+    """Reduce a layer output to an :class:`ActivationSnapshot` (statistics on its device, one copy to CPU).
+
+    Memory: besides the output itself, (N, C) reductions and chunks of at most :data:`CHUNK_VALUES` values --
+    no full-size temporary, so a 4096-channel layer or maps of 1024x1024 pixels cost a small fraction of their
+    own size. Only shown channels holding NaN/Inf are copied.
+    """
     if max_channels < 1 or max_size < 1:
         raise ValueError(f"max_channels and max_size must be >= 1; got {max_channels} and {max_size}")
-    maps = as_maps(output.detach()).float()
+    maps = as_maps(output.detach())
+    maps = maps if maps.dtype == torch.float32 else maps.float()
     n, c, h, w = maps.shape
-    finite = torch.isfinite(maps)
-    flat = maps.flatten(2)
-    zero = (flat == 0).all(dim=2).all(dim=0)
-    nonfinite = (~finite).flatten(2).any(dim=2).any(dim=0)
+    hi, lo = maps.amax(dim=(2, 3)), maps.amin(dim=(2, 3))  # (N, C); NaN and +-Inf reach both or one of them
+    finite_maps = torch.isfinite(hi) & torch.isfinite(lo)
+    zero = ((hi == 0) & (lo == 0)).all(dim=0)
+    nonfinite = (~finite_maps).any(dim=0)
 
     shown = list(range(min(c, max_channels)))
-    picked = torch.where(finite[:, : len(shown)], maps[:, : len(shown)], torch.zeros((), device=maps.device))
-    stats_src = picked.flatten(2)
-    stats = torch.stack(
-        [stats_src.amax(dim=2), stats_src.mean(dim=2), (stats_src == 0).float().mean(dim=2)]
-    )
+    picked = maps[:, : len(shown)]
+    if not bool(finite_maps[:, : len(shown)].all()):  # rare: draw NaN/Inf as 0 (a copy of the shown maps)
+        picked = torch.where(torch.isfinite(picked), picked, torch.zeros((), device=maps.device))
+        hi = picked.amax(dim=(2, 3))
+    zeros = _zero_counts(picked)
+    stats = torch.stack([hi[:, : len(shown)], picked.mean(dim=(2, 3)), zeros.float() / (h * w)])
     scale = max_size / max(h, w)
     if scale < 1:
         size = (max(1, round(h * scale)), max(1, round(w * scale)))
         picked = F.adaptive_avg_pool2d(picked, size)
+    else:
+        picked = picked.clone()  # the snapshot must not alias the layer's output (an in-place ReLU changes it)
     picked, stats, zero, nonfinite = (t.cpu() for t in (picked, stats, zero, nonfinite))
     return ActivationSnapshot(
         maps=picked,
@@ -84,6 +93,19 @@ def snapshot(output: torch.Tensor, max_channels: int = 64, max_size: int = 56) -
         dead=torch.nonzero(zero).flatten().tolist(),
         nonfinite=torch.nonzero(nonfinite).flatten().tolist(),
     )
+
+
+#: Values per chunk when counting zeros: a bool compare summed over a whole map is widened to int64 by torch
+#: (9 bytes a value); in chunks of 2**20 values that stays at ~9 MiB, one channel at least.
+CHUNK_VALUES = 2**20
+
+
+def _zero_counts(maps: torch.Tensor) -> torch.Tensor:
+    """(N, C, h, w) -> (N, C) int64: the exact zeros of each map, a few maps at a time."""
+    n, c, h, w = maps.shape
+    per_chunk = max(1, CHUNK_VALUES // max(1, h * w))
+    rows = maps.reshape(n * c, h, w)  # a view for the contiguous outputs of convs
+    return torch.cat([(part == 0).sum(dim=(1, 2)) for part in rows.split(per_chunk)]).view(n, c)
 
 
 def layer_activations(

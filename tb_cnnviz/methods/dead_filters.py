@@ -7,7 +7,7 @@ ReLU call and no host synchronisation: the counts stay on the model's device unt
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
@@ -186,21 +186,44 @@ class DeadFilterMonitor:
         self._settle()
         return max(self._inputs.values(), default=0)
 
-    def report(self, reset: bool = False) -> dict[str, DeadReport]:
+    def report(
+        self, reset: bool = False, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> dict[str, DeadReport]:
         """Per watched layer (per call, in execution order), the dead rates over the window so far.
 
         This is the only place counts leave the device (one copy per layer). ``reset=True`` starts a new window.
+        ``reduce`` maps one int64 vector -- every layer's counts, then every layer's input count -- to the same
+        vector summed elsewhere (DDP: an ``all_reduce`` over ranks, which must watch the same layers).
         """
         self._settle()
+        counts = {key: self._counts[key] for key in self._order}
+        inputs = {key: self._inputs[key] for key in self._order}
+        if reduce is not None:
+            counts, inputs = self._reduced(counts, inputs, reduce)
         reports = {}
         for name, call in self._order:
-            inputs = self._inputs[(name, call)]
-            rates = self._counts[(name, call)].double().div_(max(1, inputs)).float().cpu()
+            rates = counts[(name, call)].double().div_(max(1, inputs[(name, call)])).float().cpu()
             layer = call_name(name, call, self._calls[name])
-            reports[layer] = DeadReport(layer=layer, rates=rates, inputs=inputs, threshold=self.threshold)
+            reports[layer] = DeadReport(layer=layer, rates=rates, inputs=inputs[(name, call)], threshold=self.threshold)
         if reset:
             self.reset()
         return reports
+
+    def _reduced(
+        self, counts: dict[tuple[str, int], torch.Tensor], inputs: dict[tuple[str, int], int],
+        reduce: Callable[[torch.Tensor], torch.Tensor],
+    ) -> tuple[dict[tuple[str, int], torch.Tensor], dict[tuple[str, int], int]]:
+        """Counts and input counts packed into one vector, reduced in one call, unpacked: one collective."""
+        device = next(iter(counts.values())).device if counts else torch.device("cpu")
+        sizes = [c.numel() for c in counts.values()]
+        packed = torch.cat([*(c.to(device) for c in counts.values()),
+                            torch.tensor(list(inputs.values()), dtype=torch.int64, device=device)])
+        total = reduce(packed)
+        if total.shape != packed.shape:
+            raise ValueError(f"reduce returned shape {tuple(total.shape)} for counts of shape {tuple(packed.shape)}")
+        parts = total.split([*sizes, len(inputs)])
+        reduced_inputs = dict(zip(inputs, parts[-1].tolist()))
+        return dict(zip(counts, parts[:-1])), reduced_inputs
 
     def reset(self) -> None:
         """Start a new window: zero every count (kept on the device, no reallocation)."""

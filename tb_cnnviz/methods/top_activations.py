@@ -12,7 +12,7 @@ needed, while on the CPU (where waiting costs nothing) only the slots a batch wo
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -126,6 +126,27 @@ def top_activations(
     return TopActivations(layer, state["values"].cpu(), state["image"].cpu(), state["position"].cpu(),
                           state["patches"].cpu(), field, directions.cpu() if directions is not None else None,
                           state["wholes"].cpu() if "wholes" in state else None, input_size)
+
+
+def merge_top(parts: Sequence[TopActivations]) -> TopActivations:
+    """The top k over several streams (the shards of a data set on DDP ranks) from each one's own top k.
+
+    Exact: a unit's k best over the union are among the k best of each part. Ties keep the earlier part first
+    (a stable sort), and slots no part filled stay empty (-inf, image -1)."""
+    if not parts:
+        raise ValueError("merge_top needs at least one TopActivations")
+    first = parts[0]
+    k = first.values.shape[1]
+    values = torch.cat([p.values for p in parts], dim=1)
+    values, order = values.sort(dim=1, descending=True, stable=True)
+    values, order = values[:, :k], order[:, :k]
+    rows = torch.arange(values.shape[0])[:, None]
+
+    def pick(field: str) -> torch.Tensor:
+        return torch.cat([getattr(p, field) for p in parts], dim=1)[rows, order]
+
+    return TopActivations(first.layer, values, pick("image"), pick("position"), pick("patches"), first.field,
+                          first.directions, pick("wholes") if first.wholes is not None else None, first.input_size)
 
 
 def _merge(state: dict, best: torch.Tensor, where: torch.Tensor, index: torch.Tensor, width: int, k: int,
