@@ -115,6 +115,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
     def get_plugin_apps(self) -> dict[str, Callable]:
         return {
             "/static/*": self._serve_static,
+            "/static": self._serve_static,  # TensorBoard drops the trailing slash of ".../static/": a JSON 404 too
             "/runs": self._serve_runs,
             "/steps": self._serve_steps,
             "/sample": self._serve_sample,

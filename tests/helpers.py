@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -51,6 +57,47 @@ def wait_until_loaded(get: Callable[[str, dict], bytes], timeout_s: float = 60) 
             return
         previous = seen
         time.sleep(0.5)
+
+
+def fetch(url: str, route: str, params: dict) -> bytes:
+    """The body of a plugin route of a running `tensorboard` at ``url``; empty if it does not answer."""
+    query = urllib.parse.urlencode(params)
+    try:
+        with urllib.request.urlopen(f"{url}/data/plugin/cnnviz/{route}?{query}", timeout=10) as reply:
+            return reply.read()
+    except OSError:
+        return b""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def tensorboard_process(logdir: Path, ready: bytes, extra_flags: tuple[str, ...] = ()) -> Iterator[str]:
+    """A real `tensorboard --logdir` process; yields its URL once ``/runs`` lists ``ready`` and what the plugin
+    sees has stopped changing. Stopped on exit."""
+    port = free_port()
+    tensorboard = Path(sys.executable).with_name("tensorboard")
+    process = subprocess.Popen(
+        [str(tensorboard), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port), *extra_flags],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while ready not in fetch(url, "runs", {}):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("tensorboard did not start: " + process.stderr.read1().decode())
+            time.sleep(0.3)
+        wait_until_loaded(lambda route, params: fetch(url, route, params))
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        process.stderr.close()
 
 
 def model_state(model):

@@ -6,19 +6,14 @@ These tests also refresh the screenshots in docs/ that the README shows.
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
-from helpers import wait_until_loaded
+from helpers import fetch, tensorboard_process
 from playwright.sync_api import expect
 from tb_cnnviz import CNNViz
 
@@ -38,12 +33,6 @@ def chromium_path() -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def tensorboard_url(demo_logdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`tensorboard --logdir` over the demo's two runs plus one run named with markup."""
@@ -59,40 +48,8 @@ def tensorboard_url(demo_logdir: Path, tmp_path_factory: pytest.TempPathFactory)
     with CNNViz(classifier, str(logdir / HOSTILE_RUN), raise_errors=True) as viz:
         viz.log_performance([(torch.rand(8, 1, 8, 8), torch.arange(8) % 2)], 0, class_names=[HOSTILE_CLASS, "fine"], name="held_out")
 
-    port = free_port()
-    tensorboard = Path(sys.executable).with_name("tensorboard")
-    process = subprocess.Popen(
-        [str(tensorboard), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/data/plugin/cnnviz/runs", timeout=2) as reply:
-                    if b"too_high" in reply.read():
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("tensorboard did not start: " + process.stderr.read1().decode())
-            time.sleep(0.3)
-        wait_until_loaded(lambda route, params: fetch(url, route, params))
+    with tensorboard_process(logdir, ready=b"too_high") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        process.stderr.close()
-
-
-def fetch(url: str, route: str, params: dict) -> bytes:
-    query = urllib.parse.urlencode(params)
-    try:
-        with urllib.request.urlopen(f"{url}/data/plugin/cnnviz/{route}?{query}", timeout=10) as reply:
-            return reply.read()
-    except OSError:
-        return b""
 
 
 @pytest.fixture(scope="module")
