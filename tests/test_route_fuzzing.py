@@ -42,6 +42,7 @@ HOSTILE = [
     "<script>alert(1)</script>", '"><svg onload=alert(1)>', "<img src=x onerror=alert(1)>", "' OR 1=1 --",
     "${7*7}", "{{7*7}}", "%s%s%s%n", "x" * 5000, "cnnviz/activations/conv1", "activations/conv1",
 ]
+SERVED_TYPES = {"application/json", "image/png", "text/javascript", "text/css"}
 #: Query strings TensorBoard receives verbatim: escapes that decode to nothing sensible.
 RAW_QUERIES = ["run=%FF%FE", "run=%", "run=%zz", "layer=%C0%AF", "step=%00", "run=a&run=b", "&&&", "=x", "key=%ED%A0%80"]
 
@@ -68,6 +69,11 @@ class RequestGenerator:
             return self.random.choice(self.valid[name])
         if pick < 0.4:  # a valid value of another parameter: a layer as a run, a blob key as a step
             return self.random.choice(self.valid[self.random.choice(PARAMS)])
+        if pick < 0.5:  # an integer of any size and sign
+            return str(self.random.randint(-(10 ** self.random.randint(0, 30)), 10 ** self.random.randint(0, 30)))
+        if pick < 0.65:  # any characters but surrogates (which no URL can carry), controls included
+            return "".join(chr(self.random.choice([self.random.randint(0, 0xD7FF), self.random.randint(0xE000, 0x10FFFF)]))
+                           for _ in range(self.random.randint(1, 40)))
         return self.random.choice(HOSTILE)
 
     def query(self) -> dict[str, str] | str:
@@ -118,6 +124,8 @@ def check(reply, url: str) -> str | None:
         return f"{reply.status_code} for {url}: {body[:200]!r}"
     if b"Traceback" in body or b'File "' in body:
         return f"traceback in the body of {url}"
+    if reply.status_code == 200 and content_type.split(";")[0] not in SERVED_TYPES:
+        return f"200 as {content_type} for {url}"
     if reply.status_code >= 400:
         if not content_type.startswith("application/json"):
             return f"{reply.status_code} as {content_type} for {url}"
