@@ -62,7 +62,12 @@ def test_correspondence_runs_where_the_model_is_and_equals_the_cpu_answer():
     model = torchvision.models.resnet18(num_classes=10).eval()
     image = torch.rand(3, 96, 96)
     on_cpu = correspondence(model, image, image.flip(-1), "layer2", points=[[10.0, 20.0], [50.0, 60.0]])
-    on_gpu = correspondence(model.cuda(), image, image.flip(-1), "layer2", points=[[10.0, 20.0], [50.0, 60.0]])
+    allowed = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False  # full float32 convolutions, so that near ties break the same way
+    try:
+        on_gpu = correspondence(model.cuda(), image, image.flip(-1), "layer2", points=[[10.0, 20.0], [50.0, 60.0]])
+    finally:
+        torch.backends.cudnn.allow_tf32 = allowed
     assert torch.equal(on_cpu.cells_a, on_gpu.cells_a) and torch.equal(on_cpu.cells_b, on_gpu.cells_b)
     torch.testing.assert_close(on_cpu.scores, on_gpu.scores, rtol=1e-4, atol=1e-4)
     assert on_gpu.scores.device.type == "cpu"  # results come back to the host, small
