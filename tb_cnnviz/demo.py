@@ -81,7 +81,9 @@ def train_run(
     test_x, test_y = images[-held_out:], labels[-held_out:]
     test_batches = [(test_x[i : i + 128], test_y[i : i + 128]) for i in range(0, len(test_x), 128)]
     probe_index = torch.stack([torch.nonzero(test_y == c)[0, 0] for c in range(4)])
-    pair = (test_x[probe_index[3]], moved_copy(test_x[probe_index[3]]))
+    threes = torch.nonzero(test_y == 3)[:2, 0]
+    pairs = {"shifted copy (relu2)": (test_x[threes[0]], moved_copy(test_x[threes[0]])),  # the truth is known
+             "another 3 (relu2)": (test_x[threes[0]], test_x[threes[1]])}  # Long et al.'s within-class matching
 
     model = DigitsNet()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
@@ -102,7 +104,8 @@ def train_run(
                 viz.log_performance(test_batches, step, class_names=[f"digit {c}" for c in range(10)],
                                     examples=4, to_pixels=lambda x: x * 0.5 + 0.5, name="held_out")
                 viz.log_top_activations(test_batches, "relu2", step, k=6, directions=8, to_pixels=lambda x: x * 0.5 + 0.5)
-                viz.log_correspondence(step, *pair, "relu2", k=64, to_pixels=lambda x: x * 0.5 + 0.5)
+                for name, pair in pairs.items():
+                    viz.log_correspondence(step, *pair, "relu2", k=64, to_pixels=lambda x: x * 0.5 + 0.5, name=name)
             if step in (0, steps - 1):  # images made by the network: at initialisation, and trained
                 viz.log_inversion(step, steps=150)
                 viz.log_class_models(step, classes=list(range(10)), class_names=[f"digit {c}" for c in range(10)])

@@ -344,8 +344,11 @@ def test_correspondence_draws_lines_by_score_and_the_slider_sets_how_many(browse
     problems: list[str] = []
     page, frame = open_tab(browser, tensorboard_url, problems)
     frame.locator("button.view-button[data-view='correspondence']").click()
-    assert frame.locator(".layer-item").evaluate_all("els => els.map(e => e.dataset.layer)") == ["relu2"]
-    meta = json_route(tensorboard_url, "sample", run="healthy_lr0.05", kind="correspondence", layer="relu2", step=239)["meta"]
+    names = frame.locator(".layer-item").evaluate_all("els => els.map(e => e.dataset.layer)")
+    assert names == ["another 3 (relu2)", "shifted copy (relu2)"], names  # by name
+    frame.locator(".layer-item[data-layer='another 3 (relu2)']").click()
+    meta = json_route(tensorboard_url, "sample", run="healthy_lr0.05", kind="correspondence", layer="another 3 (relu2)",
+                      step=239)["meta"]
     assert meta["count"] == 64 and len(meta["scores"]) == 64
     column = frame.locator(".run-column[data-run='healthy_lr0.05']")
     canvas = column.locator("canvas.correspondence-canvas")
@@ -358,6 +361,7 @@ def test_correspondence_draws_lines_by_score_and_the_slider_sets_how_many(browse
     expect(column.locator(".match-count-label")).to_contain_text("best 10 of 64")
     # The best match is drawn last: its dot on image a has the colour of its score, on the logged scores' range.
     low, high = min(meta["scores"]), max(meta["scores"])
+    assert high > low  # two different digits: the scores spread, so the colours say something
     expect(column.locator(".score-high")).to_have_text(f"{float(f'{high:.3g}'):g}")
     row, col = meta["points_a"][0]
     scale = 240 / max(meta["height"], meta["width"])

@@ -118,3 +118,21 @@ def test_images_made_by_the_network_are_made_on_the_models_device():
     assert channel_visualization(model, "1", [0, 1], size=(3, 16, 16), steps=5).images.is_cuda
     assert torch.equal(torch.cuda.get_rng_state(), rng)
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_correspondence_runs_where_the_model_is_and_equals_the_cpu_answer():
+    from tb_cnnviz.methods import correspondence
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=10).eval()
+    image = torch.rand(3, 96, 96)
+    on_cpu = correspondence(model, image, image.flip(-1), "layer2", points=[[10.0, 20.0], [50.0, 60.0]])
+    allowed = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False  # full float32 convolutions, so that near ties break the same way
+    try:
+        on_gpu = correspondence(model.cuda(), image, image.flip(-1), "layer2", points=[[10.0, 20.0], [50.0, 60.0]])
+    finally:
+        torch.backends.cudnn.allow_tf32 = allowed
+    assert torch.equal(on_cpu.cells_a, on_gpu.cells_a) and torch.equal(on_cpu.cells_b, on_gpu.cells_b)
+    torch.testing.assert_close(on_cpu.scores, on_gpu.scores, rtol=1e-4, atol=1e-4)
+    assert on_gpu.scores.device.type == "cpu"  # results come back to the host, small
