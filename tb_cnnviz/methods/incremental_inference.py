@@ -20,7 +20,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from .incremental_plan import Plan, Span, make_plan
+from .incremental_plan import Plan, Span, Step, make_plan
 
 
 class Patch:
@@ -86,6 +86,9 @@ class IncrementalOcclusion:
         self.base: dict[torch.fx.Node, object] = {}
         self.sources: dict[tuple, torch.Tensor] = {}
         self.last_use: dict[torch.fx.Node, torch.fx.Node] = {}
+        self.grid_rows = self.grid_cols = torch.zeros(0, dtype=torch.long)  # the batch's grid row, column
+        self.batch_rows: dict[Span, torch.Tensor] = {}  # per span: its patches' top rows in this batch
+        self.batch_cols: dict[Span, torch.Tensor] = {}
         for node in self.nodes:
             for used in node.all_input_nodes:
                 self.last_use[used] = node
@@ -108,7 +111,8 @@ class IncrementalOcclusion:
             self.plan = make_plan(self.graph, self.base, self.window, self.stride, self.grid, self.approximate)
         return self.plan
 
-    def _source(self, node: torch.fx.Node, pad: tuple[int, int, int, int], value: float, patch: torch.Tensor) -> torch.Tensor:
+    def _source(self, node: torch.fx.Node, pad: tuple[int, int, int, int], value: float,
+                patch: torch.Tensor) -> torch.Tensor:
         """One row of channels per cell: the base of ``node`` padded by ``pad`` with ``value``, then the
         patch's cells. The padded base is written once per image, only the patch per batch."""
         count, channels, height, width = patch.shape
@@ -121,11 +125,13 @@ class IncrementalOcclusion:
             source[:cells].view(padded.shape[2], padded.shape[3], channels).copy_(padded[0].permute(1, 2, 0))
             self.sources[key] = source
         source = self.sources[key]
-        source[source.shape[0] - count * height * width:].view(count, height, width, channels).copy_(patch.permute(0, 2, 3, 1))
+        tail = source[source.shape[0] - count * height * width:]
+        tail.view(count, height, width, channels).copy_(patch.permute(0, 2, 3, 1))
         return source
 
-    def _gather(self, node: torch.fx.Node, patch: Patch, rows: tuple[torch.Tensor, int], cols: tuple[torch.Tensor, int],
-                pad: tuple[int, int, int, int] = (0, 0, 0, 0), pad_value: float = 0.0) -> torch.Tensor:
+    def _gather(self, node: torch.fx.Node, patch: Patch, rows: tuple[torch.Tensor, int],
+                cols: tuple[torch.Tensor, int], pad: tuple[int, int, int, int] = (0, 0, 0, 0),
+                pad_value: float = 0.0) -> torch.Tensor:
         """(B, C, row size, col size) crops with top-left corners ``rows[0], cols[0]`` (per position, in the
         node's map, padding cells allowed): the patch where it lies, base elsewhere. Channels-last."""
         (row_start, row_size), (col_start, col_size) = rows, cols
@@ -135,8 +141,8 @@ class IncrementalOcclusion:
         base_cells = source.shape[0] - count * patch_height * patch_width
         y = row_start[:, None] + torch.arange(row_size)  # (B, rows) map coordinates
         x = col_start[:, None] + torch.arange(col_size)
-        r = y - self.patch_rows[patch.rows][:, None]
-        c = x - self.patch_cols[patch.cols][:, None]
+        r = y - self._rows(patch.rows)[:, None]
+        c = x - self._cols(patch.cols)[:, None]
         in_rows, in_cols = (r >= 0) & (r < patch_height), (c >= 0) & (c < patch_width)
         patch_row = base_cells + torch.arange(count)[:, None] * (patch_height * patch_width) + r * patch_width
         index = torch.where(in_rows[:, :, None] & in_cols[:, None, :], patch_row[:, :, None] + c[:, None, :],
@@ -144,10 +150,16 @@ class IncrementalOcclusion:
         crop = source.index_select(0, index.view(-1).to(source.device))
         return crop.view(count, row_size, col_size, channels).permute(0, 3, 1, 2)
 
-    def _starts(self, span: Span, table: dict[Span, torch.Tensor], grid_index: torch.Tensor) -> torch.Tensor:
-        if span not in table:
-            table[span] = span.start[grid_index]
-        return table[span]
+    def _rows(self, span: Span) -> torch.Tensor:
+        """Top row of ``span``'s patch for each position of the batch."""
+        if span not in self.batch_rows:
+            self.batch_rows[span] = span.start[self.grid_rows]
+        return self.batch_rows[span]
+
+    def _cols(self, span: Span) -> torch.Tensor:
+        if span not in self.batch_cols:
+            self.batch_cols[span] = span.start[self.grid_cols]
+        return self.batch_cols[span]
 
     def _whole(self, node: torch.fx.Node, patch: Patch) -> torch.Tensor:
         """The patches pasted into whole copies of the base map."""
@@ -157,58 +169,55 @@ class IncrementalOcclusion:
         zeros = torch.zeros(patch.data.shape[0], dtype=torch.long)  # index arithmetic stays on the CPU
         return self._gather(node, patch, (zeros, height), (zeros, width))
 
+    def _aligned(self, node: torch.fx.Node, patch: Patch, rows: Span, cols: Span) -> torch.Tensor:
+        """``patch`` re-cut to the patches of ``rows`` and ``cols`` (a residual add, a concatenation)."""
+        if patch.rows.same_patches(rows) and patch.cols.same_patches(cols):
+            return patch.data
+        return self._gather(node, patch, (self._rows(rows), rows.size), (self._cols(cols), cols.size))
+
     def forward(self, positions: torch.Tensor, fill: float) -> object:
         """The model's output for occluders at grid ``positions`` (row-major indices) of the started image."""
-        plan = self.plan
-        nw = self.grid[1]
+        steps = self.plan.steps
         positions = positions.cpu()  # index arithmetic stays on the CPU
-        grid_rows, grid_cols = positions // nw, positions % nw
-        self.patch_rows: dict[Span, torch.Tensor] = {}
-        self.patch_cols: dict[Span, torch.Tensor] = {}
-        rows_of = lambda span: self._starts(span, self.patch_rows, grid_rows)  # noqa: E731
-        cols_of = lambda span: self._starts(span, self.patch_cols, grid_cols)  # noqa: E731
+        self.grid_rows, self.grid_cols = positions // self.grid[1], positions % self.grid[1]
+        self.batch_rows, self.batch_cols = {}, {}
         env: dict[torch.fx.Node, object] = {}
         whole: dict[torch.fx.Node, torch.Tensor] = {}
 
-        def local(node: torch.fx.Node) -> object:
-            return env[node].data if plan.steps[node].kind not in ("plain", "full") else value_of(node)
-
-        def value_of(node: torch.fx.Node) -> object:
-            kind = plan.steps[node].kind
-            if kind == "plain":
-                return self.base[node]
-            if kind == "full":
-                return env[node]
+        def value_of(node: torch.fx.Node) -> object:  # a whole value, as the ordinary forward sees it
+            kind = steps[node].kind
+            if kind in ("plain", "full"):
+                return self.base[node] if kind == "plain" else env[node]
             if node not in whole:
                 whole[node] = self._whole(node, env[node])
             return whole[node]
 
         for node in self.nodes:
-            step = plan.steps[node]
+            step = steps[node]
             if step.kind == "plain":
                 continue
             if node.op == "output":
                 return torch.fx.node.map_arg(node.args[0], value_of)
             if step.kind == "input":
                 image = self.base[node]
-                patch = torch.full((len(positions), step.rows.size, step.cols.size, image.shape[1]), float(fill),
-                                   dtype=image.dtype, device=image.device).permute(0, 3, 1, 2)
-                rows_of(step.rows), cols_of(step.cols)
+                shape = (len(positions), step.rows.size, step.cols.size, image.shape[1])
+                patch = torch.full(shape, float(fill), dtype=image.dtype, device=image.device).permute(0, 3, 1, 2)
                 env[node] = Patch(patch, step.rows, step.cols)
             elif step.kind == "window":
-                source = next(n for n in node.all_input_nodes if plan.steps[n].kind != "plain")
+                source = next(n for n in node.all_input_nodes if steps[n].kind != "plain")
                 row_start, row_size, col_start, col_size = step.crop
-                crop = self._gather(source, env[source], (row_start[grid_rows], row_size), (col_start[grid_cols], col_size),
-                                    step.pad, step.pad_value)
-                rows_of(step.rows), cols_of(step.cols)
+                crop = self._gather(source, env[source], (row_start[self.grid_rows], row_size),
+                                    (col_start[self.grid_cols], col_size), step.pad, step.pad_value)
                 env[node] = Patch(crop_forward(self.modules[node.target], crop), step.rows, step.cols)
             elif step.kind in ("pointwise", "union"):
-                if step.kind == "union":
-                    rows_of(step.rows), cols_of(step.cols)
-                    pick = lambda n: self._aligned(n, env[n], step, rows_of, cols_of) if plan.steps[n].kind not in ("plain", "full") else value_of(n)  # noqa: E731
-                else:
-                    pick = local
-                args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), pick)
+                def patch_of(used: torch.fx.Node, step: Step = step) -> object:
+                    if steps[used].kind in ("plain", "full"):
+                        return value_of(used)
+                    if step.kind == "pointwise":
+                        return env[used].data
+                    return self._aligned(used, env[used], step.rows, step.cols)
+
+                args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), patch_of)
                 env[node] = Patch(run_node(self.graph, self.modules, node, args, kwargs), step.rows, step.cols)
             else:
                 args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), value_of)
@@ -218,9 +227,3 @@ class IncrementalOcclusion:
                     env.pop(used, None)
                     whole.pop(used, None)
         raise ValueError("the traced graph has no output")
-
-    def _aligned(self, node: torch.fx.Node, patch: Patch, step, rows_of, cols_of) -> torch.Tensor:  # noqa: ANN001
-        """``patch`` re-cut to the union patch of ``step`` (a residual add, a concatenation)."""
-        if patch.rows.same_patches(step.rows) and patch.cols.same_patches(step.cols):
-            return patch.data
-        return self._gather(node, patch, (rows_of(step.rows), step.rows.size), (cols_of(step.cols), step.cols.size))
