@@ -40,9 +40,11 @@ def calibrated(model: nn.Module, size: int) -> nn.Module:
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.momentum = None  # a plain average over the calibration batch
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     with torch.no_grad():
         model.train()(torch.randn(8, 3, size, size))
-        [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))][-1].weight.mul_(20)  # for nets without BN
+        if not norms:  # nothing rescales the signal: a larger last layer spreads the scores instead
+            [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))][-1].weight.mul_(20)
     return model.eval()
 
 
