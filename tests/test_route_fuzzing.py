@@ -109,6 +109,7 @@ def valid_parameters(client: Client) -> dict[str, list[str]]:
         "layer": layers,
         "step": ["0", "20", "239"],
         "index": ["0", "3"],
+        "max_steps": ["2", "320", "100000"],
         "key": [variant for key in sample["blobs"][:2] for variant in blob_key_variants(key)],
     }
     missing = set(PARAMS) - set(valid)
