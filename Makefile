@@ -39,6 +39,9 @@ bench: venv
 	$(PY) benchmarks/embedding.py
 	$(PY) benchmarks/image_synthesis.py
 	$(PY) benchmarks/correspondence.py
+	$(PY) benchmarks/occlusion.py
+	$(PY) benchmarks/huge_inputs.py
+	$(PY) benchmarks/concurrency.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs

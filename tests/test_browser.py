@@ -332,6 +332,10 @@ def test_images_made_by_the_network_inversion_class_models_and_channels_beside_t
     expect(channels.first.locator(".top-patch[data-drawn='true']")).to_have_count(len(unit["images"]))
     expect(healthy).to_contain_text("its top patches (step 239)")
     page.screenshot(path=str(DOCS / "screenshot-channels.png"))
+    assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
+    page.close()
+
+
 def ramp_colour(value: float) -> tuple[int, int, int]:
     """correspondence.js's colour of a value in [0, 1], written again: the test must not take it from the page."""
     ramp = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
