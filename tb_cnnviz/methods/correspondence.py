@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._hooks import forward_hooks, model_device, preserved_state, split_call, unknown_layer_message
+from ._hooks import layer_output, model_device, preserved_state
 from .receptive_field import ReceptiveField, receptive_field
 
 #: Similarity entries computed per chunk at most: bounds memory for fine maps (112x112 cells and more).
@@ -99,35 +99,15 @@ def _check_points(points: object, height: int, width: int) -> torch.Tensor:
     return points
 
 
-class _Captured(Exception):
-    """Raised by the hook once the layer's output is in hand: the rest of the forward is not needed."""
-
-
 def layer_maps(model: nn.Module, images: torch.Tensor, layer: str) -> torch.Tensor:
     """``layer``'s output (N, C, h, w) for ``images``, stopping the forward right after it (inference mode,
     eval mode, the model left as found)."""
-    module_name, call = split_call(layer)
-    modules = dict(model.named_modules())
-    if module_name not in modules or module_name == "":
-        raise ValueError(unknown_layer_message(model, layer, "layer"))
-    captured: list[torch.Tensor] = []
-
-    def capture(_name: str, index: int, output: torch.Tensor) -> None:
-        if call is None or index == call:
-            captured[:] = [output]
-            raise _Captured
-
-    with torch.inference_mode(), preserved_state(model), forward_hooks(model, {module_name: modules[module_name]}, capture):
+    with torch.inference_mode(), preserved_state(model):
         model.eval()
-        try:
-            model(images.to(model_device(model)))
-        except _Captured:
-            pass
-    if not captured:
-        raise ValueError(f"layer {layer!r} did not run in the forward of {type(model).__name__}")
-    if captured[0].dim() != 4:
-        raise ValueError(f"layer {layer!r} must output (N, C, h, w) maps; got shape {tuple(captured[0].shape)}")
-    return captured[0]
+        maps = layer_output(model, layer, images.to(model_device(model)))
+    if maps.dim() != 4:
+        raise ValueError(f"layer {layer!r} must output (N, C, h, w) maps; got shape {tuple(maps.shape)}")
+    return maps
 
 
 def _nearest(queries: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
