@@ -10,13 +10,11 @@ by every rank in the same order; every other view does no collective and is skip
 
 from __future__ import annotations
 
-import functools
 import math
-import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import Any, Callable, TypeVar
+from typing import Callable
 
 import numpy as np
 import torch
@@ -24,10 +22,10 @@ from torch import nn
 
 from tensorboard.compat.proto import summary_pb2
 
-from . import distributed, metadata, render, summary
-from .methods._hooks import check_images, conv_layers, model_device, resolve_layers, split_call
+from . import distributed, render, summary
+from .guard import LoggingFailedWarning, logging_call
+from .methods._hooks import check_images, conv_layers, resolve_layers, split_call
 from .methods.accuracy_stats import pr_curve_counts
-from .methods.activation_maximization import channel_count, channel_visualization, class_model
 from .methods.activations import layer_activations
 from .methods.attribution import CAM_METHODS, METHODS, attribution_map, check_method
 from .methods.correspondence import correspondence
@@ -35,63 +33,21 @@ from .methods.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor
 from .methods.embedding import MAX_GRID_POINTS, collect_codes, embed, grid_layout
 from .methods.evaluation import evaluate
 from .methods.grad_cam import last_conv_name
-from .methods.inversion import default_inversion_layers, invert, normalised_correlation
 from .methods.occlusion import occlusion, occlusion_grid
 from .methods.targets import class_probabilities, resolve_targets
 from .methods.receptive_field import feeding_conv
 from .methods.top_activations import random_directions, top_activations
 from .performance_report import align_attributes, performance_report
+from .synthesis_logging import SynthesisViews
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-CURVE_POINTS = 64  #: points kept of an optimisation's per-step series (the tab draws a sparkline)
-
-
-def downsample(values: list[float], points: int) -> list[float]:
-    """At most ``points`` values, evenly spaced, always keeping the first and the last."""
-    if len(values) <= points:
-        return values
-    return [values[round(i * (len(values) - 1) / (points - 1))] for i in range(points)]
+__all__ = ["CNNViz", "DeadFilterWarning", "LoggingFailedWarning"]
 
 
 class DeadFilterWarning(UserWarning):
     """Channels of a layer stopped firing for (nearly) every input."""
 
 
-class LoggingFailedWarning(UserWarning):
-    """A logging call failed; training goes on."""
-
-
-def _logging_call(method: F | None = None, *, collective: bool = False) -> Any:
-    """Turn an exception into one warning per distinct failure, unless the user asked for errors. A view that
-    is not ``collective`` does nothing on DDP ranks that do not write (no work, no collective)."""
-    if method is None:
-        return functools.partial(_logging_call, collective=collective)
-
-    @functools.wraps(method)
-    def guarded(self: CNNViz, *args: Any, **kwargs: Any) -> Any:
-        if not collective and not self.writes:
-            return None
-        try:
-            return method(self, *args, **kwargs)
-        except Exception as exc:
-            if self.raise_errors:
-                raise
-            key = (method.__name__, type(exc).__name__, str(exc))
-            if key not in self._reported_failures:
-                self._reported_failures.add(key)
-                warnings.warn(
-                    f"tb_cnnviz: {method.__name__} failed and was skipped (training continues): "
-                    f"{type(exc).__name__}: {exc}",
-                    LoggingFailedWarning,
-                    stacklevel=2,
-                )
-            return None
-
-    return guarded  # type: ignore[return-value]
-
-
-class CNNViz:
+class CNNViz(SynthesisViews):
     """Log what a CNN learns to TensorBoard's CNNVIZ tab.
 
     Example::
@@ -200,7 +156,7 @@ class CNNViz:
             self._steps_since_flush = 0
             self.flush_dead_filters(step)
 
-    @_logging_call(collective=True)
+    @logging_call(collective=True)
     def flush_dead_filters(self, step: int) -> dict[str, list[int]] | None:
         """Write the dead rates of the window so far and start a new one; returns the dead channels per layer.
 
@@ -242,7 +198,7 @@ class CNNViz:
 
     # -- pictures -------------------------------------------------------------------------------------------
 
-    @_logging_call
+    @logging_call
     def log_activations(self, step: int, images: torch.Tensor | None = None) -> list[str] | None:
         """Write each selected layer's maps for the probe images (or ``images``); returns the layers written."""
         images = self._images(images)
@@ -264,7 +220,7 @@ class CNNViz:
             self._sink.write(value, step)
         return list(snapshots)
 
-    @_logging_call
+    @logging_call
     def log_filters(self, step: int) -> list[str] | None:
         """Write every 2-D conv layer's weights (of ``layers``, if given) with per-filter noise scores."""
         convs = {n: m for n, m in conv_layers(self.model).items() if m.weight is not None and m.weight.dim() == 4}
@@ -287,7 +243,7 @@ class CNNViz:
 
     # -- where the network looks ----------------------------------------------------------------------------
 
-    @_logging_call
+    @logging_call
     def log_saliency(
         self,
         step: int,
@@ -327,7 +283,7 @@ class CNNViz:
         )
         return name
 
-    @_logging_call
+    @logging_call
     def log_occlusion(
         self,
         step: int,
@@ -365,7 +321,7 @@ class CNNViz:
 
     # -- where the network fails -----------------------------------------------------------------------------
 
-    @_logging_call
+    @logging_call
     def log_performance(
         self,
         data: Iterable,
@@ -413,7 +369,7 @@ class CNNViz:
 
     # -- what a channel responds to ---------------------------------------------------------------------------
 
-    @_logging_call(collective=True)
+    @logging_call(collective=True)
     def log_top_activations(
         self,
         data: Iterable,
@@ -462,135 +418,9 @@ class CNNViz:
                 names.append(name)
         return names
 
-    # -- images made by the network ---------------------------------------------------------------------------
-
-    @_logging_call
-    def log_inversion(
-        self,
-        step: int,
-        image: torch.Tensor | None = None,
-        layers: Sequence[str] | None = None,
-        steps: int = 200,
-        name: str | None = None,
-        seed: int = 0,
-    ) -> str | None:
-        """Reconstruct one image (default: the first probe image) from its code at each of ``layers``
-        (default: up to four convs from first to last, and the last linear layer), shallow to deep, and
-        write the original beside the reconstructions; returns the name shown in the tab."""
-        if image is None:
-            images, name = self._images(None)[:1], name or "probe 0"
-        else:
-            images = check_images(image[None] if isinstance(image, torch.Tensor) and image.dim() == 3 else image, "image")
-            if len(images) != 1:
-                raise ValueError(f"image must be one image (C, H, W) or (1, C, H, W); got shape {tuple(images.shape)}")
-            name = name or "image"
-        layers = list(layers) if layers is not None else default_inversion_layers(self.model)
-        resolve_layers(self.model, layers, "layers")
-        rows = []
-        with self._own_passes():
-            for layer in layers:
-                started = time.perf_counter()
-                result = invert(self.model, images, layer, steps=steps, seed=seed)
-                rows.append((result, time.perf_counter() - started))
-        lo, hi = images.min().item(), images.max().item()
-        reconstructions = torch.cat([result.images.cpu() for result, _ in rows])
-        meta = {
-            "layers": layers,
-            "steps": steps,
-            "code_error": [result.final_code_error.item() for result, _ in rows],
-            "curves": [downsample(result.code_error[:, 0].cpu().tolist(), CURVE_POINTS) for result, _ in rows],
-            "correlation": normalised_correlation(reconstructions, images.cpu().expand_as(reconstructions)).tolist(),
-            "seconds": [seconds for _, seconds in rows],
-            "label": self.probe_labels[0] if image is None and self.probe_labels else None,
-            "height": images.shape[2],
-            "width": images.shape[3],
-        }
-        pictures = render.pictures_in_range(torch.cat([images.cpu(), reconstructions]), lo, hi)
-        self._sink.write(summary.pictures_summary(metadata.INVERSION, name, meta, pictures), step)
-        return name
-
-    @_logging_call
-    def log_class_models(
-        self,
-        step: int,
-        classes: Sequence[int] | None = None,
-        class_names: Sequence[str] | None = None,
-        size: tuple[int, int, int] | None = None,
-        steps: int = 200,
-        seed: int = 0,
-    ) -> str | None:
-        """Write class models (Simonyan et al.) of ``classes`` (default: the probe labels, else the first ten
-        classes) at the probe images' size (or ``size``, (C, H, W)); returns the name shown in the tab."""
-        size = self._input_size(size)
-        with self._own_passes():
-            if classes is None:
-                classes = sorted(set(self.probe_labels)) if self.probe_labels else list(range(min(10, self._class_count(size))))
-            result = class_model(self.model, list(classes), size=size, steps=steps, seed=seed)
-            probabilities = class_probabilities(self.model, result.images).cpu()
-        units = torch.tensor(result.units)
-        meta = {
-            "classes": result.units,
-            "class_names": [str(class_names[c]) if class_names is not None and c < len(class_names) else str(c) for c in result.units],
-            "score": result.objective[-1].cpu().tolist(),
-            "probability": probabilities.gather(1, units[:, None])[:, 0].tolist(),
-            "predicted": probabilities.argmax(dim=1).tolist(),
-            "steps": steps,
-            "height": size[1],
-            "width": size[2],
-        }
-        self._sink.write(summary.pictures_summary(metadata.CLASS_MODEL, "classes", meta, render.input_pictures(result.images)), step)
-        return "classes"
-
-    @_logging_call
-    def log_channel_visualizations(
-        self,
-        step: int,
-        layer: str,
-        channels: Sequence[int] | None = None,
-        size: tuple[int, int, int] | None = None,
-        input_range: tuple[float, float] | None = None,
-        steps: int = 256,
-        seed: int = 0,
-    ) -> str | None:
-        """Write one optimised image per channel of ``layer`` (default: its first 16 channels) at the probe
-        images' size (or ``size``), with pixels inside ``input_range`` (default: the probe images' range,
-        else [0, 1]); the tab shows them beside the channel's top patches and filter when those are logged."""
-        resolve_layers(self.model, [layer], "layer")
-        size = self._input_size(size)
-        if input_range is None:
-            input_range = ((self.probe_images.min().item(), self.probe_images.max().item())
-                           if self.probe_images is not None else (0.0, 1.0))
-        with self._own_passes():
-            if channels is None:
-                channels = list(range(min(16, channel_count(self.model, layer, size))))
-            result = channel_visualization(self.model, layer, list(channels), size=size, input_range=input_range,
-                                           steps=steps, seed=seed)
-        meta = {
-            "channels": result.units,
-            "activation": result.objective[-1].cpu().tolist(),
-            "input_range": list(input_range),
-            "filter_layer": feeding_conv(self.model, layer),
-            "steps": steps,
-            "height": size[1],
-            "width": size[2],
-        }
-        pictures = render.pictures_in_range(result.images, *input_range)
-        self._sink.write(summary.pictures_summary(metadata.CHANNEL_VIS, layer, meta, pictures), step)
-        return layer
-
-    def _input_size(self, size: tuple[int, int, int] | None) -> tuple[int, int, int]:
-        if size is not None:
-            return tuple(size)  # checked by the method
-        if self.probe_images is None:
-            raise ValueError("no input size: pass size=(channels, height, width) or give CNNViz probe_images=...")
-        return tuple(self.probe_images.shape[1:])
-
-    def _class_count(self, size: tuple[int, int, int]) -> int:
-        return class_probabilities(self.model, torch.zeros((1, *size), device=model_device(self.model))).shape[1]
-
     # -- embedding of CNN codes ------------------------------------------------------------------------------
 
-    @_logging_call
+    @logging_call
     def log_embedding(
         self,
         data: Iterable,
@@ -633,7 +463,7 @@ class CNNViz:
 
     # -- correspondence --------------------------------------------------------------------------------------
 
-    @_logging_call
+    @logging_call
     def log_correspondence(
         self,
         step: int,

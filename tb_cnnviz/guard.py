@@ -1,0 +1,45 @@
+"""The guard around every CNNViz logging call: a failure warns once and training goes on.
+
+Why a module of its own: the facade (``logger.py``) and the mixins that hold its view families share it.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any, Callable, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class LoggingFailedWarning(UserWarning):
+    """A logging call failed; training goes on."""
+
+
+def logging_call(method: F | None = None, *, collective: bool = False) -> Any:
+    """Turn an exception into one warning per distinct failure, unless the user asked for errors. A view that
+    is not ``collective`` does nothing on DDP ranks that do not write (no work, no collective)."""
+    if method is None:
+        return functools.partial(logging_call, collective=collective)
+
+    @functools.wraps(method)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not collective and not self.writes:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            if self.raise_errors:
+                raise
+            key = (method.__name__, type(exc).__name__, str(exc))
+            if key not in self._reported_failures:
+                self._reported_failures.add(key)
+                warnings.warn(
+                    f"tb_cnnviz: {method.__name__} failed and was skipped (training continues): "
+                    f"{type(exc).__name__}: {exc}",
+                    LoggingFailedWarning,
+                    stacklevel=2,
+                )
+            return None
+
+    return guarded  # type: ignore[return-value]
