@@ -2,7 +2,7 @@
 // overlay (heat maps through a colour map, signed maps as they are), and occlusion as a grid of
 // probabilities at the occluder's positions. DOM only; index.js fetches.
 
-import { el, emptyBox, formatNumber, hideTooltip, showTooltip } from './views.js';
+import { el, emptyBox, extent, formatNumber, hideTooltip, showTooltip } from './views.js';
 
 const MIN_CELL_PX = 112; // small images are scaled up to at least this
 const MAX_CELL_PX = 224;
@@ -215,8 +215,8 @@ function occlusionLayer(meta, index, size) {
 
 /** The colour scale of one occlusion map: its own lowest (dark) to highest (bright) probability. */
 export function occlusionRange(values) {
-  const finite = values.flat().filter((value) => typeof value === 'number');
-  return finite.length ? { lo: Math.min(...finite), hi: Math.max(...finite) } : { lo: 0, hi: 1 };
+  const [lo, hi] = extent(values.flat()) || [0, 1];
+  return { lo, hi };
 }
 
 function clampIndex(index, length) {

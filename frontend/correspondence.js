@@ -6,7 +6,7 @@
 // A slider sets how many of the best are drawn.
 // DOM and canvas only; index.js fetches.
 
-import { el, emptyBox, errorBox, formatNumber } from './views.js';
+import { el, emptyBox, errorBox, extent, formatNumber } from './views.js';
 
 const IMAGE_PX = 240; // the longer side of each image on screen
 const GAP_PX = 24;
@@ -41,8 +41,7 @@ export function correspondenceView(sample, bitmaps) {
   mutualOnly.checked = preferred.mutualOnly;
   const controls = el('div', { className: 'correspondence-controls' }, [
     el('label', {}, ['matches ', slider]), count, el('label', {}, [mutualOnly, 'mutual only'])]);
-  const finite = matches.map((match) => match.score).filter(Number.isFinite);
-  const range = finite.length ? [Math.min(...finite), Math.max(...finite)] : [0, 1];
+  const range = extent(matches.map((match) => match.score)) || [0, 1];
   const colorOf = (score) => rampColor(range[1] > range[0] ? (score - range[0]) / (range[1] - range[0]) : 1);
   const canvas = el('canvas', { className: 'correspondence-canvas', attrs: { 'aria-label': 'matches' } });
   const problems = bitmaps.filter((bitmap) => bitmap instanceof Error).map((error) => error.message);

@@ -240,6 +240,20 @@ function atOrBefore(steps, step) {
   return found;
 }
 
+/**
+ * The index of the /dead column that holds `step`: a long series comes in buckets (`downsampled.first_steps`
+ * to `steps`), and a step inside a bucket belongs to it, not to the bucket before; else the flush at or before.
+ */
+function deadColumnAt(reply, step) {
+  const steps = (reply.steps || []).map(Number);
+  const firsts = reply.downsampled && Array.isArray(reply.downsampled.first_steps) ? reply.downsampled.first_steps.map(Number) : null;
+  if (firsts) {
+    const inside = steps.findIndex((last, i) => firsts[i] <= step && step <= last);
+    if (inside >= 0) return inside;
+  }
+  return steps.indexOf(atOrBefore(steps, step));
+}
+
 function colorOf(run) {
   const index = state.runs.findIndex((entry) => entry.run === run);
   return RUN_COLORS[Math.max(0, index) % RUN_COLORS.length];
@@ -516,11 +530,10 @@ async function deadRatesAt(run, layer, step) {
   if (!entry || !layersOf(entry, 'dead').includes(layer)) return null;
   try {
     const reply = await model.fetchDead(run, layer);
-    const steps = (reply.steps || []).map(Number);
-    const at = steps.indexOf(atOrBefore(steps, step));
+    const at = deadColumnAt(reply, step);
     if (at < 0) return null;
     const row = (reply.rates || [])[at] || [];
-    return { threshold: Number(reply.threshold), rates: new Map(row.map((rate, channel) => [channel, views.toNumber(rate)])), step: steps[at] };
+    return { threshold: Number(reply.threshold), rates: new Map(row.map((rate, channel) => [channel, views.toNumber(rate)])), step: Number(reply.steps[at]) };
   } catch (error) {
     return null;
   }
@@ -567,7 +580,7 @@ async function renderDead(current, keepSlider) {
     const reply = replies[i];
     if (reply === null) fill(current, column, views.emptyBox(`No dead-filter statistics for layer ${layer} in this run.`));
     else if (reply instanceof Error) fill(current, column, views.errorBox(reply.message));
-    else fill(current, column, views.deadView(reply, atOrBefore(reply.steps.map(Number), sliderStep)), deadStepText(reply));
+    else fill(current, column, views.deadView(reply, Number(reply.steps[deadColumnAt(reply, sliderStep)])), deadStepText(reply));
   });
 }
 

@@ -43,6 +43,19 @@ export function toNumber(value) {
   return NaN;
 }
 
+/** [lowest, highest] of the finite numbers in `values`, or null when there are none; a loop, since spreading a
+ * long array into Math.min overflows the call stack. */
+export function extent(values) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const value of values) {
+    if (typeof value !== 'number' || !Number.isFinite(value)) continue;
+    if (value < lo) lo = value;
+    if (value > hi) hi = value;
+  }
+  return lo <= hi ? [lo, hi] : null;
+}
+
 export function formatNumber(value) {
   const number = toNumber(value);
   if (!Number.isFinite(number)) return Number.isNaN(number) ? 'NaN' : number > 0 ? '+Inf' : '-Inf';
