@@ -22,7 +22,7 @@ from torch import nn
 
 from tensorboard.compat.proto import summary_pb2
 
-from . import distributed, render, summary
+from . import distributed, metadata, render, summary
 from .guard import LoggingFailedWarning, logging_call
 from .methods._hooks import check_images, conv_layers, resolve_layers, split_call
 from .methods.accuracy_stats import pr_curve_counts
@@ -500,7 +500,7 @@ class CNNViz(SynthesisViews):
             "points_a": found.points_a[:shown].tolist(), "points_b": found.points_b[:shown].tolist(),
             "scores": found.scores[:shown].tolist(), "mutual": found.mutual[:shown].tolist(),
         }
-        self._sink.write(summary.correspondence_summary(name or layer, meta, pictures), step)
+        self._sink.write(summary.pictures_summary(metadata.CORRESPONDENCE, name or layer, meta, pictures), step)
         return shown
 
     def _cam_layer(self, images: torch.Tensor) -> str:

@@ -7,6 +7,7 @@ their loss curves) or a log directory of our own.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import errno
 import functools
 import json
@@ -159,8 +160,8 @@ def performance_summary(name: str, meta: dict, sprites: Sequence[bytes]) -> summ
 
 
 def pictures_summary(kind: str, name: str, meta: dict, pictures: Sequence[bytes], order: int = 0) -> summary_pb2.Summary:
-    """Images made by the network (inversions, class models, channel visualisations): meta JSON, then one
-    PNG per picture, in the order ``meta`` lists them."""
+    """Pictures with their numbers (inversions, class models, channel visualisations, the two images of a
+    correspondence): meta JSON, then one PNG per picture, in the order ``meta`` lists them."""
     content = metadata.PluginContent(kind=kind, layer=name, order=order)
     blobs = [_json_blob({"kind": kind, "layer": name, **meta}), *pictures]
     return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(kind, name), content, blobs)])
@@ -214,13 +215,6 @@ def embedding_summary(layer: str, meta: dict, thumbnails: torch.Tensor) -> summa
     content = metadata.PluginContent(kind=metadata.EMBEDDING, layer=layer)
     blobs = [_json_blob({"kind": metadata.EMBEDDING, "layer": layer, **meta, "tile": layout}), render.png_bytes(picture)]
     return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(metadata.EMBEDDING, layer), content, blobs)])
-
-
-def correspondence_summary(name: str, meta: dict, pictures: Sequence[bytes]) -> summary_pb2.Summary:
-    """Matches between two images: meta JSON (points, scores, mutual flags), then the PNGs of image a and b."""
-    content = metadata.PluginContent(kind=metadata.CORRESPONDENCE, layer=name)
-    blobs = [_json_blob({"kind": metadata.CORRESPONDENCE, "layer": name, **meta}), *pictures]
-    return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(metadata.CORRESPONDENCE, name), content, blobs)])
 
 
 def pr_curve_value(tag: str, counts: Sequence[np.ndarray], display_name: str) -> summary_pb2.Summary.Value:
@@ -304,6 +298,10 @@ class SummarySink:
             return
         self._closed = True
         atexit.unregister(self._at_exit)
+        if self._failed_at is not None and self._owned:  # storage gone and not back: release the file anyway
+            with contextlib.suppress(OSError):
+                self._writer.close()
+            return
         self._guarded(self._writer.close if self._owned else self._writer.flush, reopen=False)
 
     # -- storage failures --------------------------------------------------------------------------------------

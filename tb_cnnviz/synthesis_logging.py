@@ -17,7 +17,7 @@ from torch import nn
 from . import metadata, render, summary
 from .guard import logging_call
 from .methods._hooks import check_images, model_device, resolve_layers
-from .methods.activation_maximization import channel_count, channel_visualization, class_model
+from .methods.activation_maximization import channel_count, channel_visualization, check_size, class_model
 from .methods.inversion import default_inversion_layers, invert, normalised_correlation
 from .methods.receptive_field import feeding_conv
 from .methods.targets import class_probabilities
@@ -158,7 +158,7 @@ class SynthesisViews:
 
     def _input_size(self, size: tuple[int, int, int] | None) -> tuple[int, int, int]:
         if size is not None:
-            return tuple(size)  # checked by the method
+            return check_size(size)
         if self.probe_images is None:
             raise ValueError("no input size: pass size=(channels, height, width) or give CNNViz probe_images=...")
         return tuple(self.probe_images.shape[1:])

@@ -38,7 +38,7 @@ class Visualization:
     layer: str | None  #: None for class models (the model's output)
 
 
-def _check_size(size: object) -> tuple[int, int, int]:
+def check_size(size: object) -> tuple[int, int, int]:
     if (not isinstance(size, (tuple, list)) or len(size) != 3
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
         raise ValueError(f"size must be (channels, height, width) of the model's input, positive ints; got {size!r}")
@@ -60,7 +60,7 @@ def _check_units(units: object, argument: str, count: int | None) -> list[int]:
 def channel_count(model: nn.Module, layer: str, size: tuple[int, int, int]) -> int:
     """How many channels ``layer`` has for inputs of ``size`` (one forward of a blank image)."""
     with frozen(model) as device, torch.no_grad():
-        return layer_output(model, layer, torch.zeros((1, *_check_size(size)), device=device)).shape[1]
+        return layer_output(model, layer, torch.zeros((1, *check_size(size)), device=device)).shape[1]
 
 
 def _check_range(input_range: object) -> tuple[float, float]:
@@ -140,7 +140,7 @@ def class_model(
     """The image of ``size`` (C, H, W) that maximises ``score[target] - l2_weight * mean(image^2)``, one per
     target class. The score is the model's unnormalised output, as in the paper: maximising a softmax
     probability can succeed by lowering the other classes instead of raising this one."""
-    size = _check_size(size)
+    size = check_size(size)
     classes = None
     with frozen(model) as device, torch.no_grad():
         classes = check_scores(model(torch.zeros((1, *size), device=device)), 1).shape[1]
@@ -179,7 +179,7 @@ def channel_visualization(
     At a ReLU, the first ``REDIRECT_STEPS`` steps send the gradient to its pre-activation (Lucid's
     redirected ReLU): a channel that is off for the starting image would otherwise get no gradient and
     never turn on. The recorded objective is always the mean activation after the ReLU."""
-    size = _check_size(size)
+    size = check_size(size)
     low_high = _check_range(input_range)
     if jitter_pixels is None:
         jitter_pixels = max(1, min(size[1:]) // 32)  # Lucid jitters 8 px at 224
