@@ -79,8 +79,9 @@ def snapshot(output: torch.Tensor, max_channels: int = 64, max_size: int = 56) -
     if scale < 1:
         size = (max(1, round(h * scale)), max(1, round(w * scale)))
         picked = F.adaptive_avg_pool2d(picked, size)
-    else:
-        picked = picked.clone()  # the snapshot must not alias the layer's output (an in-place ReLU changes it)
+    elif picked.device.type == "cpu":
+        picked = picked.clone()  # the snapshot must not alias the layer's output (an in-place ReLU changes it);
+        # on a GPU the .cpu() below is that copy already
     picked, stats, zero, nonfinite = (t.cpu() for t in (picked, stats, zero, nonfinite))
     return ActivationSnapshot(
         maps=picked,
