@@ -24,7 +24,7 @@ from tensorboard.compat.proto import summary_pb2
 
 from . import distributed, metadata, render, summary
 from .guard import LoggingFailedWarning, logging_call
-from .methods._hooks import check_images, conv_layers, resolve_layers, split_call
+from .methods._hooks import check_images, check_positive_int, conv_layers, resolve_layers, split_call
 from .methods.accuracy_stats import pr_curve_counts
 from .methods.activations import layer_activations
 from .methods.attribution import CAM_METHODS, METHODS, attribution_map, check_method
@@ -94,8 +94,7 @@ class CNNViz(SynthesisViews):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
         for name, value in (("max_channels", max_channels), ("max_size", max_size),
                             ("max_filters", max_filters), ("max_inputs", max_inputs)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int; got {value!r}")
+            check_positive_int(value, name)
         self.model = model
         self.layers = list(layers) if layers is not None else None
         resolve_layers(model, self.layers)  # a mistyped name fails here, listing the layers there are
@@ -136,8 +135,7 @@ class CNNViz(SynthesisViews):
         Counts stay on the model's device between flushes; a flush writes per-channel rates (for the tab),
         ``cnnviz/dead_fraction/<layer>`` scalars (for the Scalars tab) and warns when channels newly die.
         """
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive int (steps between flushes); got {every!r}")
+        check_positive_int(every, "every", "steps between flushes")
         if self._monitor is not None:
             self._monitor.close()
         self._monitor = DeadFilterMonitor(self.model, layers=layers, threshold=threshold).start()
@@ -481,8 +479,7 @@ class CNNViz(SynthesisViews):
         the ``k`` best matches (pixel points, cosine scores, mutual flags); the tab draws them as lines.
         ``to_pixels`` maps model inputs to [0, 1] pixels (else each image is stretched to its range); ``name``
         (default: the layer) tells several pairs apart. Returns how many matches were written."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive int (matches written, best first); got {k!r}")
+        check_positive_int(k, "k", "matches written, best first")
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"name must be a non-empty string naming this pair; got {name!r}")
         with self._own_passes():

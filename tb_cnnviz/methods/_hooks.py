@@ -159,6 +159,13 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def check_positive_int(value: object, argument: str, meaning: str = "") -> int:
+    """``value`` must be an int >= 1 (not a bool); the error names ``argument`` and, in brackets, ``meaning``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{argument} must be a positive int{f' ({meaning})' if meaning else ''}; got {value!r}")
+    return value
+
+
 def check_images(images: object, argument: str = "images") -> torch.Tensor:
     """Images must be a float tensor (N, C, H, W); say what was wrong otherwise."""
     if not isinstance(images, torch.Tensor):

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._hooks import layer_output, model_device, preserved_state
+from ._hooks import check_positive_int, layer_output, model_device, preserved_state
 from .receptive_field import ReceptiveField, receptive_field
 
 #: Similarity entries computed per chunk at most: bounds memory for fine maps (112x112 cells and more).
@@ -153,10 +153,9 @@ def correspondence(
         found.points_a[found.mutual], found.points_b[found.mutual]
     """
     a, b = _check_pair(image_a, image_b)
-    if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
-        raise ValueError(f"grid must be a positive int (keypoint spacing in cells of the layer's map); got {grid!r}")
-    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-        raise ValueError(f"k must be a positive int (how many of the best matches to keep) or None; got {k!r}")
+    check_positive_int(grid, "grid", "keypoint spacing in cells of the layer's map")
+    if k is not None:
+        check_positive_int(k, "k", "how many of the best matches to keep, or None")
     height, width = a.shape[2:]
     wanted = _check_points(points, height, width) if points is not None else None
     field = receptive_field(model, layer, (height, width))

@@ -14,7 +14,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from ._hooks import preserved_state
+from ._hooks import check_positive_int, preserved_state
 from .rectifiers import DECONVNET, GUIDED, rectifier_rule
 from .targets import check_inputs, check_scores, resolve_targets
 
@@ -69,8 +69,7 @@ def smoothgrad(
     (``seed``), so the maps are the same from one training step to the next and the global RNG is untouched.
     """
     images = check_inputs(model, images)
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n (noisy copies per image) must be a positive int; got {n!r}")
+    check_positive_int(n, "n", "noisy copies per image")
     if not sigma >= 0:
         raise ValueError(f"sigma (noise level, a share of each image's value range) must be >= 0; got {sigma!r}")
     if target is None:

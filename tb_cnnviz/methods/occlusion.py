@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._hooks import preserved_state
+from ._hooks import check_positive_int, preserved_state
 from .incremental_inference import IncrementalOcclusion, trace
 from .incremental_plan import Plan
 from .streaming import PROGRESS_DELAY_S
@@ -21,9 +21,8 @@ from .targets import check_inputs, check_scores, resolve_targets
 
 def occlusion_grid(height: int, width: int, window: int, stride: int) -> tuple[int, int]:
     """(nh, nw): how many occluder positions fit, top-left corners at multiples of ``stride``."""
-    for name, value in (("window", window), ("stride", stride)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int (pixels); got {value!r}")
+    check_positive_int(window, "window", "pixels")
+    check_positive_int(stride, "stride", "pixels")
     if window > min(height, width):
         raise ValueError(f"window {window} is larger than the image ({height}x{width}); use window <= {min(height, width)}")
     return (height - window) // stride + 1, (width - window) // stride + 1
@@ -64,8 +63,7 @@ def occlusion(
     memory of one batch (lowering ``batch_size`` as needed); the base activations of one image come on top.
     """
     images = check_inputs(model, images)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
+    check_positive_int(batch_size, "batch_size")
     if isinstance(fill, bool) or not isinstance(fill, (int, float)):
         raise TypeError(f"fill must be a number (the occluder's value in every channel); got {type(fill).__name__}")
     if approximate is not None and (isinstance(approximate, bool) or not isinstance(approximate, (int, float))

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torchvision.ops import roi_align
 
-from ._hooks import check_images, forward_hooks, model_device, preserved_state, split_call, unknown_layer_message
+from ._hooks import check_images, check_positive_int, forward_hooks, model_device, preserved_state, split_call, unknown_layer_message
 from .receptive_field import ReceptiveField, receptive_field
 from .streaming import progress as streamed
 from .streaming import split_batch, thumbnails
@@ -79,8 +79,7 @@ def top_activations(
     """Stream ``data`` once (batches of images, (images, labels) or (images, labels, index)) and keep, per
     channel of ``layer`` (or per row of ``directions``, (D, channels)), the ``k`` images whose strongest
     position activates it most, with that position and the patch of ``to_pixels(images)`` it sees."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int; got {k!r}")
+    check_positive_int(k, "k")
     field = receptive_field(model, layer)
     module_name, call = split_call(layer)
     modules = dict(model.named_modules())
