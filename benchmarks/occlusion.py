@@ -23,7 +23,7 @@ import torch
 import torchvision
 from captum.attr import Occlusion
 
-from tb_cnnviz.methods.occlusion import occlusion, occlusion_plan
+from tb_cnnviz.methods.attribution.occlusion import occlusion, occlusion_plan
 
 STRIDES = {"resnet18": 16, "vgg16": 32, "mobilenet_v2": 16}
 

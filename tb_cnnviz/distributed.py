@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 import torch.distributed as dist
 
-from .methods.top_activations import TopActivations, merge_top
+from .methods.dataset.top_activations import TopActivations, merge_top
 
 WRITER_RANK = 0
 

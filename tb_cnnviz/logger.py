@@ -25,18 +25,18 @@ from tensorboard.compat.proto import summary_pb2
 from . import distributed, metadata, render, summary
 from .guard import LoggingFailedWarning, logging_call
 from .methods._hooks import check_images, check_positive_int, conv_layers, resolve_layers, split_call
-from .methods.accuracy_stats import pr_curve_counts
-from .methods.activations import layer_activations
-from .methods.attribution import CAM_METHODS, METHODS, attribution_map, check_method
-from .methods.correspondence import correspondence
-from .methods.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor
-from .methods.embedding import MAX_GRID_POINTS, collect_codes, embed, grid_layout
-from .methods.evaluation import evaluate
-from .methods.grad_cam import last_conv_name
-from .methods.occlusion import occlusion, occlusion_grid
+from .methods.evaluation.accuracy_stats import pr_curve_counts
+from .methods.activations.maps import layer_activations
+from .methods.attribution.registry import CAM_METHODS, METHODS, attribution_map, check_method
+from .methods.synthesis.correspondence import correspondence
+from .methods.activations.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor
+from .methods.dataset.embedding import MAX_GRID_POINTS, collect_codes, embed, grid_layout
+from .methods.evaluation.predictions import evaluate
+from .methods.attribution.grad_cam import last_conv_name
+from .methods.attribution.occlusion import occlusion, occlusion_grid
 from .methods.targets import class_probabilities, resolve_targets
-from .methods.receptive_field import feeding_conv
-from .methods.top_activations import random_directions, top_activations
+from .methods.dataset.receptive_field import feeding_conv
+from .methods.dataset.top_activations import random_directions, top_activations
 from .performance_report import align_attributes, performance_report
 from .synthesis_logging import SynthesisViews
 

@@ -24,10 +24,10 @@ import torch
 from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
 from . import event_checksums, metadata, render
-from .methods.activations import ActivationSnapshot
-from .methods.dead_filters import DeadReport
-from .methods.filters import NOISE_THRESHOLD, noise_score
-from .methods.top_activations import TopActivations
+from .methods.activations.maps import ActivationSnapshot
+from .methods.activations.dead_filters import DeadReport
+from .methods.activations.filters import NOISE_THRESHOLD, noise_score
+from .methods.dataset.top_activations import TopActivations
 
 
 def _rounded(values: object) -> object:

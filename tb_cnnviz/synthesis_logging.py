@@ -17,9 +17,9 @@ from torch import nn
 from . import metadata, render, summary
 from .guard import logging_call
 from .methods._hooks import check_images, model_device, resolve_layers
-from .methods.activation_maximization import channel_count, channel_visualization, check_size, class_model
-from .methods.inversion import default_inversion_layers, invert, normalised_correlation
-from .methods.receptive_field import feeding_conv
+from .methods.synthesis.activation_maximization import channel_count, channel_visualization, check_size, class_model
+from .methods.synthesis.inversion import default_inversion_layers, invert, normalised_correlation
+from .methods.dataset.receptive_field import feeding_conv
 from .methods.targets import class_probabilities
 
 CURVE_POINTS = 64  #: points kept of an optimisation's per-step series (the tab draws a sparkline)

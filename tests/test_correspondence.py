@@ -14,7 +14,7 @@ from helpers import assert_same_state, get_json, model_state, tensorboard_client
 
 from tb_cnnviz import CNNViz
 from tb_cnnviz.methods import correspondence, receptive_field
-from tb_cnnviz.methods.correspondence import cell_centres, nearest_cells
+from tb_cnnviz.methods.synthesis.correspondence import cell_centres, nearest_cells
 
 #: Layers of :func:`make_net` and their strides: 1, 2 and 4 pixels.
 LAYERS = {"1": 1, "4": 2, "7": 4}

@@ -66,7 +66,7 @@ def _small_cnn() -> torch.nn.Module:
 
 @pytest.mark.parametrize("method", ["saliency", "deconvnet", "guided_backprop", "grad_cam", "guided_grad_cam"])
 def test_attribution_on_cuda_equals_cpu(method):
-    from tb_cnnviz.methods.attribution import attribution_map
+    from tb_cnnviz.methods.attribution.registry import attribution_map
 
     model = _small_cnn().eval()
     x = torch.rand(3, 3, 32, 32)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from tb_cnnviz.methods.filters import NOISE_THRESHOLD, high_frequency_share, noise_score
+from tb_cnnviz.methods.activations.filters import NOISE_THRESHOLD, high_frequency_share, noise_score
 
 
 def fine_grid_share(maps: torch.Tensor, size: int = 512) -> torch.Tensor:

@@ -15,8 +15,8 @@ from helpers import assert_same_state, model_state
 from tb_cnnviz.demo import DigitsNet, load_digits
 from tb_cnnviz.methods import channel_visualization, class_model, invert
 from tb_cnnviz.methods._hooks import layer_output
-from tb_cnnviz.methods.image_priors import gaussian_blur, total_variation
-from tb_cnnviz.methods.input_optimization import MAX_STEPS
+from tb_cnnviz.methods.synthesis.image_priors import gaussian_blur, total_variation
+from tb_cnnviz.methods.synthesis.input_optimization import MAX_STEPS
 
 EARLY_NCC = 0.95  #: an early layer's reconstruction correlates with the original at least this much
 DEEP_NCC = 0.6  #: the logits' reconstruction at most this much: 10 numbers cannot hold a digit's strokes

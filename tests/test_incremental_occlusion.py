@@ -11,7 +11,7 @@ import torchvision
 from torch import nn
 
 from helpers import assert_same_state, model_state, naive_occlusion
-from tb_cnnviz.methods.occlusion import occlusion, occlusion_plan
+from tb_cnnviz.methods.attribution.occlusion import occlusion, occlusion_plan
 
 TOLERANCE = 1e-4
 

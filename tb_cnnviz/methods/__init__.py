@@ -1,25 +1,31 @@
 """Pure torch methods: functions over a model and tensors, no TensorBoard, no I/O, no global state.
 
+One sub-package per family: ``activations`` (snapshots, health, filters), ``attribution`` (gradient maps,
+Grad-CAM, occlusion), ``dataset`` (top patches, receptive fields, embedding), ``synthesis`` (inversion, class
+models, channel images, correspondence) and ``evaluation``; shared hook and input helpers live at this level.
+
 Every function that runs the model leaves it as found: hooks removed, modes, ``requires_grad``,
 gradients, buffers and RNG state restored, also when it raises.
 """
 
 from ._hooks import conv_layers, default_layers, preserved_state, relu_layers
-from .activation_maximization import Visualization, channel_visualization, class_model
-from .accuracy_stats import accuracy_by, calibration, class_metrics, confusion_matrix, pr_curve_counts, wilson_interval
-from .activations import ActivationSnapshot, layer_activations, snapshot
-from .correspondence import Correspondence, correspondence
-from .dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor, DeadReport, dead_maps
-from .embedding import Codes, collect_codes, embed, grid_layout
-from .evaluation import Evaluation, WrongExample, evaluate
-from .filters import NOISE_THRESHOLD, high_frequency_share, noise_score
-from .grad_cam import GradCam, grad_cam, guided_grad_cam, last_conv_name
-from .gradients import deconvnet, guided_backprop, input_gradient, saliency, smoothgrad
-from .image_attributes import image_attributes, saliency_concentration
-from .inversion import Inversion, invert
-from .occlusion import occlusion, occlusion_grid
-from .receptive_field import ReceptiveField, feeding_conv, receptive_field
-from .top_activations import TopActivations, merge_top, random_directions, top_activations
+from .activations import (
+    DEFAULT_THRESHOLD, NOISE_THRESHOLD, ActivationSnapshot, DeadFilterMonitor, DeadReport, dead_maps,
+    high_frequency_share, layer_activations, noise_score, snapshot,
+)
+from .attribution import (
+    GradCam, deconvnet, grad_cam, guided_backprop, guided_grad_cam, input_gradient, last_conv_name, occlusion,
+    occlusion_grid, saliency, smoothgrad,
+)
+from .dataset import (
+    Codes, ReceptiveField, TopActivations, collect_codes, embed, feeding_conv, grid_layout, merge_top,
+    random_directions, receptive_field, top_activations,
+)
+from .evaluation import (
+    Evaluation, WrongExample, accuracy_by, calibration, class_metrics, confusion_matrix, evaluate, image_attributes,
+    pr_curve_counts, saliency_concentration, wilson_interval,
+)
+from .synthesis import Correspondence, Inversion, Visualization, channel_visualization, class_model, correspondence, invert
 
 __all__ = [
     "ActivationSnapshot",

@@ -19,7 +19,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from ._hooks import split_call, unknown_layer_message
+from .._hooks import split_call, unknown_layer_message
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._hooks import preserved_state, split_call, unknown_layer_message
+from .._hooks import preserved_state, split_call, unknown_layer_message
 from .gradients import guided_backprop
-from .targets import check_inputs, check_scores, resolve_targets
+from ..targets import check_inputs, check_scores, resolve_targets
 
 
 class GradCam(tuple):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from .filters import HIGH_FREQUENCY
+from ..activations.filters import HIGH_FREQUENCY
 
 LUMA = (0.299, 0.587, 0.114)
 COMPUTED = ("brightness", "contrast", "colourfulness", "texture_energy")

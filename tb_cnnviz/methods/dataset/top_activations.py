@@ -19,10 +19,10 @@ import torch
 from torch import nn
 from torchvision.ops import roi_align
 
-from ._hooks import check_images, check_positive_int, forward_hooks, model_device, preserved_state, split_call, unknown_layer_message
+from .._hooks import check_images, check_positive_int, forward_hooks, model_device, preserved_state, split_call, unknown_layer_message
 from .receptive_field import ReceptiveField, receptive_field
-from .streaming import progress as streamed
-from .streaming import split_batch, thumbnails
+from ..streaming import progress as streamed
+from ..streaming import split_batch, thumbnails
 
 MAX_PATCH_PX = 64  #: patches larger than this are averaged down to it
 MAX_SAMPLES = 4  #: roi_align samples per output pixel and axis, at most (bounds the cost of huge fields)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._hooks import call_name, forward_hooks, model_device, preserved_state, resolve_layers, split_call
+from .._hooks import call_name, forward_hooks, model_device, preserved_state, resolve_layers, split_call
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._hooks import call_name, forward_hooks, is_relu_like, relu_layers, resolve_layers
+from .._hooks import call_name, forward_hooks, is_relu_like, relu_layers, resolve_layers
 
 #: A channel dead for at least this share of the inputs in a window is flagged.
 DEFAULT_THRESHOLD = 0.99

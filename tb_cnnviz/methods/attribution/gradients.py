@@ -14,9 +14,9 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from ._hooks import check_positive_int, preserved_state
+from .._hooks import check_positive_int, preserved_state
 from .rectifiers import DECONVNET, GUIDED, rectifier_rule
-from .targets import check_inputs, check_scores, resolve_targets
+from ..targets import check_inputs, check_scores, resolve_targets
 
 GradientMethod = Callable[[nn.Module, torch.Tensor, "int | torch.Tensor | None"], torch.Tensor]
 

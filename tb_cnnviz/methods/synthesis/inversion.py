@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._hooks import check_images, conv_layers, layer_output
+from .._hooks import check_images, conv_layers, layer_output
 from .image_priors import alpha_norm, jitter, total_variation
 from .input_optimization import check_non_negative, check_positive, check_steps, frozen, optimize, seeded_generator
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._hooks import is_relu_like, layer_output, split_call
+from .._hooks import is_relu_like, layer_output, split_call
 from .image_priors import FourierImage, gaussian_blur, jitter
 from .input_optimization import check_non_negative, check_positive, check_steps, frozen, optimize, seeded_generator
-from .targets import check_scores
+from ..targets import check_scores
 
 PARAMETERIZATIONS = ("fourier", "pixel")
 REDIRECT_STEPS = 16  #: first steps whose ReLU gradient goes to the pre-activation (Lucid's redirected ReLU)

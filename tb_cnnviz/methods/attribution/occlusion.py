@@ -13,11 +13,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._hooks import check_positive_int, preserved_state
+from .._hooks import check_positive_int, preserved_state
 from .incremental_inference import IncrementalOcclusion, trace
 from .incremental_plan import Plan
-from .streaming import PROGRESS_DELAY_S
-from .targets import check_inputs, check_scores, resolve_targets
+from ..streaming import PROGRESS_DELAY_S
+from ..targets import check_inputs, check_scores, resolve_targets
 
 def occlusion_grid(height: int, width: int, window: int, stride: int) -> tuple[int, int]:
     """(nh, nw): how many occluder positions fit, top-left corners at multiples of ``stride``."""

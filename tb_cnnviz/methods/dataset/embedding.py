@@ -19,9 +19,9 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.decomposition import PCA
 from torch import nn
 
-from ._hooks import check_images, forward_hooks, model_device, preserved_state, split_call, unknown_layer_message
-from .streaming import progress as streamed
-from .streaming import split_batch, thumbnails
+from .._hooks import check_images, forward_hooks, model_device, preserved_state, split_call, unknown_layer_message
+from ..streaming import progress as streamed
+from ..streaming import split_batch, thumbnails
 
 METHODS = ("tsne", "pca")
 PCA_DIMENSIONS = 50

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._hooks import model_device, preserved_state
-from .streaming import PROGRESS_DELAY_S
+from .._hooks import model_device, preserved_state
+from ..streaming import PROGRESS_DELAY_S
 
 #: An optimisation longer than this is almost surely a typo (and would hold the training loop for minutes).
 MAX_STEPS = 10_000

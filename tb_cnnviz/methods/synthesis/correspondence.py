@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._hooks import check_positive_int, layer_output, model_device, preserved_state
-from .receptive_field import ReceptiveField, receptive_field
+from .._hooks import check_positive_int, layer_output, model_device, preserved_state
+from ..dataset.receptive_field import ReceptiveField, receptive_field
 
 #: Similarity entries computed per chunk at most: bounds memory for fine maps (112x112 cells and more).
 CHUNK_ELEMENTS = 1 << 24

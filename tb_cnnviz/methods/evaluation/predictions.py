@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._hooks import check_images, model_device, preserved_state
-from .gradients import input_gradient
+from .._hooks import check_images, model_device, preserved_state
+from ..attribution.gradients import input_gradient
 from .image_attributes import image_attributes, saliency_concentration
-from .streaming import progress as streamed
-from .streaming import split_batch, thumbnails
-from .targets import check_scores
+from ..streaming import progress as streamed
+from ..streaming import split_batch, thumbnails
+from ..targets import check_scores
 
 PR_THRESHOLDS = 127  #: TensorBoard's PR-curve default
 WRONG_POOL_BYTES = 256 * 2**20  #: the most the pool may hold of model inputs, for the wrong examples' saliency
