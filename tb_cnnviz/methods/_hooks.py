@@ -7,7 +7,7 @@ Every method that runs the model goes through here, so that the guarantees "hook
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Callable
 
@@ -90,10 +90,13 @@ Callback = Callable[[str, int, torch.Tensor], None]
 
 
 @contextmanager
-def forward_hooks(model: nn.Module, modules: Mapping[str, nn.Module], callback: Callback) -> Iterator[None]:
+def forward_hooks(
+    model: nn.Module, modules: Mapping[str, nn.Module], callback: Callback, before: Collection[str] = ()
+) -> Iterator[None]:
     """Call ``callback(module_name, call_index, output)`` for every call of each module during forwards of
     ``model``. ``call_index`` counts calls of that module within one forward of ``model`` (0-based), so a
-    module reused in one forward (torchvision resnet's ``relu``) is told apart per call.
+    module reused in one forward (torchvision resnet's ``relu``) is told apart per call. Modules named in
+    ``before`` pass their (first) input instead of their output, before they run.
 
     Hooks are removed and the handle list cleared on exit, also on error.
     """
@@ -112,7 +115,11 @@ def forward_hooks(model: nn.Module, modules: Mapping[str, nn.Module], callback: 
                 if isinstance(output, torch.Tensor):
                     callback(name, call, output)
 
-            handles.append(module.register_forward_hook(hook))
+            if name in before:
+                handles.append(module.register_forward_pre_hook(
+                    lambda module, inputs, hook=hook: hook(module, inputs, inputs[0] if inputs else None)))
+            else:
+                handles.append(module.register_forward_hook(hook))
         yield
     finally:
         for handle in handles:
