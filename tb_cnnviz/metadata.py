@@ -9,7 +9,10 @@ and without it a third-party plugin's data silently does not show.
 Kinds:
     ``activations``  blob sequence: [meta JSON, PNG mosaic per probe image]
     ``filters``      blob sequence: [meta JSON, PNG mosaic]
-    ``dead``         tensor float32 (C,): per channel, share of inputs whose map was all zero
+    ``dead``         tensor float32 (C,): per channel, share of inputs whose map was all zero (all <= 0); the
+                     content's ``health`` says what an off channel is: ``"dead"`` (a ReLU's, no gradient) or
+                     ``"dormant"`` (a smooth activation's, never positive, gradient still flows); files
+                     without it (written before it existed) are ``"dead"``
     ``attribution``  blob sequence: [meta JSON, input PNG per probe image, map PNG per probe image (none for
                      occlusion, whose probabilities are numbers in the meta)]; the "layer" is the method
     ``performance``  blob sequence: [meta JSON (accuracy by class, confusion, attribute bins, calibration),
@@ -25,7 +28,9 @@ Kinds:
                      PNG of image a, PNG of image b]; the "layer" is the name given (default: the layer)
     ``cnnviz/accuracy/<name>/top<k>`` scalars, and ``cnnviz/pr_curve/<name>/<class>`` in the PR Curves
     plugin's own format, go beside them for TensorBoard's own tabs.
-    ``cnnviz/dead_fraction/<layer>`` is also written as an ordinary scalar, for the Scalars tab.
+    ``cnnviz/dead_fraction/<layer>`` (or ``cnnviz/dormant_fraction/<layer>``) and ``cnnviz/sparsity/<layer>``
+    are also written as ordinary scalars with each flush, and ``cnnviz/filter_noise/<layer>`` with each
+    ``log_filters``, for the Scalars tab.
 """
 
 from __future__ import annotations
@@ -69,6 +74,10 @@ TENSOR_KINDS = (DEAD,)
 
 TAG_PREFIX = "cnnviz"
 DEAD_FRACTION_PREFIX = "cnnviz/dead_fraction/"
+DORMANT_FRACTION_PREFIX = "cnnviz/dormant_fraction/"
+SPARSITY_PREFIX = "cnnviz/sparsity/"
+FILTER_NOISE_PREFIX = "cnnviz/filter_noise/"
+HEALTH_STATES = ("dead", "dormant")  #: what an off channel of a ``dead``-kind layer is
 
 
 @dataclass(frozen=True)
@@ -80,14 +89,15 @@ class PluginContent:
     order: int = 0  #: position of the layer in the model's forward pass
     threshold: float | None = None  #: dead kind: rate at or above which a channel is dead
     version: int = FORMAT_VERSION
+    health: str | None = None  #: dead kind: "dead" or "dormant" (None, in older files: "dead")
 
 
 def tag(kind: str, layer: str) -> str:
     return f"{TAG_PREFIX}/{kind}/{layer}"
 
 
-def dead_fraction_tag(layer: str) -> str:
-    return DEAD_FRACTION_PREFIX + layer
+def dead_fraction_tag(layer: str, health: str = "dead") -> str:
+    return (DORMANT_FRACTION_PREFIX if health == "dormant" else DEAD_FRACTION_PREFIX) + layer
 
 
 def create_summary_metadata(content: PluginContent) -> summary_pb2.SummaryMetadata:
@@ -96,6 +106,10 @@ def create_summary_metadata(content: PluginContent) -> summary_pb2.SummaryMetada
     payload = {"version": FORMAT_VERSION, "kind": content.kind, "layer": content.layer, "order": content.order}
     if content.threshold is not None:
         payload["threshold"] = content.threshold
+    if content.health is not None:
+        if content.health not in HEALTH_STATES:
+            raise ValueError(f"health must be one of {HEALTH_STATES}; got {content.health!r}")
+        payload["health"] = content.health
     return summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(
             plugin_name=PLUGIN_NAME, content=json.dumps(payload).encode("utf-8")
@@ -134,4 +148,5 @@ def parse_plugin_content(content: bytes) -> PluginContent | None:
         order=int(payload.get("order", 0)),
         threshold=float(threshold) if isinstance(threshold, (int, float)) else None,
         version=version,
+        health=payload["health"] if payload.get("health") in HEALTH_STATES else None,
     )

@@ -306,7 +306,8 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         series = self._tensor_series(ctx, eid, run, tag)
         steps = [d.step for d in series]
         rows = [d.numpy.reshape(-1) for d in series]
-        reply = {"run": run, "layer": layer, "channels": len(rows[-1]) if rows else 0, "threshold": content.threshold}
+        reply = {"run": run, "layer": layer, "channels": len(rows[-1]) if rows else 0, "threshold": content.threshold,
+                 "health": content.health or "dead"}
         if len(rows) <= max_steps:
             return {**reply, "steps": steps, "rates": [_json_rates(row) for row in rows], "downsampled": None}
         width = max(len(row) for row in rows)
@@ -329,8 +330,11 @@ class CNNVizPlugin(base_plugin.TBPlugin):
                 continue
             rates = series[-1].numpy.reshape(-1)
             threshold = content.threshold if content.threshold is not None else 1.0
+            off = [int(i) for i in (rates >= threshold).nonzero()[0]]
+            health = content.health or "dead"  # older files: every watched layer was a ReLU's
             layers[layer] = {"step": series[-1].step, "channels": int(rates.size), "threshold": threshold,
-                             "dead": [int(i) for i in (rates >= threshold).nonzero()[0]]}
+                             "health": health, "dead": off if health == "dead" else [],
+                             "dormant": off if health == "dormant" else []}
         return {"run": run, "layers": layers}
 
 

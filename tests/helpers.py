@@ -191,3 +191,24 @@ def peak_memory_growth(action: Callable[[], object], repeat: int = 3) -> int:
         action()
         growths.append(max(0, _status_bytes("VmHWM") - before))
     return min(growths)
+
+
+def health_events(logdir: Path) -> tuple[dict, dict]:
+    """What the health flushes wrote, read back by TensorBoard's own event reader: ({layer: (PluginContent,
+    [(step, rates as numpy)])}, {scalar tag: [(step, value)]})."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    from tb_cnnviz import metadata
+
+    acc = event_accumulator.EventAccumulator(str(logdir), size_guidance={event_accumulator.TENSORS: 0,
+                                                                          event_accumulator.SCALARS: 0})
+    acc.Reload()
+    dead = {}
+    for tag in acc.Tags()["tensors"]:
+        content = metadata.parse_plugin_content(acc.SummaryMetadata(tag).plugin_data.content)
+        if content is not None and content.kind == metadata.DEAD:
+            from tensorboard.util import tensor_util
+
+            dead[content.layer] = (content, [(e.step, tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)])
+    scalars = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    return dead, scalars

@@ -203,3 +203,13 @@ def test_an_activation_given_a_tensor_that_is_not_n_c_is_skipped_with_one_warnin
     skipped = [str(w.message) for w in caught if "skips it" in str(w.message)]
     assert len(skipped) == 1 and "'scalar_relu'" in skipped[0] and "(3,)" in skipped[0]
     assert list(report) == ["relu"] and report["relu"].inputs == 6
+
+
+def test_a_library_s_own_activation_module_is_found_once_not_again_for_the_function_inside():
+    class GELU(nn.Module):  # as timm.layers.GELU: a module of its own that calls F.gelu
+        def forward(self, x):
+            return F.gelu(x)
+
+    net = nn.Sequential(nn.Conv2d(1, 2, 1), GELU(), nn.Conv2d(2, 2, 1))
+    sites = find_activation_sites(net)
+    assert {n: (s.health, s.before, s.found_as) for n, s in sites.items()} == {"1": (DORMANT, True, "GELU")}

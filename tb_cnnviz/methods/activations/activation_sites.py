@@ -115,7 +115,7 @@ def find_activation_sites(model: nn.Module) -> dict[str, ActivationSite]:
 def _trace(model: nn.Module) -> torch.fx.Graph | None:
     """The model's fx graph (leaf modules as calls), or None with one warning when fx cannot trace it."""
     try:
-        return torch.fx.symbolic_trace(model).graph
+        return _ActivationLeafTracer().trace(model)
     except Exception as exc:  # noqa: BLE001 -- any failure means "no graph": say so and watch the modules
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         warnings.warn(
@@ -124,6 +124,14 @@ def _trace(model: nn.Module) -> torch.fx.Graph | None:
             stacklevel=4,
         )
         return None
+
+
+class _ActivationLeafTracer(torch.fx.Tracer):
+    """Activation modules stay calls in the graph, also libraries' own (timm's GELU calls F.gelu inside):
+    their insides must not be found a second time as functional activations."""
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        return is_relu_like(module) or is_smooth_activation(module) or super().is_leaf_module(module, qualified_name)
 
 
 def _module_input_axis(graph: torch.fx.Graph, name: str, modules: dict[str, nn.Module]) -> int:
@@ -198,9 +206,8 @@ def _functional_health(node: torch.fx.Node) -> str | None:
 def _function_label(node: torch.fx.Node) -> str:
     if node.op == "call_method":
         return f"Tensor.{node.target}"
-    module = getattr(node.target, "__module__", "") or ""
-    prefix = "F" if module.endswith("functional") else "torch"
-    return f"{prefix}.{getattr(node.target, '__name__', node.target)}"
+    name = getattr(node.target, "__name__", str(node.target))
+    return f"F.{name}" if getattr(F, name, None) is node.target else f"torch.{name}"
 
 
 def _no_activation_message(model: nn.Module, graph: torch.fx.Graph | None) -> str:
