@@ -20,7 +20,7 @@ from torch import nn
 
 from . import distributed, sink
 from .guard import LoggingFailedWarning, logging_call
-from .methods._hooks import check_images, check_positive_int, resolve_layers
+from .methods._hooks import check_images, check_positive_int, resolve_layers, unwrap_model
 from .methods.activations.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor
 from .methods.attribution.grad_cam import last_conv_name
 from .methods.synthesis.activation_maximization import check_size
@@ -79,7 +79,7 @@ class CNNViz:
         for name, value in (("max_channels", max_channels), ("max_size", max_size),
                             ("max_filters", max_filters), ("max_inputs", max_inputs)):
             check_positive_int(value, name)
-        self.model = model
+        self.model = model = unwrap_model(model)  # DataParallel / DDP / torch.compile: the module they wrap
         self.layers = list(layers) if layers is not None else None
         resolve_layers(model, self.layers)  # a mistyped name fails here, listing the layers there are
         self.probe_images = check_images(probe_images, "probe_images") if probe_images is not None else None
@@ -111,10 +111,13 @@ class CNNViz:
     def watch_dead_filters(
         self, every: int = 100, threshold: float = DEFAULT_THRESHOLD, layers: Sequence[str] | None = None
     ) -> DeadFilterMonitor:
-        """Hook every ReLU-like output (or ``layers``); :meth:`step` writes the dead rates every ``every`` steps.
+        """Hook every activation (or ``layers``); :meth:`step` writes the rates every ``every`` steps.
 
-        Counts stay on the model's device between flushes; a flush writes per-channel rates (for the tab),
-        ``cnnviz/dead_fraction/<layer>`` scalars (for the Scalars tab) and warns when channels newly die.
+        Found with no arguments: ReLU modules, functional ReLUs (at the module making their input) and smooth
+        activations (SiLU, GELU, ...: *dormant* channels, never positive, the gradient still flowing). Counts
+        stay on the model's device between flushes; a flush writes per-channel rates (for the tab),
+        ``cnnviz/dead_fraction/<layer>`` (or ``dormant_fraction``) and ``cnnviz/sparsity/<layer>`` scalars (for
+        the Scalars tab) and warns when channels newly go off.
         """
         return self._health.watch(every, threshold, layers)
 
@@ -127,7 +130,8 @@ class CNNViz:
 
     @logging_call(collective=True)
     def flush_dead_filters(self, step: int) -> dict[str, list[int]] | None:
-        """Write the dead rates of the window so far and start a new one; returns the dead channels per layer.
+        """Write the rates of the window so far and start a new one; returns the channels off (dead, or dormant
+        for a smooth activation) per layer.
 
         Warns the first time each channel dies, so even a flapping channel over 100,000 flushes warns once.
         Under DDP the counts of every rank are summed first (one ``all_reduce`` of one vector, on the device),

@@ -157,6 +157,21 @@ def preserved_state(model: nn.Module) -> Iterator[None]:
             torch.cuda.set_rng_state_all(cuda_rng)
 
 
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module that holds the layers: inside ``DataParallel`` / ``DistributedDataParallel`` (``.module``)
+    and ``torch.compile`` (``._orig_mod``), so layer names carry no ``module.`` prefix and hooks go on the
+    modules the wrapper runs."""
+    wrappers = (nn.DataParallel, nn.parallel.DistributedDataParallel)
+    for _ in range(8):  # wrappers of wrappers: compile(DDP(model))
+        if isinstance(model, wrappers):
+            model = model.module
+        elif type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        else:
+            break
+    return model
+
+
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter or buffer (CPU for a model with neither)."""
     for tensor in model.parameters():

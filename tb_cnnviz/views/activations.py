@@ -87,10 +87,20 @@ def log_filters(
             + "; log_filters shows conv weights only"
         )
     first_conv = next(iter(all_convs.values()))
+    noise = []
     for order, (layer, conv) in enumerate(convs.items()):
         rgb = conv is first_conv and conv.weight.shape[1] == 3  # the input image's colours
         sink.write(filter_summary(layer, conv.weight, order, max_filters, max_inputs, rgb=rgb), step)
+        noise.append(summary.scalar_value(metadata.FILTER_NOISE_PREFIX + layer, filter_noise(conv.weight)))
+    sink.write(summary.summary_pb2.Summary(value=noise), step)  # beside the loss: noisy filters over training
     return list(convs)
+
+
+def filter_noise(weight: torch.Tensor) -> float:
+    """A conv's mean noise score over all its filters: noisy filters that stay noisy mean too little training
+    or too weak regularisation (CS231n)."""
+    with torch.inference_mode():
+        return float(noise_score(weight.detach()).mean())
 
 
 def filter_summary(

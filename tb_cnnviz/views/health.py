@@ -1,5 +1,6 @@
-"""The Dead filters view: the dead-filter window of a training run, flushed every ``every`` steps as per-channel
-rates (for the tab) and a dead fraction per layer (a scalar beside the loss), with a warning when channels die.
+"""The Dead filters view (activation health): the window of a training run, flushed every ``every`` steps as
+per-channel rates (for the tab), and per layer the share of dead -- or, for smooth activations, dormant --
+channels and the layer's sparsity (scalars beside the loss), with a warning when channels go off.
 """
 
 from __future__ import annotations
@@ -64,23 +65,25 @@ class HealthLog:
         reports = self.monitor.report(reset=True, reduce=reduce)
         if not any(report.inputs for report in reports.values()):
             return {}
-        dead = {}
+        off = {}
         for order, report in enumerate(reports.values()):
             self.sink.write(dead_summary(report, order=order), step)
-            dead[report.layer] = sorted(report.dead)
-            self._warn_newly_dead(report, step)
-        return dead
+            off[report.layer] = sorted(report.flagged)
+            self._warn_newly_off(report, step)
+        return off
 
-    def _warn_newly_dead(self, report: DeadReport, step: int) -> None:
-        now = set(report.dead)
+    def _warn_newly_off(self, report: DeadReport, step: int) -> None:
+        now = set(report.flagged)
         warned = self.warned.setdefault(report.layer, set())
         newly = sorted(now - warned)  # a channel that dies, recovers and dies again warned the first time
         warned |= now
         if newly and self.writes:
             listed = ", ".join(map(str, newly[:16])) + (", ..." if len(newly) > 16 else "")
+            what = ("went dormant", "never positive, though its gradient still flows") if report.health == "dormant" \
+                else ("died", "all-zero")
             warnings.warn(
-                f"tb_cnnviz: {len(newly)} of {report.rates.numel()} channels of layer '{report.layer}' died "
-                f"by step {step} (all-zero for >= {report.threshold:.0%} of the last {report.inputs} inputs): "
+                f"tb_cnnviz: {len(newly)} of {report.rates.numel()} channels of layer '{report.layer}' {what[0]} "
+                f"by step {step} ({what[1]} for >= {report.threshold:.0%} of the last {report.inputs} inputs): "
                 f"channels {listed}",
                 DeadFilterWarning,
                 stacklevel=5,
@@ -92,11 +95,15 @@ class HealthLog:
 
 
 def dead_summary(report: DeadReport, order: int = 0) -> summary.summary_pb2.Summary:
-    """Per-channel dead rates (tensor, for the tab) and the layer's dead fraction (scalar, for Scalars)."""
-    content = metadata.PluginContent(kind=metadata.DEAD, layer=report.layer, order=order, threshold=report.threshold)
-    return summary.summary_pb2.Summary(
-        value=[
-            summary.float_tensor_value(metadata.tag(metadata.DEAD, report.layer), content, report.rates.numpy()),
-            summary.scalar_value(metadata.dead_fraction_tag(report.layer), report.dead_fraction),
-        ]
-    )
+    """Per-channel off rates (tensor, for the tab; the content says dead or dormant), and as scalars for the
+    Scalars tab the layer's dead (or dormant) fraction and its sparsity."""
+    content = metadata.PluginContent(kind=metadata.DEAD, layer=report.layer, order=order, threshold=report.threshold,
+                                     health=report.health)
+    fraction = report.dormant_fraction if report.health == "dormant" else report.dead_fraction
+    values = [
+        summary.float_tensor_value(metadata.tag(metadata.DEAD, report.layer), content, report.rates.numpy()),
+        summary.scalar_value(metadata.dead_fraction_tag(report.layer, report.health), fraction),
+    ]
+    if report.sparsity == report.sparsity:  # not NaN: the window saw elements
+        values.append(summary.scalar_value(metadata.SPARSITY_PREFIX + report.layer, report.sparsity))
+    return summary.summary_pb2.Summary(value=values)
