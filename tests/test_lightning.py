@@ -68,20 +68,22 @@ def test_a_real_trainer_writes_health_and_views_through_its_tensorboard_logger(t
         trainer.fit(module, train, val)
     run = tmp_path / "digits" / "version_0"
     dead, scalars = health_events(run)
-    content, series = dead["relu2"]
+    content, series = dead["net.relu2"]
     assert content.health == "dead"
-    assert [step for step, _ in series] == [3, 7, 11]  # global steps 4, 8, 12 done: every 4 optimizer steps
-    assert all((rates >= 0.99).nonzero()[0].tolist() == [7] for _, rates in series)
-    assert {"train_loss", "val_loss", "cnnviz/sparsity/relu2", "cnnviz/dead_fraction/relu2",
+    assert [step for step, _ in series] == [4, 8, 12]  # every 4 optimizer steps, at trainer.global_step
+    flagged = [(rates >= 0.99).nonzero()[0].tolist() for _, rates in series]
+    assert all(7 in channels for channels in flagged)  # the channel pushed off (channel 23 dies of itself)
+    assert [v for _, v in scalars["cnnviz/dead_fraction/net.relu2"]] == pytest.approx([len(c) / 32 for c in flagged])
+    assert {"train_loss", "val_loss", "cnnviz/sparsity/net.relu2", "cnnviz/dead_fraction/net.relu2",
             "cnnviz/accuracy/val/top1"} <= set(scalars)
 
     from tensorboard.backend.event_processing import event_accumulator
 
     acc = event_accumulator.EventAccumulator(str(run), size_guidance={event_accumulator.TENSORS: 0})
     acc.Reload()
-    steps = sorted({e.step for e in acc.Tensors("cnnviz/activations/conv1")})
+    steps = sorted({e.step for e in acc.Tensors("cnnviz/activations/net.conv1")})
     assert steps == [4, 8, 12]  # each validation end (after each epoch of 4 steps); not the sanity check
-    assert {"cnnviz/filters/conv1", "cnnviz/attribution/grad_cam", "cnnviz/performance/val"} <= set(acc.Tags()["tensors"])
+    assert {"cnnviz/filters/net.conv1", "cnnviz/attribution/grad_cam", "cnnviz/performance/val"} <= set(acc.Tags()["tensors"])
     assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules()) == 0
 
 
