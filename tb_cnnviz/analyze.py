@@ -13,7 +13,7 @@ import importlib
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,7 +22,10 @@ from torch import nn
 
 from .logger import CNNViz
 
-VIEWS = ("activations", "filters", "top", "embedding", "saliency", "occlusion", "performance")
+DEFAULT_VIEWS = ("activations", "filters", "top", "embedding", "saliency", "occlusion", "performance")
+#: Image-synthesis views: opt-in (``--views ...`` or ``--views all``), as each optimises inputs for a while.
+OPT_IN_VIEWS = ("inversion", "class_models", "channel_images", "correspondence")
+VIEWS = DEFAULT_VIEWS + OPT_IN_VIEWS
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -95,6 +98,7 @@ class ImageFolderData:
     mean: Sequence[float]
     std: Sequence[float]
     batch_size: int = 32
+    unreadable: set = field(default_factory=set)  #: files named once already: every pass meets them again
 
     def __iter__(self) -> Iterator[tuple]:
         for start in range(0, len(self.files), self.batch_size):
@@ -106,7 +110,9 @@ class ImageFolderData:
                         pictures.append(self._tensor(image.convert("RGB")))
                     kept.append(start + offset)
                 except (OSError, UnidentifiedImageError) as exc:
-                    warnings.warn(f"tb-cnnviz analyze: skipping unreadable image {path} ({exc})", stacklevel=2)
+                    if path not in self.unreadable:
+                        self.unreadable.add(path)
+                        warnings.warn(f"tb-cnnviz analyze: skipping unreadable image {path} ({exc})", stacklevel=2)
             if not pictures:
                 continue
             index = torch.tensor(kept)
@@ -147,8 +153,10 @@ def image_folder(root: str | Path, size: int = 224, mean: Sequence[float] = IMAG
 
 
 def analyze(model: nn.Module, data: ImageFolderData, logdir: str | Path, layers: Sequence[str] | None = None,
-            views: Sequence[str] = VIEWS, probes: int = 8, step: int = 0) -> list[str]:
-    """Log every requested view for ``model`` over ``data`` into ``logdir``; returns the views written."""
+            views: Sequence[str] = DEFAULT_VIEWS, probes: int = 8, step: int = 0) -> list[str]:
+    """Log every requested view for ``model`` over ``data`` into ``logdir``; returns the views written.
+    ``views`` may be ``["all"]``: the default ones and the opt-in image-synthesis ones."""
+    views = VIEWS if list(views) == ["all"] else views
     unknown = [v for v in views if v not in VIEWS]
     if unknown:
         raise AnalyzeError(f"--views: unknown {', '.join(unknown)}; the views are {', '.join(VIEWS)}")
@@ -194,6 +202,18 @@ def _log_view(viz: CNNViz, view: str, data: ImageFolderData, model: nn.Module, s
             viz.log_top_activations(data, layer, step, to_pixels=data.to_pixels, directions=8)
     elif view == "embedding":
         viz.log_embedding(data, _code_layer(model), step, n=2000, to_pixels=data.to_pixels, class_names=data.classes)
+    elif view == "inversion":
+        viz.log_inversion(step)
+    elif view == "class_models":
+        viz.log_class_models(step, class_names=data.classes)
+    elif view == "channel_images":
+        for layer in spatial:
+            viz.log_channel_visualizations(step, layer)
+    elif view == "correspondence":
+        probes = viz.probe_images
+        if len(probes) < 2:
+            raise AnalyzeError("correspondence matches the first two images: --images needs at least two readable")
+        viz.log_correspondence(step, probes[0], probes[1], spatial[0], to_pixels=data.to_pixels, name="images 0 and 1")
     elif view == "performance":
         if data.labels is None:
             raise AnalyzeError("a flat folder has no labels: give one subfolder per class for the accuracy views")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .analyze import IMAGENET_MEAN, IMAGENET_STD, VIEWS
+from .analyze import DEFAULT_VIEWS, IMAGENET_MEAN, IMAGENET_STD, OPT_IN_VIEWS, VIEWS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     analyze.add_argument("--images", required=True, help="a folder: one subfolder per class (labels known) or images directly")
     analyze.add_argument("--logdir", required=True, help="where to write the run")
     analyze.add_argument("--layers", help="comma-separated layer names (default: every conv and ReLU)")
-    analyze.add_argument("--views", default=",".join(VIEWS), help=f"comma-separated subset of {','.join(VIEWS)}")
+    analyze.add_argument("--views", default=",".join(DEFAULT_VIEWS),
+                         help=f"comma-separated subset of {','.join(VIEWS)}, or all (default: {','.join(DEFAULT_VIEWS)}; "
+                              f"{','.join(OPT_IN_VIEWS)} are opt-in, as they optimise images for a while)")
     analyze.add_argument("--image-size", type=int, default=224, help="images are resized to this square (default 224)")
     analyze.add_argument("--mean", default=",".join(map(str, IMAGENET_MEAN)), help="per-channel normalisation mean")
     analyze.add_argument("--std", default=",".join(map(str, IMAGENET_STD)), help="per-channel normalisation std")

@@ -107,3 +107,13 @@ def test_the_plugin_lists_dormant_apart_and_reads_older_files_as_dead(tmp_path, 
     assert status == 200 and reply["layers"]["relu1"]["health"] == "dead" and reply["layers"]["relu1"]["dead"] == [1]
     status, reply = get_json(client, "dead", run="new", layer="act1")
     assert status == 200 and reply["health"] == "dormant"
+
+
+def test_the_demo_s_two_runs_differ_in_sparsity_in_the_scalars_tab(demo_logdir):
+    """The too-high learning rate kills channels: its layers end sparser than the healthy run's."""
+    healthy = health_events(demo_logdir / "healthy_lr0.05")[1]
+    too_high = health_events(demo_logdir / "too_high_lr0.9")[1]
+    for scalars in (healthy, too_high):
+        assert {"cnnviz/sparsity/relu1", "cnnviz/sparsity/relu3", "cnnviz/filter_noise/conv1"} <= set(scalars)
+        assert all(0 <= value <= 1 for _, value in scalars["cnnviz/sparsity/relu3"])
+    assert too_high["cnnviz/sparsity/relu3"][-1][1] > healthy["cnnviz/sparsity/relu3"][-1][1]
