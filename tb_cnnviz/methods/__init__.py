@@ -19,7 +19,7 @@ from .attribution import (
 )
 from .dataset import (
     Codes, ReceptiveField, TopActivations, collect_codes, embed, feeding_conv, grid_layout, merge_top,
-    random_directions, receptive_field, top_activations,
+    nearest_neighbours, neighbour_preservation, random_directions, receptive_field, top_activations,
 )
 from .evaluation import (
     Evaluation, WrongExample, accuracy_by, calibration, class_metrics, confusion_matrix, evaluate, image_attributes,
@@ -68,6 +68,8 @@ __all__ = [
     "last_conv_name",
     "layer_activations",
     "merge_top",
+    "nearest_neighbours",
+    "neighbour_preservation",
     "noise_score",
     "occlusion",
     "occlusion_grid",
