@@ -21,7 +21,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from performance_views import crops  # the same photographs as the other benchmarks
 from storage import mosaics_and_bytes, write_image_summaries  # the images plugin's bytes for the same mosaics
+from helpers import free_port  # noqa: I001  (tests/helpers.py, put on the path by storage)
 from tb_cnnviz import CNNViz
 from tb_cnnviz.methods._hooks import every_conv_and_relu
 
@@ -104,12 +104,6 @@ def long_run_logdir(workdir: Path, calls: int) -> Path:
             writer._get_file_writer().add_summary(summary, call * 500)
     writer.close()
     return logdir
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tree_rss(pid: int) -> int:
