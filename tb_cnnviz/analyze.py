@@ -201,7 +201,8 @@ def _log_view(viz: CNNViz, view: str, data: ImageFolderData, model: nn.Module, s
         for layer in spatial:
             viz.log_top_activations(data, layer, step, to_pixels=data.to_pixels, directions=8)
     elif view == "embedding":
-        viz.log_embedding(data, _code_layer(model), step, n=2000, to_pixels=data.to_pixels, class_names=data.classes)
+        viz.log_embedding(data, _code_layer(model), step, n=2000, to_pixels=data.to_pixels,
+                          class_names=_model_class_names(model, viz.probe_images, data.classes))
     elif view == "inversion":
         viz.log_inversion(step)
     elif view == "class_models":
@@ -218,6 +219,18 @@ def _log_view(viz: CNNViz, view: str, data: ImageFolderData, model: nn.Module, s
         if data.labels is None:
             raise AnalyzeError("a flat folder has no labels: give one subfolder per class for the accuracy views")
         viz.log_performance(data, step, class_names=data.classes, to_pixels=data.to_pixels)
+
+
+def _model_class_names(model: nn.Module, probes: torch.Tensor, classes: list[str] | None) -> list[str] | None:
+    """The folder's class names when they are the model's classes (as many as its outputs), else None: a
+    10-class model shown a 2-class folder names its predictions by number."""
+    if classes is None:
+        return None
+    from .methods._hooks import preserved_state
+
+    with preserved_state(model), torch.inference_mode():
+        outputs = model(probes[:1])
+    return classes if outputs.shape[-1] == len(classes) else None
 
 
 def _code_layer(model: nn.Module) -> str:
