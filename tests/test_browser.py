@@ -107,6 +107,9 @@ def test_the_tab_shows_both_runs_and_flags_dead_layers(browser, tensorboard_url)
     frame.locator("button.view-button[data-view='dead']").click()
     frame.locator(".layer-item[data-layer='relu2']").click()
     frame.wait_for_selector("canvas.dead-timeline")
+    # relu2's timelines, not those of relu1 (the view's first layer) still on screen while relu2's load
+    frame.wait_for_selector(".run-column[data-run='too_high_lr0.9'] .dead-latest.flag-dead")
+    frame.wait_for_function("!document.querySelector('.run-body.stale')")
     page.screenshot(path=str(DOCS / "screenshot-dead.png"))
 
     ours = [p for p in problems if "cnnviz" in p or "page error" in p]
