@@ -83,7 +83,8 @@ export function loadSummaries(entries, summaries) {
     .then((summary) => summaries.set(run, summary), (error) => summaries.set(run, error))));
 }
 
-/** Layer -> [{run, dead, channels, step}] over `entries` whose summary has dead channels. */
+/** Layer -> [{run, dead, dormant, channels, step}] over `entries` whose summary has dead or dormant channels
+ * (dormant: a smooth activation's channel that never turns positive; its gradient still flows). */
 export function deadByLayer(entries, summaries) {
   const result = new Map();
   for (const { run } of entries) {
@@ -91,21 +92,25 @@ export function deadByLayer(entries, summaries) {
     if (!summary || summary instanceof Error || !summary.layers) continue;
     for (const [layer, info] of Object.entries(summary.layers)) {
       const dead = Array.isArray(info && info.dead) ? info.dead : [];
-      if (!dead.length) continue;
+      const dormant = Array.isArray(info && info.dormant) ? info.dormant : [];  // absent in older files
+      if (!dead.length && !dormant.length) continue;
       if (!result.has(layer)) result.set(layer, []);
-      result.get(layer).push({ run, dead, channels: info.channels, step: info.step });
+      result.get(layer).push({ run, dead, dormant, channels: info.channels, step: info.step });
     }
   }
   return result;
 }
 
-/** A layer's badge in the layer list (`dead`: its deadByLayer entry): the worst run's count; the tooltip has every run's. */
+/** A layer's badge in the layer list (`dead`: its deadByLayer entry): the worst run's count, red for dead and
+ * amber for dormant; the tooltip has every run's. */
 export function deadBadge(dead) {
   if (!dead || !dead.length) return null;
-  const worst = Math.max(...dead.map((entry) => entry.dead.length));
+  const kind = dead.some((entry) => entry.dead.length) ? 'dead' : 'dormant';
+  const worst = Math.max(...dead.map((entry) => entry[kind].length));
   const details = dead.map((entry) =>
-    `${entry.run}: ${entry.dead.length} of ${entry.channels ?? '?'} channels dead at step ${entry.step ?? '?'}`);
-  return el('span', { className: 'dead-badge', text: `${worst} dead`, title: details.join('\n') });
+    `${entry.run}: ${entry[kind].length} of ${entry.channels ?? '?'} channels ${kind} at step ${entry.step ?? '?'}`);
+  if (kind === 'dormant') details.push('dormant: never positive over the window, yet the gradient flows (it may recover)');
+  return el('span', { className: `${kind}-badge`, text: `${worst} ${kind}`, title: details.join('\n') });
 }
 
 /** The alert line on top: the runs with layers with dead filters, and the summaries that failed. */
@@ -116,8 +121,12 @@ export function renderAlert(container, entries, summaries) {
     const summary = summaries.get(run);
     if (summary instanceof Error) failed.push(`${run}: dead-filter summary unavailable (${summary.message})`);
     else if (summary && summary.layers) {
-      const layers = Object.values(summary.layers).filter((info) => info && Array.isArray(info.dead) && info.dead.length).length;
-      if (layers) parts.push(`${run}: ${plural(layers, 'layer')} with dead filters`);
+      const count = (key) => Object.values(summary.layers).filter((info) => info && Array.isArray(info[key]) && info[key].length).length;
+      const dead = count('dead');
+      const dormant = count('dormant');
+      const said = [dead ? `${plural(dead, 'layer')} with dead filters` : null,
+        dormant ? `${plural(dormant, 'layer')} with dormant channels` : null].filter(Boolean);
+      if (said.length) parts.push(`${run}: ${said.join(', ')}`);
     }
   }
   container.hidden = !parts.length && !failed.length;
@@ -149,7 +158,8 @@ function deadView(data, markStep) {
   const latest = steps.length - 1;
   const marked = steps.indexOf(markStep);
   return el('div', { className: 'dead-view' }, [
-    note('sample-meta', `${channels} channels · ${flushesText(data.downsampled, steps.length)} · dead when rate ≥ ${formatNumber(threshold)}`),
+    note('sample-meta', `${channels} channels · ${flushesText(data.downsampled, steps.length)} · ${data.health === 'dormant' ? 'dormant' : 'dead'} when rate ≥ ${formatNumber(threshold)}`),
+    data.health === 'dormant' ? note('flag-dormant', 'A smooth activation (SiLU, GELU, ...): an off channel is dormant, never positive over the window, but its gradient still flows, so it may recover.') : null,
     el('div', { className: 'timeline-frame' }, [canvas]),
     timelineLegend(threshold),
     deadAtFlush(rates[latest], threshold, channels, `the latest flush (step ${steps[latest]})`, 'dead-latest'),
