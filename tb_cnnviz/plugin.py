@@ -246,14 +246,14 @@ class CNNVizPlugin(base_plugin.TBPlugin):
             ctx, experiment_id=eid, plugin_name=self.plugin_name, downsample=_ALL,
             run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
         )
-        return data.get(run, {}).get(tag, [])
+        return one_per_step(data.get(run, {}).get(tag, []))
 
     def _tensor_series(self, ctx: Any, eid: str, run: str, tag: str) -> list[provider.TensorDatum]:
         data = self._provider.read_tensors(
             ctx, experiment_id=eid, plugin_name=self.plugin_name, downsample=_ALL,
             run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
         )
-        return data.get(run, {}).get(tag, [])
+        return one_per_step(data.get(run, {}).get(tag, []))
 
     def steps_impl(self, ctx: Any, eid: str, run: str, kind: str, layer: str) -> dict:
         tag, _ = self._tag(ctx, eid, run, kind, layer)
@@ -263,8 +263,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
     def _datum(self, ctx: Any, eid: str, run: str, kind: str, layer: str, step: int) -> provider.BlobSequenceDatum:
         tag, _ = self._tag(ctx, eid, run, kind, layer)
-        series = self._blob_series(ctx, eid, run, tag)
-        for datum in reversed(series):  # the latest write wins when a step was logged twice
+        for datum in self._blob_series(ctx, eid, run, tag):
             if datum.step == step:
                 return datum
         raise errors.NotFoundError(f"layer {layer!r} of run {run!r} has no {kind} at step {step}")
@@ -335,6 +334,24 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def one_per_step(series: list) -> list:
+    """A tag's data in the order the loader read them -> one datum per step, ascending, the latest written.
+
+    A run resumed from a checkpoint logs its steps again. TensorBoard's Rust data server then drops every
+    datum at or after the step a tag goes back to (its "preemption"), while the Python loader hands tensors
+    over as written: ``[0, 1, 2, 3, 4, 2, 3, 6]``. Applying the data server's rule here gives both loaders the
+    same ``[0, 1, 2, 3, 6]`` (the resumed run's 2 and 3; the orphaned 4 gone). Linear, and a no-op (no
+    copy) for a series whose steps already increase."""
+    if all(a.step < b.step for a, b in zip(series, series[1:])):
+        return series
+    kept: list = []
+    for datum in series:
+        while kept and kept[-1].step >= datum.step:
+            kept.pop()
+        kept.append(datum)
+    return kept
 
 
 def dead_buckets(steps: np.ndarray, rates: np.ndarray, columns: int) -> tuple[list[int], list[int], np.ndarray, np.ndarray]:
