@@ -141,3 +141,44 @@ def test_every_route_answers_the_latest_write_of_each_step(client, resumed):
 def test_tensorboards_own_scalars_follow_the_resumed_run_too(client, resumed):
     reply = client.get("/data/plugin/scalars/scalars", query_string={"run": "run", "tag": "loss"})
     assert [step for _, step, _ in json.loads(reply.data)] == [0, 1, 2, 3, 4, 5]
+
+
+@pytest.fixture(scope="module")
+def resumed_without_marker(tmp_path_factory):
+    """Dead-filter rates of a run resumed at step 2 without ``purge_step``: steps 2-4 are in the files twice."""
+    from conftest import TinyNet
+
+    logdir = tmp_path_factory.mktemp("no_marker")
+    written = []
+    for steps, seed in ((range(0, 5), 0), (range(RESUME, 6), 1)):
+        torch.manual_seed(seed)
+        net = TinyNet()
+        with torch.no_grad():
+            net.conv1.bias.sub_(0.2 * seed)  # the resumed process's rates differ from the first one's
+        viz = CNNViz(net, logdir / "run", raise_errors=True)
+        viz.watch_dead_filters(every=1)
+        for step in steps:
+            net(torch.rand(4, 1, 6, 6) - 0.5)
+            viz.step(step)
+        viz.close()
+        written.append(_records(sorted((logdir / "run").glob("events.*"))[len(written):]))
+    tag = metadata.tag(metadata.DEAD, "relu1")
+    first, again = (tensor_util.make_ndarray(w[tag][RESUME].tensor) for w in written)
+    assert not np.allclose(first, again)  # the two writes of step 2 can be told apart
+    expected = {**{s: v for s, v in written[0][tag].items() if s < RESUME}, **written[1][tag]}
+    return logdir, expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("load_fast", ["false", "true"], ids=["python_loader", "rust_data_server"])
+def test_without_the_marker_dead_rates_still_come_once_per_step_the_latest(resumed_without_marker, load_fast):
+    logdir, expected = resumed_without_marker
+    client = tensorboard_client(logdir, load_fast)
+    status, dead = get_json(client, "dead", run="run", layer="relu1")
+    assert status == 200 and dead["steps"] == [0, 1, 2, 3, 4, 5]
+    for row, step in zip(dead["rates"], dead["steps"]):
+        np.testing.assert_allclose(row, tensor_util.make_ndarray(expected[step].tensor), atol=1e-4)
+    status, steps = get_json(client, "steps", run="run", kind="dead", layer="relu1")
+    assert [s["step"] for s in steps["steps"]] == [0, 1, 2, 3, 4, 5]
+    status, summary = get_json(client, "dead_summary", run="run")
+    assert summary["layers"]["relu1"]["step"] == 5
