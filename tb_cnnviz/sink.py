@@ -69,6 +69,7 @@ class SummarySink:
         self._storage_errors = storage_errors(self._remote)
         self._directory = self.logdir if self._remote else os.path.abspath(self.logdir)
         self.model = _claim_name(self._directory, model, model_type)  #: the name written in every tag
+        self._release_name = weakref.finalize(self, _NAMES[self._directory].discard, self.model)  # also if never closed
         self.dropped = 0  #: records lost to storage failures
         self._failed_at: float | None = None  # monotonic time of the last failure while no file is open
         self._warned = False
@@ -118,7 +119,7 @@ class SummarySink:
             return
         self._closed = True
         atexit.unregister(self._at_exit)
-        _NAMES.get(self._directory, set()).discard(self.model)  # free for a later CNNViz
+        self._release_name()  # the name is free for a later CNNViz
         if self._failed_at is not None and self._owned:  # storage gone and not back: release the file anyway
             with contextlib.suppress(OSError):
                 self._writer.close()
@@ -210,7 +211,7 @@ def _claim_name(directory: str, wanted: str | None, model_type: str) -> str:
         warnings.warn(
             f"tb_cnnviz: another CNNViz already writes {already} to {directory}; this one writes as {name!r} "
             "so as not to overwrite it. Give each CNNViz of a run its own name=... (e.g. 'generator', "
-            "'discriminator').",
+            "'discriminator'), or close() the first one before making another.",
             UserWarning,
             stacklevel=4,
         )

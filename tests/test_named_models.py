@@ -206,3 +206,13 @@ def test_data_without_a_model_name_reads_as_the_unnamed_model():
     named = metadata.create_summary_metadata(metadata.PluginContent(kind="dead", layer="relu1", model="critic"))
     assert metadata.parse_plugin_content(named.plugin_data.content).model == "critic"
     assert np.isclose(json.loads(named.plugin_data.content)["version"], metadata.FORMAT_VERSION)
+
+
+def test_a_name_is_free_again_once_its_instance_is_gone(tiny_net, tmp_path):
+    import gc
+
+    CNNViz(tiny_net, tmp_path)  # never closed, dropped at once
+    gc.collect()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert CNNViz(tiny_net, tmp_path).name == ""
