@@ -79,12 +79,14 @@ def _optional_integer(request: wrappers.Request, name: str, default: int, minimu
     return value
 
 
+def _optional_text(request: wrappers.Request, name: str) -> str:
+    """An optional text parameter; "" when absent."""
+    return _text(request, name) if request.args.get(name) else ""
+
+
 def _model(request: wrappers.Request) -> str:
-    """The optional ``model`` parameter: which CNNViz instance of the run ("" or absent: the unnamed one)."""
-    value = request.args.get("model", "")
-    if "\x00" in value or len(value) > _MAX_PARAM_CHARS:
-        raise _BadRequest(f"parameter 'model' must be text of at most {_MAX_PARAM_CHARS} characters without NUL")
-    return value
+    """Which model of the run (``CNNViz(..., name=...)``); absent or empty: the unnamed one."""
+    return _optional_text(request, "model")
 
 
 def _kind(request: wrappers.Request, allowed: tuple[str, ...]) -> str:
