@@ -42,6 +42,7 @@ bench: venv
 	$(PY) benchmarks/occlusion.py
 	$(PY) benchmarks/huge_inputs.py
 	$(PY) benchmarks/concurrency.py
+	$(PY) benchmarks/long_run.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs
