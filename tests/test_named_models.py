@@ -216,3 +216,29 @@ def test_a_name_is_free_again_once_its_instance_is_gone(tiny_net, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert CNNViz(tiny_net, tmp_path).name == ""
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_tab_shows_each_model_as_a_run_and_its_alert_names_it(gan_logdir):
+    from playwright.sync_api import sync_playwright
+
+    from helpers import tensorboard_process
+    from test_browser import CHROMIUM_ARGS, chromium_path, open_tab
+
+    shown = {"gan · discriminator", "gan · generator"}
+    with tensorboard_process(gan_logdir[0], ready=b"discriminator") as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        problems: list[str] = []
+        page, frame = open_tab(browser, url, problems)
+        runs = frame.eval_on_selector_all("input.run-toggle", "els => els.map(e => e.dataset.run)")
+        assert set(runs) == shown  # pick a model like a run
+        frame.wait_for_selector(".dead-alert")
+        assert "gan · discriminator" in frame.locator(".dead-alert").inner_text()
+        frame.locator(".layer-item[data-layer='conv1']").click()
+        for run in shown:  # side by side, each with its own model's pictures
+            frame.wait_for_selector(f".run-column[data-run='{run}'] img.mosaic", timeout=15_000)
+        frame.locator(f"input.run-toggle[data-run='gan · generator']").uncheck()
+        frame.wait_for_function("document.querySelectorAll('.run-column').length === 1")
+        assert [p for p in problems if "cnnviz" in p or "page error" in p] == [], problems
+        browser.close()
