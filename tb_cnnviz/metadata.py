@@ -33,6 +33,14 @@ Kinds:
     ``cnnviz/dead_fraction/<layer>`` (or ``cnnviz/dormant_fraction/<layer>``) and ``cnnviz/sparsity/<layer>``
     are also written as ordinary scalars with each flush, and ``cnnviz/filter_noise/<layer>`` with each
     ``log_filters``, for the Scalars tab.
+
+    ``cnnviz/dead_fraction/<layer>`` is also written as an ordinary scalar, for the Scalars tab.
+
+Several models in one run (a GAN's generator and discriminator): each ``CNNViz(..., name=...)`` writes its tags
+under ``cnnviz.<name>/`` instead of ``cnnviz/`` (so the Scalars tab groups each model's scalars) and its
+plugin content says ``"model": name``, in format version 2 so that a reader of version 1 skips it with a
+warning rather than mixing the models up. Data without a model (format 1, every file written before) belongs
+to the unnamed model ``""``.
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ from dataclasses import dataclass
 from tensorboard.compat.proto import summary_pb2
 
 PLUGIN_NAME = "cnnviz"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  #: 2 adds the model's name; unnamed data is still written as 1
 
 ACTIVATIONS = "activations"
 FILTERS = "filters"
@@ -75,9 +83,8 @@ BLOB_KINDS = (ACTIVATIONS, FILTERS, ATTRIBUTION, PERFORMANCE, TOP, EMBEDDING, IN
 TENSOR_KINDS = (DEAD,)
 
 TAG_PREFIX = "cnnviz"
-DEAD_FRACTION_PREFIX = "cnnviz/dead_fraction/"
-DORMANT_FRACTION_PREFIX = "cnnviz/dormant_fraction/"
-SPARSITY_PREFIX = "cnnviz/sparsity/"
+DORMANT = "dormant"
+SPARSITY_PREFIX = "cnnviz/sparsity/"  #: under a named model, name_value moves it to cnnviz.<name>/ as every tag
 FILTER_NOISE_PREFIX = "cnnviz/filter_noise/"
 HEALTH_STATES = ("dead", "dormant")  #: what an off channel of a ``dead``-kind layer is
 
@@ -92,20 +99,52 @@ class PluginContent:
     threshold: float | None = None  #: dead kind: rate at or above which a channel is dead
     version: int = FORMAT_VERSION
     health: str | None = None  #: dead kind: "dead" or "dormant" (None, in older files: "dead")
+    model: str = ""  #: the name of the CNNViz instance that wrote it ("" unnamed)
 
 
-def tag(kind: str, layer: str) -> str:
-    return f"{TAG_PREFIX}/{kind}/{layer}"
+def tag_prefix(model: str = "") -> str:
+    """``cnnviz`` for the unnamed model, ``cnnviz.<model>`` for a named one."""
+    return f"{TAG_PREFIX}.{model}" if model else TAG_PREFIX
 
 
-def dead_fraction_tag(layer: str, health: str = "dead") -> str:
-    return (DORMANT_FRACTION_PREFIX if health == "dormant" else DEAD_FRACTION_PREFIX) + layer
+def tag(kind: str, layer: str, model: str = "") -> str:
+    return f"{tag_prefix(model)}/{kind}/{layer}"
+
+
+def dead_fraction_tag(layer: str, model: str = "", health: str = "dead") -> str:
+    return f"{tag_prefix(model)}/{'dormant_fraction' if health == DORMANT else 'dead_fraction'}/{layer}"
+
+
+def check_model_name(name: object) -> str:
+    """A model name goes into tags: text, not empty, without ``/`` (it would split the Scalars tab's groups)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str naming the model (e.g. 'discriminator'); got {type(name).__name__}")
+    if not name or "/" in name or not name.isprintable():
+        raise ValueError(f"name must be non-empty printable text without '/' (e.g. 'discriminator'); got {name!r}")
+    return name
+
+
+def name_value(value: summary_pb2.Summary.Value, model: str) -> None:
+    """Put one summary value of ours under ``model`` (in place): the tag's ``cnnviz/`` becomes
+    ``cnnviz.<model>/`` and our plugin content records the model. Other plugins' content (PR curves) is kept."""
+    if not model:
+        return
+    if value.tag.startswith(TAG_PREFIX + "/"):
+        value.tag = tag_prefix(model) + value.tag[len(TAG_PREFIX):]
+    plugin_data = value.metadata.plugin_data
+    if plugin_data.plugin_name == PLUGIN_NAME:
+        payload = json.loads(plugin_data.content.decode("utf-8"))
+        payload.update(version=FORMAT_VERSION, model=model)
+        plugin_data.content = json.dumps(payload).encode("utf-8")
 
 
 def create_summary_metadata(content: PluginContent) -> summary_pb2.SummaryMetadata:
     if content.kind not in DATA_CLASS:
         raise ValueError(f"unknown kind {content.kind!r}; kinds are {sorted(DATA_CLASS)}")
-    payload = {"version": FORMAT_VERSION, "kind": content.kind, "layer": content.layer, "order": content.order}
+    payload = {"version": FORMAT_VERSION if content.model else 1, "kind": content.kind, "layer": content.layer,
+               "order": content.order}
+    if content.model:
+        payload["model"] = content.model
     if content.threshold is not None:
         payload["threshold"] = content.threshold
     if content.health is not None:
@@ -141,7 +180,8 @@ def parse_plugin_content(content: bytes) -> PluginContent | None:
                 stacklevel=2,
             )
         return None
-    if kind not in DATA_CLASS or not isinstance(layer, str):
+    model = payload.get("model", "")
+    if kind not in DATA_CLASS or not isinstance(layer, str) or not isinstance(model, str):
         return None
     threshold = payload.get("threshold")
     return PluginContent(
@@ -151,4 +191,5 @@ def parse_plugin_content(content: bytes) -> PluginContent | None:
         threshold=float(threshold) if isinstance(threshold, (int, float)) else None,
         version=version,
         health=payload["health"] if payload.get("health") in HEALTH_STATES else None,
+        model=model,
     )

@@ -81,9 +81,10 @@ class HealthLog:
             listed = ", ".join(map(str, newly[:16])) + (", ..." if len(newly) > 16 else "")
             what = ("went dormant", "never positive, though its gradient still flows") if report.health == "dormant" \
                 else ("died", "all-zero")
+            of_model = f" of model {self.sink.model!r}" if self.sink.model else ""
             warnings.warn(
-                f"tb_cnnviz: {len(newly)} of {report.rates.numel()} channels of layer '{report.layer}' {what[0]} "
-                f"by step {step} ({what[1]} for >= {report.threshold:.0%} of the last {report.inputs} inputs): "
+                f"tb_cnnviz: {len(newly)} of {report.rates.numel()} channels of layer '{report.layer}'{of_model} "
+                f"{what[0]} by step {step} ({what[1]} for >= {report.threshold:.0%} of the last {report.inputs} inputs): "
                 f"channels {listed}",
                 DeadFilterWarning,
                 stacklevel=5,
@@ -102,7 +103,7 @@ def dead_summary(report: DeadReport, order: int = 0) -> summary.summary_pb2.Summ
     fraction = report.dormant_fraction if report.health == "dormant" else report.dead_fraction
     values = [
         summary.float_tensor_value(metadata.tag(metadata.DEAD, report.layer), content, report.rates.numpy()),
-        summary.scalar_value(metadata.dead_fraction_tag(report.layer, report.health), fraction),
+        summary.scalar_value(metadata.dead_fraction_tag(report.layer, health=report.health), fraction),
     ]
     if report.sparsity == report.sparsity:  # not NaN: the window saw elements
         values.append(summary.scalar_value(metadata.SPARSITY_PREFIX + report.layer, report.sparsity))
