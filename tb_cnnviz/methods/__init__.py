@@ -2,7 +2,8 @@
 
 One sub-package per family: ``activations`` (snapshots, health, filters), ``attribution`` (gradient maps,
 Grad-CAM, occlusion), ``dataset`` (top patches, receptive fields, embedding), ``synthesis`` (inversion, class
-models, channel images, correspondence) and ``evaluation``; shared hook and input helpers live at this level.
+models, channel images, correspondence), ``evaluation`` and ``checks`` (can a map be trusted); shared hook
+and input helpers live at this level.
 
 Every function that runs the model leaves it as found: hooks removed, modes, ``requires_grad``,
 gradients, buffers and RNG state restored, also when it raises.
@@ -16,6 +17,10 @@ from .activations import (
 from .attribution import (
     GradCam, deconvnet, grad_cam, guided_backprop, guided_grad_cam, input_gradient, last_conv_name, occlusion,
     occlusion_grid, saliency, smoothgrad,
+)
+from .checks import (
+    DeletionCurve, RandomizationCheck, deletion_curve, mass_in_mask, pointing_game, random_maps, randomizable_layers,
+    randomization_check, spearman,
 )
 from .dataset import (
     Codes, ReceptiveField, TopActivations, collect_codes, embed, feeding_conv, grid_layout, merge_top,
@@ -34,10 +39,12 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "DeadFilterMonitor",
     "DeadReport",
+    "DeletionCurve",
     "Evaluation",
     "GradCam",
     "Inversion",
     "NOISE_THRESHOLD",
+    "RandomizationCheck",
     "ReceptiveField",
     "TopActivations",
     "Visualization",
@@ -54,6 +61,7 @@ __all__ = [
     "dead_maps",
     "deconvnet",
     "default_layers",
+    "deletion_curve",
     "embed",
     "evaluate",
     "feeding_conv",
@@ -67,19 +75,25 @@ __all__ = [
     "invert",
     "last_conv_name",
     "layer_activations",
+    "mass_in_mask",
     "merge_top",
     "noise_score",
     "occlusion",
     "occlusion_grid",
+    "pointing_game",
     "pr_curve_counts",
     "preserved_state",
     "random_directions",
+    "random_maps",
+    "randomizable_layers",
+    "randomization_check",
     "receptive_field",
     "relu_layers",
     "saliency",
     "saliency_concentration",
     "smoothgrad",
     "snapshot",
+    "spearman",
     "top_activations",
     "wilson_interval",
 ]
