@@ -225,3 +225,38 @@ def test_randomization_check_names_bad_input():
         randomization_check(model, images, 0, "saliency", layers=["relu"])
     with pytest.raises(TypeError, match="bind them"):
         randomization_check(model, images, 0, lambda m, x, t: x, smooth=True)
+
+
+def test_occlusion_importance_averages_the_windows_over_each_pixel_by_hand():
+    from tb_cnnviz.methods.checks.importance import occlusion_importance
+
+    probabilities = torch.tensor([[[0.9, 0.1], [0.5, 0.3]]])  # 2x2 grid, window 3, stride 2 on a 6x6 image
+    pixels = occlusion_importance(probabilities, 6, 6, window=3, stride=2)
+    assert pixels[0, 0, 0].item() == pytest.approx(-0.9)  # under the first window only
+    assert pixels[0, 2, 2].item() == pytest.approx(-(0.9 + 0.1 + 0.5 + 0.3) / 4)  # under all four
+    assert pixels[0, 0, 2].item() == pytest.approx(-(0.9 + 0.1) / 2)
+    assert pixels[0, 5, 0].item() == float("-inf") and pixels[0, 0, 5].item() == float("-inf")  # never covered
+
+
+def test_check_map_runs_every_check_and_its_verdicts_follow_the_numbers():
+    from tb_cnnviz.methods import SANITY_THRESHOLD, check_map, saliency
+
+    torch.manual_seed(0)
+    model = SmallNet()
+    images = torch.randn(3, 3, 8, 8)
+    targets = torch.tensor([0, 1, 2])
+    maps = saliency(model, images, targets)
+    masks = torch.zeros(3, 8, 8, dtype=torch.bool)
+    masks[:, 2:6, 2:6] = True
+    before = model_state(model)
+    found = check_map(model, images, targets, "saliency", maps, masks=masks, steps=4)
+    assert_same_state(before, model_state(model))
+    assert found.randomization.layers == ["head", "conv2", "conv1"] and found.deletion.probability.shape == (5, 3)
+    assert torch.equal(found.pointing, pointing_game(maps, masks)) and torch.equal(found.mass, mass_in_mask(maps, masks))
+    assert torch.equal(found.deletion.auc, deletion_curve(model, images, targets, maps, steps=4).auc)
+    assert torch.equal(found.random_insertion.auc,
+                       deletion_curve(model, images, targets, random_maps(images), steps=4, mode="insertion").auc)
+    assert found.sane.tolist() == (found.randomization.similarity.mean(dim=0) < SANITY_THRESHOLD).tolist()
+    expected = [(found.deletion.auc[n] < found.random_deletion.auc[n]) and (found.insertion.auc[n] > found.random_insertion.auc[n])
+                for n in range(3)]
+    assert found.beats_random.tolist() == [bool(e) for e in expected]

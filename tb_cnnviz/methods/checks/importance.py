@@ -8,6 +8,7 @@ positive evidence first.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def pixel_importance(maps: object, size: tuple[int, int] | None = None, argument: str = "maps") -> torch.Tensor:
@@ -28,3 +29,15 @@ def pixel_importance(maps: object, size: tuple[int, int] | None = None, argument
             "pixel (upsample a coarse map, e.g. Grad-CAM's .upsampled)"
         )
     return values.nan_to_num(nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
+
+
+def occlusion_importance(probabilities: torch.Tensor, height: int, width: int, window: int, stride: int) -> torch.Tensor:
+    """An occlusion grid (N, nh, nw) of the target's probability as one value per pixel (N, H, W): minus the
+    mean probability over the occluder positions that covered the pixel (a pixel whose hiding lowers the
+    probability most ranks first); pixels no occluder covered rank last (-inf)."""
+    count, rows, cols = probabilities.shape
+    drop = -probabilities.detach().float().flatten(1)[:, None, :].expand(count, window * window, rows * cols)
+    fold = dict(output_size=(height, width), kernel_size=window, stride=stride)
+    total = F.fold(drop, **fold)[:, 0]
+    covered = F.fold(torch.ones_like(drop[:1]), **fold)[:, 0]
+    return torch.where(covered > 0, total / covered.clamp_min(1), torch.full_like(total, float("-inf")))
