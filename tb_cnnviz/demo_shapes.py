@@ -5,13 +5,17 @@ and the deletion / insertion curves, and its class models and channel images sho
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .datasets import CLASSES
+from .datasets import CLASSES, shapes
+
+RUN_NAME = "shapes"
 
 #: the shapes are drawn in [0, 1]; the net sees them centred and scaled
 MEAN, STD = 0.5, 0.25
@@ -58,7 +62,8 @@ def to_pixels(inputs: torch.Tensor) -> torch.Tensor:
 
 def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int, lr: float = 3e-3,
           batch_size: int = 32, seed: int = 0, after_step: Callable[[int, float], None] | None = None) -> float:
-    """``steps`` of Adam on random batches of (normalised) ``images`` from a seeded generator, the learning rate
+    """``steps`` of Adam on random batches of (normalised) ``images`` from a seeded generator, each image flipped
+    at random (a shape's class does not change in a mirror: 4x the data for free), the learning rate
     annealed to 0 on a cosine (the last steps settle instead of jumping about); ``after_step(step, loss)``
     runs after each, with the model in train mode. Returns the last loss."""
     generator = torch.Generator().manual_seed(seed)
@@ -68,7 +73,7 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: i
     for step in range(steps):
         batch = torch.randint(0, len(images), (batch_size,), generator=generator)
         model.train()
-        output = F.cross_entropy(model(images[batch]), labels[batch])
+        output = F.cross_entropy(model(_flipped(images[batch], generator)), labels[batch])
         optimizer.zero_grad()
         output.backward()
         optimizer.step()
@@ -77,3 +82,61 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: i
         if after_step is not None:
             after_step(step, loss)
     return loss
+
+
+def _flipped(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image mirrored left-right and/or top-bottom, at random."""
+    flips = torch.randint(0, 2, (2, len(images), 1, 1, 1), generator=generator).bool()
+    images = torch.where(flips[0], images.flip(-1), images)
+    return torch.where(flips[1], images.flip(-2), images)
+
+
+def shapes_run(logdir: Path, steps: int = 800, log_every: int = 100, size: int = 48, seed: int = 0) -> dict[str, float]:
+    """Train :class:`ShapesNet` on 2,500 shapes for ``steps`` steps and log into ``logdir / RUN_NAME``: the maps
+    of one probe image per class with every check (sanity, deletion / insertion against a random order, pointing
+    game and mass in mask against the masks), activations, filters and accuracy every ``log_every`` steps, class
+    models and channel images at initialisation and trained. Returns the final loss, accuracy and wall time."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from .logger import CNNViz
+
+    torch.manual_seed(seed)
+    train_data, test_data = shapes(2500, size=size, seed=seed), shapes(300, size=size, seed=seed + 1)
+    train_x, test_x = normalise(train_data.images), normalise(test_data.images)
+    probes = torch.stack([torch.nonzero(test_data.labels == c)[0, 0] for c in range(len(CLASSES))])
+    probe_masks = test_data.masks[probes]
+    test_batches = [(test_x[i : i + 100], test_data.labels[i : i + 100]) for i in range(0, len(test_x), 100)]
+    names = list(CLASSES)
+    model = ShapesNet()
+    writer = SummaryWriter(str(Path(logdir) / RUN_NAME))
+    start = time.perf_counter()
+    with CNNViz(model, writer, probe_images=test_x[probes], probe_labels=test_data.labels[probes]) as viz:
+
+        def log(step: int) -> None:
+            viz.log_activations(step)
+            viz.log_filters(step)
+            for method in ("grad_cam", "guided_backprop", "saliency"):
+                viz.log_saliency(step, method=method, checks=True, masks=probe_masks)
+            viz.log_occlusion(step, window=size // 4, stride=size // 16, checks=True, masks=probe_masks)
+            viz.log_performance(test_batches, step, class_names=names, examples=4, to_pixels=to_pixels, name="held_out")
+
+        def synthesised(step: int) -> None:  # images made by the network: at initialisation, and trained
+            viz.log_class_models(step, classes=list(range(len(CLASSES))), class_names=names)
+            viz.log_channel_visualizations(step, "relu2", channels=list(range(12)))
+
+        def after_step(step: int, loss: float) -> None:
+            writer.add_scalar("loss", loss, step)
+            if (step + 1) % log_every == 0 and step + 1 < steps:
+                log(step + 1)
+
+        log(0)
+        synthesised(0)
+        loss = train(model, train_x, train_data.labels, steps, seed=seed, after_step=after_step)
+        model.eval()
+        log(steps)
+        synthesised(steps)
+        with torch.inference_mode():
+            accuracy = (model(test_x).argmax(1) == test_data.labels).float().mean().item()
+        writer.add_scalar("accuracy", accuracy, steps)
+    writer.close()
+    return {"loss": loss, "accuracy": accuracy, "seconds": time.perf_counter() - start}

@@ -29,7 +29,7 @@ def trained():
     data = shapes(2500, size=SIZE, seed=0)
     torch.manual_seed(0)
     model = ShapesNet()
-    train(model, normalise(data.images), data.labels, steps=500)
+    train(model, normalise(data.images), data.labels, steps=800)
     model.eval()
     test = shapes(60, size=SIZE, seed=1)
     x = normalise(test.images)
@@ -42,14 +42,14 @@ def trained():
 def test_adebayo_guided_backprop_ignores_the_logits_layer_the_gradient_does_not(trained):
     """After the logits layer alone is re-drawn, guided backprop's maps keep their ranks (Adebayo et al. Fig. 2);
     the gradient's move, and after the whole cascade they are close to unrelated. (Not 0: on 48 px images with
-    zero padding, trained and random nets share a weaker gradient near the border, rank correlation ~0.25.)"""
+    zero padding, trained and random nets share a weaker gradient near the border: about 0.2.)"""
     model, x, labels, _ = trained
     guided = randomization_check(model, x[:12], labels[:12], "guided_backprop").similarity.mean(dim=1)
     gradient = randomization_check(model, x[:12], labels[:12], "saliency").similarity.mean(dim=1)
     print("guided backprop", guided.tolist(), "gradient", gradient.tolist())
     assert guided[0] > 0.75
     assert gradient[0] < guided[0] - 0.1
-    assert gradient[-1] < 0.35 and gradient[-1] < gradient[0] - 0.3
+    assert gradient[-1] < 0.3 and gradient[-1] < gradient[0] - 0.3
 
 
 def test_deleting_in_saliency_order_lowers_the_probability_faster_than_a_random_order(trained):
