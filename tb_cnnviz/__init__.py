@@ -6,13 +6,40 @@
     viz.log_saliency(step, method="grad_cam"); viz.log_occlusion(step); viz.log_performance(val_loader, step)
 
 The techniques are also plain functions over a model and tensors in :mod:`tb_cnnviz.methods`.
+
+Names resolve lazily (PEP 562): TensorBoard imports ``tb_cnnviz.plugin`` at start-up, and that must not pay
+for torch and torchvision (seconds and hundreds of MB) in a process that only serves what was logged.
 """
 
-from . import methods
-from .logger import CNNViz, DeadFilterWarning, LoggingFailedWarning
-from .methods import DeadFilterMonitor
-from .summary import StorageFailedWarning
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
+#: public name -> the module that defines it
+_LAZY = {
+    "CNNViz": ".logger",
+    "DeadFilterWarning": ".views.health",
+    "LoggingFailedWarning": ".guard",
+    "StorageFailedWarning": ".sink",
+    "DeadFilterMonitor": ".methods.activations.dead_filters",
+}
+
 __all__ = ["CNNViz", "DeadFilterMonitor", "DeadFilterWarning", "LoggingFailedWarning", "StorageFailedWarning", "methods", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    elif name == "methods":
+        value = importlib.import_module(".methods", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

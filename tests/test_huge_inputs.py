@@ -152,6 +152,12 @@ def test_log_activations_on_huge_inputs_needs_about_the_forward_s_memory_and_a_s
     forward = _forward_growth(net, probe)
     growth, record = _activation_record_bytes(tmp_path, "huge", net, probe)
     _, peer_record = _activation_record_bytes(tmp_path, "peer", peer, torch.rand(4, 3, peer_side, peer_side))
-    assert forward >= 64 * 2**20  # the measurement sees the layer outputs (2 x 64 MiB)
-    assert growth <= 1.25 * forward  # no full-size temporary beside the outputs themselves
+    one_output = probe.shape[0] * channels * side * side * 4  # 64 MiB: float32 (4, C, H, W)
+    # The measurement sees the layer outputs: RSS is sampled lazily per page, so a run can come in a few
+    # hundred KiB short of one whole output (63.8 MiB seen once); 90% of one output still proves it sees them.
+    assert forward >= 0.9 * one_output
+    # No full-size temporary beside the outputs themselves: the conv's and the ReLU's outputs (2 x 64 MiB) are
+    # alive together in any forward, however short the measured forward came out; a third full-size copy would
+    # reach 3 x 64 MiB, above this bound.
+    assert growth <= 1.25 * max(forward, 2 * one_output)
     assert record <= 1.25 * peer_record  # the record is bounded by max_channels and max_size, not the input

@@ -20,7 +20,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from helpers import whole_records
 
-from tb_cnnviz import CNNViz, LoggingFailedWarning, StorageFailedWarning, metadata, summary
+from tb_cnnviz import CNNViz, LoggingFailedWarning, StorageFailedWarning, metadata, sink
 
 
 def _train_and_log(viz: CNNViz, net: torch.nn.Module, steps: range) -> None:
@@ -126,7 +126,7 @@ def test_a_full_disk_warns_once_keeps_earlier_records_whole_and_resumes_when_fre
     assert _activation_steps(logdir)[first] >= {0, 1}  # written before: whole, readable
 
     (tiny_disk / "filler").unlink()
-    monkeypatch.setattr(summary, "REOPEN_EVERY_S", 0.0)  # retry at once instead of in 30 s
+    monkeypatch.setattr(sink, "REOPEN_EVERY_S", 0.0)  # retry at once instead of in 30 s
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _train_and_log(viz, tiny_net, range(8, 10))

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import render
-from .methods.evaluation.accuracy_stats import accuracy_by, calibration, class_metrics, confusion_matrix
-from .methods.evaluation.predictions import Evaluation
+from .. import render
+from ..methods.evaluation.accuracy_stats import accuracy_by, calibration, class_metrics, confusion_matrix
+from ..methods.evaluation.predictions import Evaluation
 
 #: Above this many classes the confusion matrix is left out of the JSON (per-class figures stay).
 MAX_CONFUSION_CLASSES = 100

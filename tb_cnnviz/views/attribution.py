@@ -1,0 +1,124 @@
+"""The "Where it looks" view: attribution maps (saliency, DeconvNet, guided backprop, Grad-CAM, SmoothGrad) and
+occlusion heat maps for the probe images, each recording which class it explains and how sure the net was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Union
+
+import torch
+from torch import nn
+
+from .. import metadata, render, summary
+from ..methods.attribution.occlusion import occlusion, occlusion_grid
+from ..methods.attribution.registry import CAM_METHODS, METHODS, attribution_map, check_method
+from ..methods.targets import class_probabilities, resolve_targets
+from ..sink import Sink
+
+#: The classes to explain: one for all images, one per image, or None (the labels, else the prediction).
+Targets = Union[int, Sequence[int], torch.Tensor, None]
+
+
+def log_saliency(
+    sink: Sink,
+    model: nn.Module,
+    images: torch.Tensor,
+    step: int,
+    labels: list[int] | None,
+    targets: Targets,
+    method: str,
+    smooth: bool,
+    n: int,
+    sigma: float,
+    cam_layer: str | None,
+) -> str:
+    """Write one method's maps; returns the name shown in the tab (``smoothgrad(<method>)`` when smoothed)."""
+    check_method(method)
+    probabilities, chosen = explained_classes(model, images, targets, labels)
+    cam_layer = cam_layer if method in CAM_METHODS else None
+    raw = attribution_map(method, model, images, chosen, smooth=smooth, n=n, sigma=sigma, layer=cam_layer)
+    style, values, scale, nonfinite = render.display_map(method, raw)
+    name = f"smoothgrad({method})" if smooth else method
+    meta = {
+        **class_meta(probabilities, chosen, labels),
+        "method": method,
+        "smooth": {"n": n, "sigma": sigma} if smooth else None,
+        "style": style,
+        "scale": scale,
+        "nonfinite": nonfinite,
+        "height": images.shape[2],
+        "width": images.shape[3],
+        "cam_layer": cam_layer,
+    }
+    order = list(METHODS).index(method) + (len(METHODS) if smooth else 0)
+    pictures = [*render.input_pictures(images), *render.unit_pictures(values)]
+    sink.write(summary.pictures_summary(metadata.ATTRIBUTION, name, meta, pictures, order), step)
+    return name
+
+
+def log_occlusion(
+    sink: Sink,
+    model: nn.Module,
+    images: torch.Tensor,
+    step: int,
+    labels: list[int] | None,
+    targets: Targets,
+    window: int | None,
+    stride: int | None,
+    fill: float,
+    batch_size: int,
+) -> str:
+    """Write occlusion maps (Zeiler & Fergus): the probability of the explained class as the occluder slides.
+    ``window`` defaults to 32 px on images of 128 px and more, else a quarter of the shorter side; ``stride`` to
+    half the window."""
+    height, width = images.shape[2:]
+    if window is None:
+        window = 32 if min(height, width) >= 128 else max(1, min(height, width) // 4)
+    if stride is None:
+        stride = max(1, window // 2)
+    rows, cols = occlusion_grid(height, width, window, stride)
+    probabilities, chosen = explained_classes(model, images, targets, labels)
+    heat = occlusion(model, images, chosen, window=window, stride=stride, fill=fill, batch_size=batch_size)
+    heat, nonfinite = render.finite(heat.float().cpu())
+    meta = {
+        **class_meta(probabilities, chosen, labels),
+        "method": "occlusion",
+        "style": "occlusion",
+        "nonfinite": nonfinite,
+        "height": height,
+        "width": width,
+        "grid": {"window": window, "stride": stride, "fill": fill, "rows": rows, "cols": cols, "values": heat.tolist()},
+    }
+    pictures = render.input_pictures(images)
+    sink.write(summary.pictures_summary(metadata.ATTRIBUTION, "occlusion", meta, pictures, 2 * len(METHODS)), step)
+    return "occlusion"
+
+
+def explained_classes(
+    model: nn.Module, images: torch.Tensor, targets: Targets, labels: list[int] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(class probabilities, the class each map explains): ``targets`` given, else the labels, else the
+    predicted class."""
+    probabilities = class_probabilities(model, images)
+    if targets is not None and not isinstance(targets, (int, torch.Tensor)):
+        targets = torch.as_tensor(list(targets))
+    if targets is None and labels is not None:
+        targets = torch.as_tensor(labels)
+    return probabilities, resolve_targets(targets, probabilities)
+
+
+def class_meta(probabilities: torch.Tensor, targets: torch.Tensor, labels: list[int] | None) -> dict:
+    """What the tab prints beside each map: the class explained and its probability, the prediction, the label."""
+    probabilities = probabilities.cpu()
+    targets = targets.cpu()
+    predicted_probability, predicted = probabilities.max(dim=1)
+    return {
+        "images": len(probabilities),
+        "classes": probabilities.shape[1],
+        "targets": targets.tolist(),
+        "target_probability": probabilities.gather(1, targets[:, None])[:, 0].tolist(),
+        "predicted": predicted.tolist(),
+        "predicted_probability": predicted_probability.tolist(),
+        "labels": list(labels) if labels is not None else [None] * len(probabilities),
+    }

@@ -1,0 +1,97 @@
+"""The Top patches view: over a data set, each channel's strongest images with the receptive-field patch each
+was seen in (Zeiler & Fergus), and the same along random directions of the layer (Szegedy et al.'s control).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import distributed, metadata, render, summary
+from ..methods.dataset.receptive_field import feeding_conv
+from ..methods.dataset.top_activations import TopActivations, random_directions, top_activations
+from ..sink import Sink
+
+
+def log_top_activations(
+    sink: Sink,
+    model: nn.Module,
+    data: Iterable,
+    layer: str,
+    step: int,
+    k: int,
+    directions: int | torch.Tensor | None,
+    to_pixels: Callable[[torch.Tensor], torch.Tensor] | None,
+    channels: Sequence[int] | None,
+    max_channels: int,
+    patch_size: int,
+    whole_size: int,
+) -> list[str]:
+    """Stream ``data`` once (twice with ``directions``) and write the view; returns the names written.
+    Collective under DDP: every rank ranks its shard, rank 0 merges the candidates exactly and writes."""
+    if directions is not None and iter(data) is data:
+        raise ValueError("directions need data that can be read twice (a DataLoader or a list of batches), "
+                         "not a generator: the random directions are ranked in a second pass")
+    options = {"k": k, "patch_size": patch_size, "to_pixels": to_pixels, "whole_size": whole_size}
+    result = top_activations(model, data, layer, **options)
+    total = result.values.shape[0]
+    units = list(range(min(total, max_channels))) if channels is None else [int(c) for c in channels]
+    bad = [u for u in units if not 0 <= u < total]
+    if bad:  # every rank sees the same channels and layer: all raise here, none waits in a gather
+        raise ValueError(f"channels {bad[:5]} are out of range: layer {layer!r} has {total} channels (0..{total - 1})")
+    merged = distributed.gather_top(result)
+    if merged is not None:
+        sink.write(top_summary(layer, merged, units, order=0, filter_layer=feeding_conv(model, layer)), step)
+    names = [layer]
+    if directions is not None:
+        vectors = random_directions(total, directions, seed=0) if isinstance(directions, int) else directions
+        merged = distributed.gather_top(top_activations(model, data, layer, directions=vectors, **options))
+        name = f"{layer} (random directions)"
+        if merged is not None:
+            sink.write(top_summary(name, merged, list(range(len(vectors))), order=1), step)
+        names.append(name)
+    return names
+
+
+def _unit_sprite(pictures: torch.Tensor, k: int) -> tuple[bytes, dict]:
+    """(U, k, C, t, t) uint8 -> a PNG with a row of k tiles per unit, and its layout."""
+    tiles = pictures.flatten(0, 1).permute(0, 2, 3, 1).numpy() if pictures.shape[2] == 3 else pictures.flatten(0, 1)[:, 0].numpy()
+    picture, layout = render.mosaic(np.ascontiguousarray(tiles), columns=k)
+    return render.png_bytes(picture), layout
+
+
+def top_summary(name: str, result: TopActivations, units: Sequence[int], order: int = 0,
+                filter_layer: str | None = None) -> summary.summary_pb2.Summary:
+    """Top activations of ``units`` (indices into ``result``): meta JSON, one sprite with a row of k patches
+    per unit (empty slots stay background), and the same for the whole images when ``result`` has them."""
+    k = result.values.shape[1]
+    picture, layout = _unit_sprite(result.patches[list(units)], k)
+    sprites = [picture]
+    whole_layout = None
+    if result.wholes is not None:
+        whole, whole_layout = _unit_sprite(result.wholes[list(units)], k)
+        sprites.append(whole)
+    entries = []
+    for unit in units:
+        filled = int((result.image[unit] >= 0).sum())
+        entries.append({
+            "unit": unit,
+            "values": result.values[unit, :filled].tolist(),
+            "images": result.image[unit, :filled].tolist(),
+            "positions": result.position[unit, :filled].tolist(),
+            "boxes": [list(result.box(unit, slot)) for slot in range(filled)],
+        })
+    field = result.field
+    meta = {
+        "source_layer": result.layer, "k": k,
+        "axes": "directions" if result.directions is not None else "channels",
+        "units_total": int(result.values.shape[0]), "units": entries,
+        "field": {"stride": list(field.stride), "offset": list(field.offset), "size": list(field.size)},
+        "tile": layout, "whole_tile": whole_layout, "input_size": list(result.input_size or []),
+        "filter_layer": filter_layer,
+    }
+    return summary.pictures_summary(metadata.TOP, name, meta, sprites, order)
