@@ -94,6 +94,31 @@ def map_checks_on_resnet(args) -> None:
                f"{len(layers)} layers x one map", None)
 
 
+def checks_when_logging(args) -> None:
+    """What ``checks=True`` adds to a logging call: the demo's shapes net (untrained: the cost is the same) on one
+    probe image per class, 48 px, as the demo logs them."""
+    from tb_cnnviz import CNNViz
+    from tb_cnnviz.datasets import shapes
+    from tb_cnnviz.demo_shapes import ShapesNet, normalise
+
+    torch.manual_seed(0)
+    model = ShapesNet().eval()
+    data = shapes(5, size=48, seed=1)
+    x = normalise(data.images)
+    print(f"log_* with checks=True against the same call without (ShapesNet, {len(x)} images of 48x48, "
+          "pointing game on the masks):")
+    with tempfile.TemporaryDirectory() as logdir, CNNViz(model, logdir, probe_images=x, raise_errors=True) as viz:
+        for method in ("grad_cam", "guided_backprop", "saliency"):
+            report(f"log_saliency({method}, checks=True)",
+                   compare(lambda method=method: viz.log_saliency(0, method=method, checks=True, masks=data.masks),
+                           lambda method=method: viz.log_saliency(0, method=method), args.rounds),
+                   "log_saliency alone", None)
+        report("log_occlusion(window 12, stride 3, checks=True)",
+               compare(lambda: viz.log_occlusion(0, window=12, stride=3, checks=True, masks=data.masks),
+                       lambda: viz.log_occlusion(0, window=12, stride=3), args.rounds),
+               "log_occlusion alone", None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -101,6 +126,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=112)
     args = parser.parse_args()
     map_checks_on_resnet(args)
+    checks_when_logging(args)
 
 
 if __name__ == "__main__":
