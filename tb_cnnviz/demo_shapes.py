@@ -91,7 +91,8 @@ def _flipped(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(flips[1], images.flip(-2), images)
 
 
-def shapes_run(logdir: Path, steps: int = 800, log_every: int = 100, size: int = 48, seed: int = 0) -> dict[str, float]:
+def shapes_run(logdir: Path, steps: int = 800, log_every: int = 200, size: int = 48, seed: int = 0,
+               synthesis: bool = True) -> dict[str, float]:
     """Train :class:`ShapesNet` on 2,500 shapes for ``steps`` steps and log into ``logdir / RUN_NAME``: the maps
     of one probe image per class with every check (sanity, deletion / insertion against a random order, pointing
     game and mass in mask against the masks), activations, filters and accuracy every ``log_every`` steps, class
@@ -121,7 +122,9 @@ def shapes_run(logdir: Path, steps: int = 800, log_every: int = 100, size: int =
             viz.log_performance(test_batches, step, class_names=names, examples=4, to_pixels=to_pixels, name="held_out")
 
         def synthesised(step: int) -> None:  # images made by the network: at initialisation, and trained
-            viz.log_class_models(step, classes=list(range(len(CLASSES))), class_names=names)
+            if not synthesis:
+                return
+            viz.log_class_models(step, classes=list(range(len(CLASSES))), class_names=names, jitter_pixels=2, blur=1.0)
             viz.log_channel_visualizations(step, "relu2", channels=list(range(12)))
 
         def after_step(step: int, loss: float) -> None:
