@@ -42,25 +42,33 @@ class RandomizationCheck(NamedTuple):
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Spearman rank correlation of each row of ``a`` and ``b`` (N, ...), ties given their average rank (as
     ``scipy.stats.spearmanr``); 0 where either row is constant (no ranking to compare)."""
-    ranks_a, ranks_b = _ranks(a.flatten(1).float()), _ranks(b.flatten(1).float())
-    ranks_a = ranks_a - ranks_a.mean(dim=1, keepdim=True)
-    ranks_b = ranks_b - ranks_b.mean(dim=1, keepdim=True)
-    norm = ranks_a.norm(dim=1) * ranks_b.norm(dim=1)
-    together = (ranks_a * ranks_b).sum(dim=1)
-    return torch.where(norm > 0, together / norm.clamp_min(1e-30), torch.zeros_like(norm))
+    return _correlation(_standard_ranks(a), _standard_ranks(b))
+
+
+def _standard_ranks(values: torch.Tensor) -> torch.Tensor:
+    """Row-wise ranks, centred and scaled to unit norm (zero rows stay zero): Pearson on them is Spearman."""
+    ranks = _ranks(values.flatten(1).float())
+    ranks = ranks - ranks.mean(dim=1, keepdim=True)
+    norm = ranks.norm(dim=1, keepdim=True)
+    return torch.where(norm > 0, ranks / norm.clamp_min(1e-30), torch.zeros_like(ranks))
+
+
+def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).sum(dim=1)
 
 
 def _ranks(values: torch.Tensor) -> torch.Tensor:
     """Row-wise ranks 0..P-1 of (N, P), each run of equal values given the mean of its positions."""
-    rows, width = values.shape
+    width = values.shape[1]
     ordered, order = values.sort(dim=1, stable=True)
+    position = torch.arange(width, device=values.device).expand_as(order)
     starts = torch.ones_like(ordered, dtype=torch.bool)
     starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    group = starts.cumsum(dim=1) - 1 + torch.arange(rows, device=values.device)[:, None] * width
-    position = torch.arange(width, device=values.device, dtype=values.dtype).expand(rows, width).flatten()
-    first = torch.full((rows * width,), math.inf, device=values.device).scatter_reduce(0, group.flatten(), position, "amin")
-    last = torch.full((rows * width,), -math.inf, device=values.device).scatter_reduce(0, group.flatten(), position, "amax")
-    mean_rank = ((first + last) / 2)[group]
+    ends = torch.ones_like(starts)
+    ends[:, :-1] = starts[:, 1:]
+    first = torch.where(starts, position, 0).cummax(dim=1).values  # where each run of ties starts ...
+    last = torch.where(ends, position, width).flip(1).cummin(dim=1).values.flip(1)  # ... and ends
+    mean_rank = (first + last).to(values.dtype) / 2
     return torch.empty_like(mean_rank).scatter_(1, order, mean_rank)
 
 
@@ -130,7 +138,8 @@ def randomization_check(
     """
     images = check_inputs(model, images)
     function = _map_function(method, options)
-    targets = resolve_targets(target, class_probabilities(model, images))
+    # the trained model's prediction, kept for every re-drawn model; a given target is checked by the method
+    targets = resolve_targets(None, class_probabilities(model, images)) if target is None else target
     if layers is None:
         names = randomizable_layers(model, images)
     else:
@@ -138,7 +147,7 @@ def randomization_check(
         empty = [name for name in names if not any(True for _ in dict(model.named_modules())[name].parameters())]
         if empty:
             raise ValueError(f"layers {empty} have no parameters to re-draw")
-    reference = _absolute(function(model, images, targets) if maps is None else maps)
+    reference = _standard_ranks(_absolute(function(model, images, targets) if maps is None else maps))
     try:
         randomized = copy.deepcopy(model)
     except Exception as exc:  # a model holding an uncopyable object (an open file, a lock)
@@ -150,7 +159,7 @@ def randomization_check(
         module = modules[name]
         trained = [param.detach().clone() for param in module.parameters()] if not cascading else []
         redraw(module, generator)
-        similarity.append(spearman(reference, _absolute(function(randomized, images, targets))))
+        similarity.append(_correlation(reference, _standard_ranks(_absolute(function(randomized, images, targets)))))
         with torch.no_grad():
             for param, saved in zip(module.parameters(), trained):
                 param.copy_(saved)
