@@ -15,10 +15,10 @@ from torch import nn
 from .. import metadata, render, summary
 from ..methods.attribution.occlusion import occlusion, occlusion_grid
 from ..methods.attribution.registry import CAM_METHODS, METHODS, attribution_map, check_method
-from ..methods.checks import occlusion_importance
+from ..methods.checks import check_map, occlusion_importance
 from ..methods.targets import class_probabilities, resolve_targets
 from ..sink import Sink
-from .map_checks import CHECK_STEPS, check_map, check_masks, checks_meta, checks_scalars
+from .map_checks import CHECK_STEPS, check_masks, checks_meta, checks_scalars
 
 #: The classes to explain: one for all images, one per image, or None (the labels, else the prediction).
 Targets = Union[int, Sequence[int], torch.Tensor, None]

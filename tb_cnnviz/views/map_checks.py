@@ -9,13 +9,11 @@ import torch
 from tensorboard.compat.proto import summary_pb2
 
 from .. import summary
-from ..methods.checks import SANITY_THRESHOLD, MapChecks, check_map
+from ..methods.checks import SANITY_THRESHOLD, MapChecks
 from ..methods.checks.deletion import DeletionCurve
 
 CHECK_STEPS = 32  #: deletion / insertion steps of each curve
 SCALAR_PREFIX = "cnnviz/checks/"
-
-__all__ = ["CHECK_STEPS", "check_map", "checks_meta", "checks_scalars", "check_masks"]
 
 
 def check_masks(masks: object, images: torch.Tensor, checks: bool) -> torch.Tensor | None:
