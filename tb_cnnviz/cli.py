@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="train small CNNs on scikit-learn's digits and on colour shapes, and log every view")
     demo.add_argument("--logdir", default="runs/demo", help="where to write the runs (default: runs/demo)")
-    demo.add_argument("--steps", type=int, default=1500, help="training steps per run (default: 1500)")
+    demo.add_argument("--steps", type=int, default=800, help="training steps of each digits run (default: 800)")
     demo.add_argument("--log-every", type=int, default=100, help="steps between activation/filter logs")
     demo.add_argument("--dead-every", type=int, default=50, help="steps between dead-filter flushes")
     demo.add_argument("--shapes-steps", type=int, default=800, help="training steps of the shapes run (default: 800; 0: none)")
