@@ -6,7 +6,7 @@ TensorBoard process's resident memory, in three set-ups measured in turn in one 
 - with the plugin and torch + torchvision imported in the TensorBoard process, as the plugin did before the
   package resolved its names lazily.
 
-Each is a fresh ``python`` process running TensorBoard's own ``program.TensorBoard`` over the demo's log
+Each is a fresh ``python`` process running TensorBoard's own ``program.TensorBoard`` over a small log
 directory (``--load_fast=false``, so the figure is the TensorBoard process alone, no data server). The
 median of ``--repeat`` starts is printed.
 
@@ -39,7 +39,9 @@ tb.main()
 
 #: name -> (what the process imports first, the plugins it loads: TensorBoard's own, or with the entry points')
 SETUPS = {
-    "without the plugin": ("", "default.get_static_plugins()"),
+    # not installed: TensorBoard still scans the entry points, and finds no CNNVIZ there
+    "without the plugin": ("", "[*default.get_static_plugins(), *(e.load() for e in "
+                               "default._iter_entry_points('tensorboard_plugins') if e.name != 'cnnviz')]"),
     "with the plugin (no torch)": ("", "default.get_plugins()"),
     "with the plugin, torch imported": ("import torch, torchvision", "default.get_plugins()"),
 }
@@ -82,15 +84,31 @@ def start_once(logdir: Path, preload: str, plugins: str) -> tuple[float, float, 
         process.wait(timeout=20)
 
 
+def write_small_run(logdir: Path) -> None:
+    """A few steps of activations, filters and dead-filter rates: start-up does not depend on the data."""
+    import torch
+
+    from tb_cnnviz import CNNViz
+    from tb_cnnviz.demo import DigitsNet
+
+    torch.manual_seed(0)
+    net = DigitsNet()
+    with CNNViz(net, str(logdir), probe_images=torch.randn(4, 1, 32, 32), raise_errors=True) as viz:
+        viz.watch_dead_filters(every=1)
+        for step in range(3):
+            net(torch.randn(8, 1, 32, 32))
+            viz.step(step)
+            viz.log_activations(step)
+            viz.log_filters(step)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    from tb_cnnviz.demo import run_demo
-
     with tempfile.TemporaryDirectory() as tmp:
         logdir = Path(tmp)
-        run_demo(logdir, steps=40, log_every=20, dead_every=20)
+        write_small_run(logdir / "run")
         results = {name: [] for name in SETUPS}
         for _ in range(args.repeat):  # interleaved, so that machine noise falls on every set-up alike
             for name, (preload, plugins) in SETUPS.items():

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     analyze.add_argument("--whole-module", action="store_true", help="the checkpoint is a pickled nn.Module (runs pickled code)")
     analyze.add_argument("--images", required=True, help="a folder: one subfolder per class (labels known) or images directly")
     analyze.add_argument("--logdir", required=True, help="where to write the run")
-    analyze.add_argument("--layers", help="comma-separated layer names (default: every conv and ReLU)")
+    analyze.add_argument("--layers", help="comma-separated layer names (default: every conv and ReLU; deep nets: each block)")
     analyze.add_argument("--views", default=",".join(VIEWS), help=f"comma-separated subset of {','.join(VIEWS)}")
     analyze.add_argument("--image-size", type=int, default=224, help="images are resized to this square (default 224)")
     analyze.add_argument("--mean", default=",".join(map(str, IMAGENET_MEAN)), help="per-channel normalisation mean")

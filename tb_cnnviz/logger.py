@@ -51,7 +51,8 @@ class CNNViz:
         writer_or_logdir: a ``torch.utils.tensorboard.SummaryWriter`` or a log directory.
         probe_images: fixed images (N, C, H, W) shown in every activation view.
         probe_labels: their labels (N,), shown beside them.
-        layers: module names to show (default: every conv and ReLU-like module).
+        layers: module names to show (default: every conv and ReLU-like module; a net with more than 40 of
+            them: its first conv and each block's output, see ``methods.default_layers``).
         max_channels, max_size: bound each activation picture (channels shown, pixels per map side).
         max_filters, max_inputs: bound each filter picture (output filters, input channels per filter).
         raise_errors: raise instead of warning when a logging call fails.

@@ -25,7 +25,9 @@ Kinds:
     ``correspondence`` blob sequence: [meta JSON (matched pixel points in each image, scores, mutual flags),
                      PNG of image a, PNG of image b]; the "layer" is the name given (default: the layer)
     ``cnnviz/accuracy/<name>/top<k>`` scalars, and ``cnnviz/pr_curve/<name>/<class>`` in the PR Curves
-    plugin's own format, go beside them for TensorBoard's own tabs.
+    plugin's own format (every class up to 20; above, the 10 worst and the most frequent, as the performance
+    meta's ``pr_curves`` records) with ``cnnviz/pr_curve/<name>/micro`` (micro-average over every class), go
+    beside them for TensorBoard's own tabs.
     ``cnnviz/dead_fraction/<layer>`` is also written as an ordinary scalar, for the Scalars tab.
 """
 

@@ -191,3 +191,18 @@ def peak_memory_growth(action: Callable[[], object], repeat: int = 3) -> int:
         action()
         growths.append(max(0, _status_bytes("VmHWM") - before))
     return min(growths)
+
+
+def replicate_steps(source_run: Path, target_run: Path, steps: list[int]) -> None:
+    """Write every summary of ``source_run``'s event files again at each of ``steps`` into ``target_run``: the
+    bytes of ``len(steps)`` logging calls (a long run) without running the model that many times."""
+    from tensorboard.backend.event_processing import event_file_loader
+    from torch.utils.tensorboard import SummaryWriter
+
+    summaries = [event.summary for path in sorted(source_run.glob("events.out.tfevents.*"))
+                 for event in event_file_loader.EventFileLoader(str(path)).Load() if event.HasField("summary")]
+    writer = SummaryWriter(str(target_run))
+    for step in steps:
+        for summary in summaries:
+            writer._get_file_writer().add_summary(summary, step)
+    writer.close()

@@ -6,7 +6,7 @@ from torch import nn
 
 from helpers import assert_same_state, model_state
 
-from tb_cnnviz.methods import layer_activations, snapshot
+from tb_cnnviz.methods import default_layers, layer_activations, snapshot
 from tb_cnnviz.methods._hooks import check_images
 
 
@@ -43,6 +43,28 @@ def test_a_reused_module_gives_one_entry_per_call():
     assert acts["relu#2"].dead == [0, 1]  # conv output minus 5 is below zero everywhere for small inputs
     only = layer_activations(Reuse(), torch.randn(1, 1, 4, 4), layers=["relu#2"])
     assert list(only) == ["relu#2"]
+
+
+@pytest.mark.slow
+def test_deep_nets_default_to_their_first_conv_and_each_block_output_and_named_layers_are_kept():
+    import torchvision
+
+    resnet50 = torchvision.models.resnet50(num_classes=1000).eval()
+    bottlenecks = [f"layer{stage}.{block}" for stage, count in zip(range(1, 5), (3, 4, 6, 3)) for block in range(count)]
+    assert list(default_layers(resnet50)) == ["conv1", *bottlenecks]
+    x = torch.randn(1, 3, 64, 64)
+    acts = layer_activations(resnet50, x)
+    assert list(acts) == ["conv1", *bottlenecks]
+    with torch.no_grad():  # a block's output is the stage's running value after that block
+        after_first = resnet50.layer1[0](resnet50.maxpool(resnet50.relu(resnet50.bn1(resnet50.conv1(x)))))
+    torch.testing.assert_close(acts["layer1.0"].maps, after_first[:, :64])
+    named = layer_activations(resnet50, x, layers=["layer1.0.relu", "layer4.2.conv3"])
+    assert list(named) == ["layer1.0.relu#1", "layer1.0.relu#2", "layer1.0.relu#3", "layer4.2.conv3"]
+    densenet = torchvision.models.densenet121(weights=None)
+    assert list(default_layers(densenet)) == ["features.conv0"] + [
+        f"features.{part}{i}" for i in range(1, 5) for part in ("denseblock", "transition") if (part, i) != ("transition", 4)]
+    shallow = torchvision.models.resnet18(weights=None)  # 29 convs and ReLUs: not deep, every one of them
+    assert list(default_layers(shallow)) == [n for n, m in shallow.named_modules() if isinstance(m, (nn.Conv2d, nn.ReLU))]
 
 
 def test_big_layers_stay_bounded_and_say_what_was_left_out():

@@ -152,3 +152,34 @@ def test_attributes_from_a_csv_and_saliency_concentration(tmp_path, digits):
     concentration = binned["saliency_concentration"]
     assert sum(b["count"] for b in concentration["bins"]) == 120
     assert all(0.1 <= b["bin"][0] <= b["bin"][1] <= 1 for b in concentration["bins"])  # the top 10% hold >= 10%
+
+
+@pytest.mark.slow
+def test_a_thousand_classes_log_ranked_confusions_and_a_bounded_set_of_pr_curves(tmp_path):
+    """ImageNet-sized output: no 1000 x 1000 matrix in the JSON but its most confused pairs, and PR curves for
+    the 20 chosen classes plus the micro-average, the choice recorded; checked against counts made here."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 1000))
+    images = torch.randn(400, 3, 2, 2)
+    labels = torch.randint(0, 1000, (400,))
+    labels[:40] = 7  # a frequent class
+    with CNNViz(model, tmp_path / "run", raise_errors=True) as viz:
+        viz.log_performance([(images[i : i + 100], labels[i : i + 100]) for i in range(0, 400, 100)], 3, name="val")
+    with torch.no_grad():
+        predicted = model(images).argmax(dim=1)
+    client = tensorboard_client(tmp_path, "false")
+    _, sample = get_json(client, "sample", run="run", kind="performance", layer="val", step=3)
+    meta = sample["meta"]
+    assert meta["confusion"] is None and meta["classes"] == 1000
+    matrix = sklearn_confusion(labels, predicted, labels=range(1000))
+    np.fill_diagonal(matrix, 0)
+    top = sorted(((-matrix[t, p], t, p) for t, p in zip(*np.nonzero(matrix))))[:50]
+    assert [(-pair["count"], pair["true"], pair["predicted"]) for pair in meta["confused_pairs"]] == top
+    chosen = meta["pr_curves"]
+    assert chosen["of"] == 1000 and chosen["micro"] and len(chosen["classes"]) == 20 and 7 in chosen["classes"]
+    tags = json.loads(client.get("/data/plugin/pr_curves/tags").data)["run"]
+    assert sorted(tags) == sorted([f"cnnviz/pr_curve/val/{c}/pr_curves" for c in chosen["classes"]]
+                                  + ["cnnviz/pr_curve/val/micro/pr_curves"])
+    reply = client.get("/data/plugin/pr_curves/pr_curves", query_string={"run": "run", "tag": "cnnviz/pr_curve/val/micro/pr_curves"})
+    (entry,) = json.loads(reply.data)["run"]
+    assert entry["true_positives"][0] == 400 and entry["false_positives"][0] == 400 * 999  # threshold 0: every pair

@@ -18,9 +18,12 @@ from tb_cnnviz.methods import (
     accuracy_by,
     calibration,
     class_metrics,
+    confused_pairs,
     confusion_matrix,
     evaluate,
     image_attributes,
+    micro_histograms,
+    pr_curve_classes,
     pr_curve_counts,
     saliency_concentration,
     wilson_interval,
@@ -168,6 +171,30 @@ def test_streamed_pr_curves_equal_a_threshold_by_threshold_count():
             assert (counts["tp"][c, i], counts["fp"][c, i], counts["fn"][c, i], counts["tn"][c, i]) == (tp, fp, fn, tn)
             assert counts["precision"][c, i] == pytest.approx(tp / max(tp + fp, 1e-7))
             assert counts["recall"][c, i] == pytest.approx(tp / max(tp + fn, 1e-7))
+
+
+def test_many_classes_ranked_confusions_bounded_pr_classes_and_the_micro_average():
+    scores, labels = random_predictions(n=600, classes=40, seed=5)
+    predicted = scores.argmax(dim=1)
+    matrix = sklearn_confusion(labels, predicted, labels=range(40))
+    cells = sorted(((-matrix[t, p], t, p) for t in range(40) for p in range(40) if t != p and matrix[t, p] > 0))
+    pairs = confused_pairs(torch.as_tensor(matrix), k=15)
+    assert [(-c["count"], c["true"], c["predicted"]) for c in pairs] == cells[:15]
+    assert pairs[0]["share"] == pytest.approx(matrix[pairs[0]["true"], pairs[0]["predicted"]] / matrix[pairs[0]["true"]].sum())
+
+    support = torch.tensor([5, 0, 9, 9, 1, 7, 3, 2])
+    accuracy = torch.tensor([0.2, 0.0, 0.9, 0.1, 0.1, 1.0, 0.5, 0.0])
+    chosen = pr_curve_classes(support, accuracy, limit=4)  # worst two among classes with examples, then the most frequent
+    assert chosen["worst"] == [7, 3] and chosen["most_frequent"] == [2, 5] and chosen["classes"] == [2, 3, 5, 7]
+    assert pr_curve_classes(support, accuracy, limit=8)["classes"] == list(range(8))
+
+    result = evaluate(ScoresAreThePixels(), batches((scores.view(-1, 1, 1, 40), labels), 64), pr_curves=True)
+    micro = pr_curve_counts(*micro_histograms(result.positive_histogram, result.negative_histogram))
+    buckets = (scores.softmax(dim=1) * 126).floor().flatten()  # every (example, class) pair pooled
+    positive = (labels[:, None] == torch.arange(40)[None, :]).flatten()
+    for i in (0, 1, 10, 63, 126):
+        called = buckets >= i
+        assert micro["tp"][0, i] == int((called & positive).sum()) and micro["fp"][0, i] == int((called & ~positive).sum())
 
 
 def test_most_confidently_wrong_examples_equal_brute_force():

@@ -24,11 +24,11 @@ from .checks import (
 )
 from .dataset import (
     Codes, ReceptiveField, TopActivations, collect_codes, embed, feeding_conv, grid_layout, merge_top,
-    random_directions, receptive_field, top_activations,
+    nearest_neighbours, neighbour_preservation, random_directions, receptive_field, top_activations,
 )
 from .evaluation import (
-    Evaluation, WrongExample, accuracy_by, calibration, class_metrics, confusion_matrix, evaluate, image_attributes,
-    pr_curve_counts, saliency_concentration, wilson_interval,
+    Evaluation, WrongExample, accuracy_by, calibration, class_metrics, confused_pairs, confusion_matrix, evaluate,
+    image_attributes, micro_histograms, pr_curve_classes, pr_curve_counts, saliency_concentration, wilson_interval,
 )
 from .synthesis import Correspondence, Inversion, Visualization, channel_visualization, class_model, correspondence, invert
 
@@ -58,6 +58,7 @@ __all__ = [
     "class_model",
     "class_metrics",
     "collect_codes",
+    "confused_pairs",
     "confusion_matrix",
     "conv_layers",
     "correspondence",
@@ -80,11 +81,15 @@ __all__ = [
     "layer_activations",
     "mass_in_mask",
     "merge_top",
+    "micro_histograms",
+    "nearest_neighbours",
+    "neighbour_preservation",
     "noise_score",
     "occlusion",
     "occlusion_grid",
     "occlusion_importance",
     "pointing_game",
+    "pr_curve_classes",
     "pr_curve_counts",
     "preserved_state",
     "random_directions",

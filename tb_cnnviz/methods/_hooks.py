@@ -39,9 +39,47 @@ def relu_layers(model: nn.Module) -> dict[str, nn.Module]:
     return {name or "(model)": m for name, m in model.named_modules() if is_relu_like(m)}
 
 
-def default_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """Conv outputs and ReLU-like outputs: what a user means by "the layers" of a CNN."""
+#: A net with more conv and ReLU-like modules than this is "deep": its default layers are its blocks.
+DEEP_NET_LAYERS = 40
+#: Plain containers: their elements are what a user calls the net's blocks (their subclasses with a
+#: ``forward`` of their own, torchvision's ``_DenseBlock`` or ``Conv2dNormActivation``, are blocks themselves).
+CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+def every_conv_and_relu(model: nn.Module) -> dict[str, nn.Module]:
+    """Every conv and ReLU-like module, in registration order."""
     return {name or "(model)": m for name, m in model.named_modules() if is_conv(m) or is_relu_like(m)}
+
+
+def blocks(model: nn.Module) -> dict[str, nn.Module]:
+    """The outermost modules holding a convolution that are neither convolutions nor plain containers,
+    found by descending through the model and its plain containers: torchvision resnet's 16 bottlenecks
+    (``layer1.0`` ... ``layer4.2``), densenet's dense blocks and transitions, mobilenet's inverted residuals."""
+    found: dict[str, nn.Module] = {}
+
+    def visit(prefix: str, module: nn.Module) -> None:
+        for name, child in module.named_children():
+            path = f"{prefix}{name}"
+            if type(child) in CONTAINERS:
+                visit(f"{path}.", child)
+            elif not is_conv(child) and any(is_conv(m) for m in child.modules()):
+                found[path] = child
+
+    visit("", model)
+    return found
+
+
+def default_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The layers a user would pick when naming none. A net of at most :data:`DEEP_NET_LAYERS` conv and
+    ReLU-like modules: every one of them. A deeper net: its first conv and each block's output
+    (:func:`blocks`; resnet50: 17 layers instead of 102 calls), so a call stays a few MB; a deep net without
+    blocks (a long plain stack) keeps every conv and ReLU."""
+    everything = every_conv_and_relu(model)
+    found = blocks(model) if len(everything) > DEEP_NET_LAYERS else {}
+    if len(found) < 2:
+        return everything
+    first_conv = next(((n, m) for n, m in everything.items() if is_conv(m)), None)
+    return {**({first_conv[0]: first_conv[1]} if first_conv else {}), **found}
 
 
 def split_call(layer: str) -> tuple[str, int | None]:

@@ -26,7 +26,8 @@ def log_activations(
     max_channels: int,
     max_size: int,
 ) -> list[str]:
-    """Write each layer's maps (``layers``, default every conv and ReLU-like call); returns the layers written."""
+    """Write each layer's maps (``layers``; default ``methods.default_layers``: every conv and ReLU-like call, or a
+    deep net's first conv and each block's output); returns the layers written."""
     snapshots = layer_activations(model, images, layers, max_channels, max_size)
     if not snapshots:
         raise ValueError(

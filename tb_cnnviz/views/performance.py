@@ -13,6 +13,7 @@ from torch import nn
 
 from .. import metadata, summary
 from ..methods.evaluation.accuracy_stats import pr_curve_counts
+from ..methods.evaluation.many_classes import micro_histograms, pr_curve_classes
 from ..methods.evaluation.predictions import evaluate
 from ..sink import Sink
 from .performance_report import align_attributes, performance_report
@@ -46,12 +47,29 @@ def log_performance(
         for k in sorted(set(topk)):
             accuracies[f"top{k}"] = result.topk_accuracy(min(k, result.classes))
             values.append(summary.scalar_value(f"cnnviz/accuracy/{name}/top{k}", accuracies[f"top{k}"]))
-        counts = pr_curve_counts(result.positive_histogram, result.negative_histogram)
-        rows = [counts[key].numpy() for key in ("tp", "fp", "tn", "fn", "precision", "recall")]
-        for c in range(result.classes):
-            label = str(class_names[c]) if class_names is not None else str(c)
-            values.append(summary.pr_curve_value(f"cnnviz/pr_curve/{name}/{c}", [row[c] for row in rows], label))
+        values += _pr_curves(result, meta, class_names, name)
     sink.write(summary.pictures_summary(metadata.PERFORMANCE, name, meta, sprites), step)
     if values:
         sink.write(summary.summary_pb2.Summary(value=values), step)
     return accuracies
+
+
+#: PR curves written per call: every class up to this many, else the worst and the most frequent classes.
+MAX_PR_CURVES = 20
+
+
+def _pr_curves(result, meta: dict, class_names: Sequence[str] | None, name: str) -> list:
+    """TensorBoard PR-curve values for a bounded set of classes (``pr_curve_classes``) plus the micro-average
+    over every class (tag ``.../micro``); the choice is recorded in ``meta["pr_curves"]`` for the tab."""
+    chosen = pr_curve_classes(meta["per_class"]["support"], meta["per_class"]["accuracy"], MAX_PR_CURVES)
+    meta["pr_curves"] = {**chosen, "micro": True, "of": result.classes}
+    counts = pr_curve_counts(result.positive_histogram, result.negative_histogram)
+    micro = pr_curve_counts(*micro_histograms(result.positive_histogram, result.negative_histogram))
+    keys = ("tp", "fp", "tn", "fn", "precision", "recall")
+    values = []
+    for c in chosen["classes"]:
+        label = str(class_names[c]) if class_names is not None else str(c)
+        values.append(summary.pr_curve_value(f"cnnviz/pr_curve/{name}/{c}", [counts[key][c].numpy() for key in keys], label))
+    values.append(summary.pr_curve_value(f"cnnviz/pr_curve/{name}/micro", [micro[key][0].numpy() for key in keys],
+                                         "micro-average over every class"))
+    return values

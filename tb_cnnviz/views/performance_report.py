@@ -16,10 +16,14 @@ import torch
 
 from .. import render
 from ..methods.evaluation.accuracy_stats import accuracy_by, calibration, class_metrics, confusion_matrix
+from ..methods.evaluation.many_classes import confused_pairs
 from ..methods.evaluation.predictions import Evaluation
 
 #: Above this many classes the confusion matrix is left out of the JSON (per-class figures stay).
 MAX_CONFUSION_CLASSES = 100
+#: The most confused (true, predicted) pairs listed, most examples first: what the tab shows when the matrix is
+#: too big to draw (Russakovsky et al.'s ILSVRC analysis).
+CONFUSED_PAIRS = 50
 WORST_BIN_EXAMPLES = 8
 
 
@@ -102,6 +106,7 @@ def performance_report(
         topk={str(k): evaluation.topk_accuracy(k) for k in range(2, evaluation.topk_classes.shape[1] + 1)},
         per_class=class_metrics(confusion),
         confusion=confusion.tolist() if classes <= MAX_CONFUSION_CLASSES else None,
+        confused_pairs=confused_pairs(confusion, CONFUSED_PAIRS),
         calibration=calibration(evaluation.topk_probability[labelled, 0], hits),
         attributes={},
     )

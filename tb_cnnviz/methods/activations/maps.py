@@ -118,7 +118,8 @@ def layer_activations(
 ) -> dict[str, ActivationSnapshot]:
     """Run ``images`` through ``model`` in eval mode and snapshot each selected layer, in execution order.
 
-    ``layers`` are module names (default: every conv and ReLU-like module); a module called several times
+    ``layers`` are module names (default: :func:`default_layers`: every conv and ReLU-like module, or for a
+    deep net its first conv and each block's output); a module called several times
     in one forward gives one entry per call, named ``module#1``, ``module#2``, ... The model is left exactly
     as it was found.
 

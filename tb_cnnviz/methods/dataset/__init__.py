@@ -1,11 +1,11 @@
 """Views over a data set, streamed: each channel's top patches (with their receptive fields) and the t-SNE
 embedding of CNN codes."""
 
-from .embedding import Codes, collect_codes, embed, grid_layout
+from .embedding import Codes, collect_codes, embed, grid_layout, nearest_neighbours, neighbour_preservation
 from .receptive_field import ReceptiveField, feeding_conv, receptive_field
 from .top_activations import TopActivations, merge_top, random_directions, top_activations
 
 __all__ = [
     "Codes", "ReceptiveField", "TopActivations", "collect_codes", "embed", "feeding_conv", "grid_layout",
-    "merge_top", "random_directions", "receptive_field", "top_activations",
+    "merge_top", "nearest_neighbours", "neighbour_preservation", "random_directions", "receptive_field", "top_activations",
 ]
