@@ -1,35 +1,32 @@
 // Entry point of the CNNVIZ tab: TensorBoard's plugin iframe imports this module and calls render().
-// This module holds the tab's state and wires events to the data (model.js) and the DOM (views.js).
+// This module holds the tab's state and wires events to the data (model.js), the DOM (dom.js) and the views
+// (registry.js): it knows no view by name, except the dead-filter flags every view shows (views/dead.js).
 
 import * as model from './model.js';
-import * as attribution from './attribution.js';
-import * as correspondence from './correspondence.js';
-import * as embedding from './embedding.js';
-import * as performance from './performance.js';
-import * as synthesis from './synthesis.js';
-import * as top from './top.js';
-import * as views from './views.js';
+import * as dom from './dom.js';
+import { VIEWS, viewOf } from './registry.js';
+import { layersOf } from './samples.js';
+import dead, { deadBadge, deadByLayer, loadSummaries, renderAlert } from './views/dead.js';
 
 const EMPTY_TEXT = 'No CNNVIZ data yet: log with tb_cnnviz.CNNViz(model, writer, probe_images=...) '
-  + '(viz.log_activations, viz.log_filters, viz.watch_dead_filters, viz.log_saliency, viz.log_occlusion, viz.log_performance, viz.log_top_activations, viz.log_embedding, viz.log_inversion, viz.log_class_models, viz.log_channel_visualizations, viz.log_correspondence), then press Reload.';
+  + `(${VIEWS.flatMap((view) => view.logCalls.map((call) => call.split('(')[0])).join(', ')}), then press Reload.`;
 const RUN_COLORS = ['#f57c00', '#1976d2', '#388e3c', '#7b1fa2', '#c2185b', '#0097a7', '#5d4037', '#455a64'];
 const STYLESHEET_WAIT_MS = 1000;
-const IMAGE_WAIT_MS = 1500; // how long new mosaics may decode before they replace the old ones anyway
 
 const state = {
   runs: [], // [{run, activations: [...], filters: [...], dead: [...]}] as /runs gives them
   known: new Set(), // runs seen so far: a run appearing on Reload starts checked
   selected: new Set(),
-  view: 'activations',
+  view: VIEWS[0].kind,
   layer: null,
   step: null, // null follows the latest step
   steps: [], // the slider's steps: union over the selected runs
-  sortNoise: false,
   deadSummaries: new Map(), // run -> summary JSON or Error
-  hiddenMethods: new Set(), // attribution methods switched off in the method list
+  hidden: new Map(), // kind -> the items switched off in the list of a view that picks many
 };
 
 let ui = null;
+let controls = new Map(); // kind -> the view's toolbar control
 let generation = 0; // bumps on every update; async work from an older one is dropped
 let columns = new Map(); // run -> {element, stepInfo, body}, reused so that the slider does not flicker
 let pendingFrame = 0;
@@ -39,7 +36,9 @@ export async function render() {
   const styled = installHead();
   model.fetchRuns().catch(() => {}); // starts while the stylesheet loads; loadRuns() gets the cached reply
   await styled;
-  ui = views.buildShell(document.body);
+  ui = dom.buildShell(document.body, VIEWS);
+  controls = new Map(VIEWS.filter((view) => view.control).map((view) => [view.kind, view.control({ root: ui.root })]));
+  ui.toolbar.append(...controls.values());
   ui.root.dataset.pending = String(model.pendingCount());
   model.onActivity((count) => { ui.root.dataset.pending = String(count); });
   wireEvents();
@@ -78,10 +77,10 @@ function wireEvents() {
   });
   ui.layerList.addEventListener('click', (event) => {
     const item = event.target.closest('.layer-item');
-    if (item && state.view === 'attribution') {
-      const method = item.dataset.layer;
-      if (state.hiddenMethods.has(method)) state.hiddenMethods.delete(method);
-      else state.hiddenMethods.add(method);
+    if (item && viewOf(state.view).pickMany) {
+      const hidden = hiddenItems(state.view);
+      if (hidden.has(item.dataset.layer)) hidden.delete(item.dataset.layer);
+      else hidden.add(item.dataset.layer);
       update();
       return;
     }
@@ -91,13 +90,6 @@ function wireEvents() {
   });
   ui.slider.addEventListener('input', onSlider);
   ui.slider.addEventListener('keydown', onSliderKey);
-  ui.sortNoise.addEventListener('change', () => {
-    state.sortNoise = ui.sortNoise.checked;
-    for (const grid of ui.columns.querySelectorAll('.filter-grid')) views.orderFilterTiles(grid, state.sortNoise);
-  });
-  ui.opacity.addEventListener('input', () => {
-    ui.root.style.setProperty('--overlay-opacity', String(Number(ui.opacity.value) / 100));
-  });
   ui.reload.addEventListener('click', () => {
     model.clearCache();
     state.deadSummaries.clear();
@@ -108,10 +100,11 @@ function wireEvents() {
   });
 }
 
-function selectView(view) {
-  if (!(view in views.VIEW_NAMES) || view === state.view) return;
-  state.view = view;
-  update();
+function selectView(kind) {
+  if (viewOf(kind) && kind !== state.view) {
+    state.view = kind;
+    update();
+  }
 }
 
 // The slider's value is a training step; each column shows its run's last sample at or before it.
@@ -122,7 +115,7 @@ function onSlider() {
   const step = Math.round(Number(ui.slider.value));
   const latest = step >= steps[steps.length - 1];
   state.step = latest ? null : step;
-  views.setStepLabel(ui.stepLabel, step, latest);
+  dom.setStepLabel(ui.stepLabel, step, latest);
   // Dragging fires many events: draw once per frame.
   cancelAnimationFrame(pendingFrame);
   pendingFrame = requestAnimationFrame(() => update({ keepSlider: true }));
@@ -144,10 +137,10 @@ function onSliderKey(event) {
 }
 
 function showFirstDeadLayer() {
-  const dead = deadByLayer();
-  const layer = layerUnion('dead').find((name) => dead.has(name)) ?? [...dead.keys()][0];
+  const flagged = deadByLayer(selectedRuns(), state.deadSummaries);
+  const layer = layerUnion(dead.kind).find((name) => flagged.has(name)) ?? [...flagged.keys()][0];
   if (!layer) return;
-  state.view = 'dead';
+  state.view = dead.kind;
   state.layer = layer;
   update();
 }
@@ -155,12 +148,12 @@ function showFirstDeadLayer() {
 /* ------------------------------------------------------------------ loading runs */
 
 async function loadRuns() {
-  views.setStatus(ui.status, 'loading', 'Loading runs…');
+  dom.setStatus(ui.status, 'loading', 'Loading runs…');
   let reply;
   try {
     reply = await model.fetchRuns();
   } catch (error) {
-    views.setStatus(ui.status, 'error', `Could not load the runs: ${error.message}`);
+    dom.setStatus(ui.status, 'error', `Could not load the runs: ${error.message}`);
     return;
   }
   state.runs = Array.isArray(reply && reply.runs) ? reply.runs.filter((entry) => entry && typeof entry.run === 'string') : [];
@@ -170,31 +163,16 @@ async function loadRuns() {
   }
   const names = new Set(state.runs.map((entry) => entry.run));
   for (const run of [...state.selected]) if (!names.has(run)) state.selected.delete(run);
-  views.renderRunList(ui.runList, state.runs.map((entry) => entry.run), state.selected, colorOf);
-  if (state.runs.length) views.setStatus(ui.status, 'ok');
-  else views.setStatus(ui.status, 'empty', EMPTY_TEXT);
+  dom.renderRunList(ui.runList, state.runs.map((entry) => entry.run), state.selected, colorOf);
+  if (state.runs.length) dom.setStatus(ui.status, 'ok');
+  else dom.setStatus(ui.status, 'empty', EMPTY_TEXT);
   update();
 }
 
 /* ------------------------------------------------------------------ state helpers */
 
-function viewNoun(view) {
-  if (view === 'attribution') return 'attribution maps';
-  if (view === 'performance') return 'accuracy views';
-  if (view === 'top') return 'top patches';
-  if (view === 'embedding') return 'embeddings';
-  if (view === 'inversion') return 'inversions';
-  if (view === 'channel_vis') return 'channel visualisations';
-  if (view === 'correspondence') return 'correspondences';
-  return views.VIEW_NAMES[view].toLowerCase();
-}
-
 function selectedRuns() {
   return state.runs.filter((entry) => state.selected.has(entry.run));
-}
-
-function layersOf(entry, kind) {
-  return Array.isArray(entry[kind]) ? entry[kind].filter((name) => typeof name === 'string') : [];
 }
 
 /**
@@ -214,44 +192,15 @@ function layerUnion(kind) {
   return union;
 }
 
-/** Layer -> [{run, dead, channels, step}] over the selected runs whose summary has dead channels. */
-function deadByLayer() {
-  const result = new Map();
-  for (const { run } of selectedRuns()) {
-    const summary = state.deadSummaries.get(run);
-    if (!summary || summary instanceof Error || !summary.layers) continue;
-    for (const [layer, info] of Object.entries(summary.layers)) {
-      const dead = Array.isArray(info && info.dead) ? info.dead : [];
-      if (!dead.length) continue;
-      if (!result.has(layer)) result.set(layer, []);
-      result.get(layer).push({ run, dead, channels: info.channels, step: info.step });
-    }
-  }
-  return result;
+/** The items of a view that picks many (attribution methods) that are switched off, by kind. */
+function hiddenItems(kind) {
+  if (!state.hidden.has(kind)) state.hidden.set(kind, new Set());
+  return state.hidden.get(kind);
 }
 
-/** The largest of `steps` (sorted) that is <= `step`, or undefined. */
-function atOrBefore(steps, step) {
-  let found;
-  for (const candidate of steps) {
-    if (candidate <= step) found = candidate;
-    else break;
-  }
-  return found;
-}
-
-/**
- * The index of the /dead column that holds `step`: a long series comes in buckets (`downsampled.first_steps`
- * to `steps`), and a step inside a bucket belongs to it, not to the bucket before; else the flush at or before.
- */
-function deadColumnAt(reply, step) {
-  const steps = (reply.steps || []).map(Number);
-  const firsts = reply.downsampled && Array.isArray(reply.downsampled.first_steps) ? reply.downsampled.first_steps.map(Number) : null;
-  if (firsts) {
-    const inside = steps.findIndex((last, i) => firsts[i] <= step && step <= last);
-    if (inside >= 0) return inside;
-  }
-  return steps.indexOf(atOrBefore(steps, step));
+/** The items of the list that are on: every layer of a view that picks many, except those switched off. */
+function shownItems(view, layers = layerUnion(view.kind)) {
+  return view.pickMany ? layers.filter((item) => !hiddenItems(view.kind).has(item)) : [];
 }
 
 function colorOf(run) {
@@ -264,77 +213,54 @@ function colorOf(run) {
 /** Re-renders everything from the state; cached data makes this cheap. */
 function update({ keepSlider = false } = {}) {
   const current = ++generation;
-  const kind = state.view;
-  const layers = layerUnion(kind);
+  const view = viewOf(state.view);
+  const layers = layerUnion(view.kind);
   if (!layers.includes(state.layer)) state.layer = layers[0] ?? null;
-  views.markViewButtons(ui.viewButtons, state.view);
-  ui.sortControl.hidden = state.view !== 'filters';
-  ui.opacityControl.hidden = state.view !== 'attribution';
-  ui.layerTitle.textContent = { attribution: 'Methods', performance: 'Data sets', inversion: 'Images', class_model: 'Sets' }[state.view] ?? 'Layers';
+  dom.markViewButtons(ui.viewButtons, view.kind);
+  for (const [kind, control] of controls) control.hidden = kind !== view.kind;
+  ui.layerTitle.textContent = view.listTitle ?? 'Layers';
   renderSidebarFlags(layers);
   loadDeadSummaries();
-  renderHeading();
+  renderHeading(view, layers);
   if (!state.runs.length) {
     showMessage(null); // #status already says there is no data, and how to log some
     return;
   }
   if (!state.selected.size) {
-    showMessage(views.emptyBox('Select at least one run.'));
+    showMessage(dom.emptyBox('Select at least one run.'));
     return;
   }
   if (!state.layer) {
-    showMessage(views.emptyBox(`No ${viewNoun(kind)} logged in the selected runs.${kind === 'attribution'
-      ? ' Log them with viz.log_saliency(step, method=...) and viz.log_occlusion(step).'
-      : kind === 'performance' ? ' Log them with viz.log_performance(data, step).'
-        : kind === 'top' ? ' Log them with viz.log_top_activations(data, layer, step).'
-          : kind === 'embedding' ? ' Log them with viz.log_embedding(data, layer, step).'
-            : kind === 'inversion' ? ' Log them with viz.log_inversion(step).'
-              : kind === 'class_model' ? ' Log them with viz.log_class_models(step).'
-                : kind === 'channel_vis' ? ' Log them with viz.log_channel_visualizations(step, layer).'
-                  : kind === 'correspondence' ? ' Log them with viz.log_correspondence(step, image_a, image_b, layer).' : ''}`));
+    showMessage(dom.emptyBox(`No ${view.noun} logged in the selected runs. Log them with ${view.logCalls.join(' and ')}.`));
     return;
   }
-  if (kind === 'dead') renderDead(current, keepSlider);
-  else if (kind === 'attribution') renderAttribution(current, keepSlider);
-  else renderSamples(current, kind, keepSlider);
+  renderView(current, view, layers, keepSlider);
 }
 
 function renderSidebarFlags(layers = layerUnion(state.view)) {
-  const dead = deadByLayer();
-  const selected = state.view === 'attribution' ? new Set(shownMethods(layers)) : state.layer;
-  views.renderLayerList(ui.layerList, layers, selected, dead,
-    state.selected.size ? `No ${viewNoun(state.view)} in the selected runs` : 'No run selected');
-  const counts = [];
-  const failures = [];
-  for (const { run } of selectedRuns()) {
-    const summary = state.deadSummaries.get(run);
-    if (summary instanceof Error) failures.push({ run, message: summary.message });
-    else if (summary && summary.layers) {
-      const layersWithDead = Object.values(summary.layers).filter((info) => info && Array.isArray(info.dead) && info.dead.length).length;
-      if (layersWithDead) counts.push({ run, layers: layersWithDead });
-    }
-  }
-  views.renderDeadAlert(ui.deadAlert, counts, failures);
+  const view = viewOf(state.view);
+  const runs = selectedRuns();
+  const flagged = deadByLayer(runs, state.deadSummaries);
+  dom.renderLayerList(ui.layerList, layers, view.pickMany ? new Set(shownItems(view, layers)) : state.layer,
+    (layer) => deadBadge(flagged.get(layer)), state.selected.size ? `No ${view.noun} in the selected runs` : 'No run selected');
+  renderAlert(ui.deadAlert, runs, state.deadSummaries);
 }
 
 // Dead summaries feed the badges and the alert; they arrive after the first paint, then stay cached.
 function loadDeadSummaries() {
-  const missing = selectedRuns().filter((entry) => layersOf(entry, 'dead').length && !state.deadSummaries.has(entry.run));
-  if (!missing.length) return;
-  Promise.all(missing.map(({ run }) => model.fetchDeadSummary(run)
-    .then((summary) => state.deadSummaries.set(run, summary), (error) => state.deadSummaries.set(run, error))))
-    .then(() => renderSidebarFlags());
+  const loading = loadSummaries(selectedRuns(), state.deadSummaries);
+  if (loading) loading.then(() => renderSidebarFlags());
 }
 
-function renderHeading() {
-  if (state.view === 'attribution') {
-    const shown = shownMethods(layerUnion('attribution'));
-    ui.heading.replaceChildren(views.el('span', { className: 'heading-view',
-      text: `${views.VIEW_NAMES.attribution} · ${shown.map(attribution.methodTitle).join(', ') || 'no method selected'}` }));
+function renderHeading(view, layers) {
+  if (view.pickMany) {
+    const shown = shownItems(view, layers).map(view.itemTitle ?? String);
+    ui.heading.replaceChildren(dom.el('span', { className: 'heading-view',
+      text: `${view.title} · ${shown.join(', ') || `no ${view.itemNoun} selected`}` }));
     return;
   }
-  const parts = state.layer ? [views.el('span', { className: 'heading-layer', text: state.layer }),
-    views.el('span', { className: 'heading-view', text: ` · ${views.VIEW_NAMES[state.view]}` })] : [];
+  const parts = state.layer ? [dom.el('span', { className: 'heading-layer', text: state.layer }),
+    dom.el('span', { className: 'heading-view', text: ` · ${view.title}` })] : [];
   ui.heading.replaceChildren(...parts);
 }
 
@@ -348,11 +274,11 @@ function showMessage(box) {
 /** One column per selected run, reusing the ones already on screen. */
 function ensureColumns() {
   const next = new Map();
-  for (const { run } of selectedRuns()) next.set(run, columns.get(run) || views.runColumn(run, colorOf(run)));
+  for (const { run } of selectedRuns()) next.set(run, columns.get(run) || dom.runColumn(run, colorOf(run)));
   columns = next;
   ui.columns.replaceChildren(...[...next.values()].map((column) => column.element));
   for (const column of next.values()) {
-    if (!column.body.firstChild) column.body.append(views.loadingBox());
+    if (!column.body.firstChild) column.body.append(dom.loadingBox());
   }
   return next;
 }
@@ -374,275 +300,38 @@ function setSlider(steps, keepSlider) {
   state.steps = steps;
   ui.stepControl.hidden = false;
   if (!steps.length) {
-    views.configureSlider(ui.slider, ui.stepLabel, steps);
+    dom.configureSlider(ui.slider, ui.stepLabel, steps);
     return undefined;
   }
   const latest = steps[steps.length - 1];
   // A pinned step stays where it is (within the range) when the layer changes, so layers compare at one step.
   const step = state.step === null ? latest : Math.min(Math.max(state.step, steps[0]), latest);
-  if (!keepSlider || !steps.length) views.configureSlider(ui.slider, ui.stepLabel, steps, step, state.step === null);
-  else views.setStepLabel(ui.stepLabel, step, step === latest);
+  if (!keepSlider || !steps.length) dom.configureSlider(ui.slider, ui.stepLabel, steps, step, state.step === null);
+  else dom.setStepLabel(ui.stepLabel, step, step === latest);
   return step;
 }
 
-/* ------------------------------------------------------------------ activations and filters */
+/* ------------------------------------------------------------------ the selected view's columns */
 
-async function renderSamples(current, kind, keepSlider) {
-  const layer = state.layer;
-  const runs = selectedRuns();
+/**
+ * One column per selected run: each run's data for the view is loaded, the slider spans the steps of them
+ * all, and each column shows its run at the slider's step (see registry.js for the view's part).
+ */
+async function renderView(current, view, layers, keepSlider) {
   const shown = ensureColumns();
-  markStale();
-  const stepLists = await Promise.all(runs.map((entry) => runSteps(entry, kind, layer)));
-  if (current !== generation) return;
-  const union = [...new Set(stepLists.filter(Array.isArray).flat())].sort((a, b) => a - b);
-  const sliderStep = setSlider(union, keepSlider);
-  runs.forEach((entry, i) => fillSampleColumn(current, shown.get(entry.run), entry, kind, layer, stepLists[i], sliderStep));
-}
-
-/** A run's logged steps of a layer, [] when the run does not have it, or the Error. */
-async function runSteps(entry, kind, layer) {
-  if (!layersOf(entry, kind).includes(layer)) return null;
-  try {
-    const reply = await model.fetchSteps(entry.run, kind, layer);
-    return (Array.isArray(reply.steps) ? reply.steps : []).map((item) => Number(item.step))
-      .filter(Number.isFinite).sort((a, b) => a - b);
-  } catch (error) {
-    return error;
-  }
-}
-
-async function fillSampleColumn(current, column, entry, kind, layer, steps, sliderStep) {
-  const noun = views.VIEW_NAMES[kind].toLowerCase();
-  if (steps === null) return fill(current, column, views.emptyBox(`No ${noun} logged for layer ${layer} in this run.`));
-  if (steps instanceof Error) return fill(current, column, views.errorBox(steps.message));
-  if (!steps.length) return fill(current, column, views.emptyBox(`No ${noun} steps logged for layer ${layer} yet.`));
-  const step = atOrBefore(steps, sliderStep);
-  if (step === undefined) {
-    return fill(current, column, views.emptyBox(`Nothing logged at or before step ${sliderStep}; the first step is ${steps[0]}.`));
-  }
-  const stepText = step === sliderStep ? `step ${step}` : `step ${step} (latest at or before ${sliderStep})`;
-  try {
-    const sample = await model.fetchSample(entry.run, kind, layer, step);
-    const content = kind === 'activations' ? await activationsContent(entry.run, layer, step, sample)
-      : kind === 'performance' ? await performanceContent(entry.run, layer, step, sample)
-        : kind === 'top' ? await topContent(entry.run, layer, step, sample)
-          : kind === 'embedding' ? await embeddingContent(entry.run, layer, step, sample)
-            : kind === 'inversion' ? synthesis.inversionView(sample, sampleUrls(entry.run, kind, layer, step, sample))
-              : kind === 'class_model' ? synthesis.classModelsView(sample, sampleUrls(entry.run, kind, layer, step, sample))
-                : kind === 'channel_vis' ? await channelVisContent(entry, layer, step, sample)
-                  : kind === 'correspondence' ? await correspondenceContent(entry.run, layer, step, sample)
-                    : await filtersContent(entry.run, layer, step, sample);
-    fill(current, column, content, stepText);
-  } catch (error) {
-    fill(current, column, views.errorBox(error.message), stepText);
-  }
-}
-
-async function activationsContent(run, layer, step, sample) {
-  const urls = sampleUrls(run, 'activations', layer, step, sample);
-  const { element, images } = views.activationsView(sample, urls, showImageError);
-  // Let the new mosaics decode before they replace the old ones, so that moving the slider does not blink.
-  await Promise.race([
-    Promise.allSettled(images.map((img) => img.decode())),
-    new Promise((resolve) => { setTimeout(resolve, IMAGE_WAIT_MS); }),
-  ]);
-  return element;
-}
-
-/** The URL of every picture of a sample, in order. */
-function sampleUrls(run, kind, layer, step, sample) {
-  const count = Math.max(0, Number(sample.images) || 0);
-  return Array.from({ length: count }, (_, index) => pictureUrl(run, kind, layer, step, sample, index));
-}
-
-/** Channel visualisations, beside each channel's filter and top patches where those are logged. */
-async function channelVisContent(entry, layer, step, sample) {
-  const top = await topPatchesAt(entry, layer, step);
-  return synthesis.channelVisView(sample, sampleUrls(entry.run, 'channel_vis', layer, step, sample), {
-    top, loadFilter: (filterLayer, filter) => filterTileAt(entry.run, filterLayer, step, filter) });
-}
-
-/** The layer's top patches at or before `step` ({sample, sprite, step}), or null when none are logged. */
-async function topPatchesAt(entry, layer, step) {
-  const steps = await runSteps(entry, 'top', layer);
-  if (!Array.isArray(steps)) return null;
-  const at = atOrBefore(steps, step);
-  if (at === undefined) return null;
-  try {
-    const sample = await model.fetchSample(entry.run, 'top', layer, at);
-    const sprite = await bitmapOrError(entry.run, 'top', layer, at, sample, 0);
-    return sprite instanceof Error ? null : { sample, sprite, step: at };
-  } catch (error) {
-    return null;
-  }
-}
-
-function pictureUrl(run, kind, layer, step, sample, index) {
-  const key = Array.isArray(sample.blobs) ? sample.blobs[index] : undefined;
-  return typeof key === 'string' ? model.blobUrl(run, key) : model.imageUrl(run, kind, layer, step, index);
-}
-
-// A broken picture shows the server's reason where the picture would have been.
-async function showImageError(url, frame) {
-  const message = await model.explainImageError(url);
-  frame.replaceChildren(views.errorBox(message));
-}
-
-/** A sample's picture, or the Error that kept it away: views show the error in place of the picture. */
-async function bitmapOrError(run, kind, layer, step, sample, index) {
-  try {
-    return await model.fetchBitmap(pictureUrl(run, kind, layer, step, sample, index));
-  } catch (error) {
-    return error;
-  }
-}
-
-async function filtersContent(run, layer, step, sample) {
-  const bitmap = await bitmapOrError(run, 'filters', layer, step, sample, 0);
-  return views.filtersView(sample, bitmap, state.sortNoise);
-}
-
-async function embeddingContent(run, layer, step, sample) {
-  const sprite = await bitmapOrError(run, 'embedding', layer, step, sample, 0);
-  return embedding.embeddingView(sample, sprite);
-}
-
-async function correspondenceContent(run, layer, step, sample) {
-  const bitmaps = await Promise.all([0, 1].map((index) => bitmapOrError(run, 'correspondence', layer, step, sample, index)));
-  return correspondence.correspondenceView(sample, bitmaps);
-}
-
-async function topContent(run, layer, step, sample) {
-  const sprite = await bitmapOrError(run, 'top', layer, step, sample, 0);
-  let whole = null;
-  if (Number(sample.images) > 1) {
-    whole = await bitmapOrError(run, 'top', layer, step, sample, 1);
-    if (whole instanceof Error) whole = null;  // the whole images are an extra: the patches still show
-  }
-  const source = sample.meta && sample.meta.source_layer;
-  const rates = await deadRatesAt(run, source, step);
-  return top.topView(sample, sprite, rates, whole, (filterLayer, filter) => filterTileAt(run, filterLayer, step, filter));
-}
-
-/** Channel -> dead rate at the dead-filter flush at or before `step` (null when the layer is not watched). */
-async function deadRatesAt(run, layer, step) {
-  const entry = state.runs.find((item) => item.run === run);
-  if (!entry || !layersOf(entry, 'dead').includes(layer)) return null;
-  try {
-    const reply = await model.fetchDead(run, layer);
-    const at = deadColumnAt(reply, step);
-    if (at < 0) return null;
-    const row = (reply.rates || [])[at] || [];
-    return { threshold: Number(reply.threshold), rates: new Map(row.map((rate, channel) => [channel, views.toNumber(rate)])), step: Number(reply.steps[at]) };
-  } catch (error) {
-    return null;
-  }
-}
-
-/** The tile of one filter of a conv layer, from the Filters view's latest sample at or before `step`. */
-async function filterTileAt(run, layer, step, filter) {
-  try {
-    const reply = await model.fetchSteps(run, 'filters', layer);
-    const steps = (reply.steps || []).map((item) => Number(item.step)).sort((a, b) => a - b);
-    const at = atOrBefore(steps, step);
-    if (at === undefined) return null;
-    const sample = await model.fetchSample(run, 'filters', layer, at);
-    const bitmap = await model.fetchBitmap(pictureUrl(run, 'filters', layer, at, sample, 0));
-    return views.singleFilterTile(sample, bitmap, filter);
-  } catch (error) {
-    return null;
-  }
-}
-
-async function performanceContent(run, layer, step, sample) {
-  const load = async (index) => {
-    if (Number(sample.images) <= index) return null;
-    return bitmapOrError(run, 'performance', layer, step, sample, index);
-  };
-  const [thumbnails, saliency] = await Promise.all([load(0), load(1)]);
-  return performance.performanceView(sample, { thumbnails, saliency });
-}
-
-/* ------------------------------------------------------------------ dead filters */
-
-async function renderDead(current, keepSlider) {
-  const layer = state.layer;
-  const runs = selectedRuns();
-  const shown = ensureColumns();
-  markStale();
-  const replies = await Promise.all(runs.map((entry) => runDead(entry, layer)));
-  if (current !== generation) return;
-  const union = [...new Set(replies.flatMap((reply) => (reply && !(reply instanceof Error) && Array.isArray(reply.steps)
-    ? reply.steps.map(Number) : [])))].sort((a, b) => a - b);
-  const sliderStep = setSlider(union, keepSlider);
-  runs.forEach((entry, i) => {
-    const column = shown.get(entry.run);
-    const reply = replies[i];
-    if (reply === null) fill(current, column, views.emptyBox(`No dead-filter statistics for layer ${layer} in this run.`));
-    else if (reply instanceof Error) fill(current, column, views.errorBox(reply.message));
-    else fill(current, column, views.deadView(reply, Number(reply.steps[deadColumnAt(reply, sliderStep)])), deadStepText(reply));
-  });
-}
-
-async function runDead(entry, layer) {
-  if (!layersOf(entry, 'dead').includes(layer)) return null;
-  try {
-    const reply = await model.fetchDead(entry.run, layer);
-    if (!Array.isArray(reply.steps)) reply.steps = [];
-    return reply;
-  } catch (error) {
-    return error;
-  }
-}
-
-function deadStepText(reply) {
-  const steps = reply.steps;
-  return steps.length ? `steps ${steps[0]}–${steps[steps.length - 1]}` : '';
-}
-
-/* ------------------------------------------------------------------ where it looks */
-
-function shownMethods(methods) {
-  return methods.filter((method) => !state.hiddenMethods.has(method));
-}
-
-// Every shown method side by side, each at its latest step at or before the slider's.
-async function renderAttribution(current, keepSlider) {
-  const methods = shownMethods(layerUnion('attribution'));
-  const runs = selectedRuns();
-  const shown = ensureColumns();
-  if (!methods.length) {
-    for (const column of shown.values()) fill(current, column, views.emptyBox('Select at least one method in the list.'));
+  const items = shownItems(view, layers);
+  if (view.pickMany && !items.length) {
+    for (const column of shown.values()) fill(current, column, dom.emptyBox(`Select at least one ${view.itemNoun} in the list.`));
     return;
   }
   markStale();
-  const stepLists = await Promise.all(runs.map((entry) => Promise.all(methods.map((method) => runSteps(entry, 'attribution', method)))));
+  const contexts = selectedRuns().map((entry) => ({ entry, run: entry.run, layer: state.layer, items }));
+  const loaded = await Promise.all(contexts.map((ctx) => view.load(ctx)));
   if (current !== generation) return;
-  const union = [...new Set(stepLists.flat().filter(Array.isArray).flat())].sort((a, b) => a - b);
+  const union = [...new Set(loaded.flatMap((data) => view.stepsOf(data)))].sort((a, b) => a - b);
   const sliderStep = setSlider(union, keepSlider);
-  runs.forEach((entry, i) => fillAttributionColumn(current, shown.get(entry.run), entry, methods, stepLists[i], sliderStep));
-}
-
-async function fillAttributionColumn(current, column, entry, methods, stepLists, sliderStep) {
-  const entries = await Promise.all(methods.map(async (method, i) => {
-    const steps = stepLists[i];
-    if (steps === null) return { method };
-    if (steps instanceof Error) return { method, error: steps.message };
-    const step = atOrBefore(steps, sliderStep);
-    if (step === undefined) return { method };
-    try {
-      const sample = await model.fetchSample(entry.run, 'attribution', method, step);
-      const count = Number(sample.meta && sample.meta.images) || 0;
-      const urls = {
-        input: (n) => pictureUrl(entry.run, 'attribution', method, step, sample, n),
-        map: (n) => pictureUrl(entry.run, 'attribution', method, step, sample, count + n),
-      };
-      return { method, sample, urls, stepText: `step ${step}` };
-    } catch (error) {
-      return { method, error: error.message };
-    }
-  }));
-  const steps = [...new Set(entries.filter((e) => e.sample).map((e) => e.sample.step))].sort((a, b) => a - b);
-  const stepText = steps.length ? `step ${steps.join(', ')}` : '';
-  fill(current, column, attribution.attributionView(entries), stepText);
+  contexts.forEach(async (ctx, i) => {
+    const { content, stepText } = await view.column(ctx, loaded[i], sliderStep);
+    fill(current, shown.get(ctx.run), content, stepText);
+  });
 }

@@ -110,7 +110,12 @@ class CNNVizPlugin(base_plugin.TBPlugin):
     def __init__(self, context: base_plugin.TBContext):
         self._provider = context.data_provider
         self._static_dir = _frontend_dir()
-        self._static_files = {p.name for p in self._static_dir.glob("*") if p.suffix in (".js", ".css")}
+        # A whitelist of the relative paths ("index.js", "views/top.js") of the scripts and stylesheets in the folder.
+        self._static_files = {
+            path.relative_to(self._static_dir).as_posix()
+            for path in self._static_dir.rglob("*")
+            if path.suffix in (".js", ".css") and path.is_file() and path.resolve().is_relative_to(self._static_dir.resolve())
+        }
 
     def get_plugin_apps(self) -> dict[str, Callable]:
         return {

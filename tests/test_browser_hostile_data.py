@@ -67,7 +67,10 @@ def assert_nothing_ran(page, frame) -> None:
 def test_markup_in_runs_layers_classes_and_attributes_is_text_and_a_cut_file_still_paints(browser, hostile_url):  # noqa: F811
     problems: list[str] = []
     page, frame = open_tab(browser, hostile_url, problems)
-    for run in RUNS:  # every run is shown by default; its name is in the column head as text
+    toggles = frame.locator("input.run-toggle").evaluate_all("els => els.map(e => e.dataset.run)")
+    assert set(RUNS) <= set(toggles)  # the run list holds the names as data...
+    for run in RUNS:  # ...and as text; every run is shown by default, its name in the column head as text
+        expect(frame.locator(".run-label", has_text=run)).to_have_count(1)
         expect(frame.locator(".run-column .run-name", has_text=run)).to_have_count(1)
     layers = frame.locator(".layer-item").evaluate_all("els => els.map(e => e.dataset.layer)")
     assert layers[:2] == LAYERS

@@ -2,6 +2,7 @@
 
 import io
 import json
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -129,7 +130,8 @@ def test_a_mistyped_layer_lists_the_layers_there_are(demo_client):
 TRAVERSALS = [
     "../plugin.py", "..%2fplugin.py", "%2e%2e/plugin.py", "..\\plugin.py", "/etc/passwd", "%2fetc%2fpasswd",
     "index.js/../../plugin.py", "....//plugin.py", "index.js%00.css", "", ".", "..", "static/index.js",
-    "INDEX.JS", "index.js?x=../../setup.py",
+    "INDEX.JS", "index.js?x=../../setup.py", "views/../index.js", "views/../../setup.py", "views/%2e%2e/index.js",
+    "views", "views/", "./views/top.js", "views//top.js", "VIEWS/top.js",
 ]
 
 
@@ -141,6 +143,12 @@ def test_static_files_come_from_a_whitelist(demo_client, path):
         return
     assert reply.status_code == 404, path
     assert b"import " not in reply.data and b"def " not in reply.data
+
+
+def test_static_files_in_sub_folders_are_served(demo_client):
+    reply = demo_client.get("/data/plugin/cnnviz/static/views/top.js")
+    assert reply.status_code == 200 and reply.content_type.startswith("text/javascript")
+    assert reply.data == (Path(__file__).resolve().parent.parent / "frontend" / "views" / "top.js").read_bytes()
 
 
 def test_a_users_own_samples_per_plugin_wins(demo_logdir):

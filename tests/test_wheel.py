@@ -32,6 +32,9 @@ def test_the_wheel_ships_the_frontend_and_tensorboard_serves_it(tmp_path, demo_l
     (fresh_site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--quiet", str(wheel)], check=True)
 
+    # Every file of the tab, those in views/ too: the wheel must carry them and the static route serve them.
+    names = sorted(path.relative_to(ROOT / "frontend").as_posix() for path in (ROOT / "frontend").rglob("*") if path.is_file())
+    assert "views/top.js" in names
     probe = textwrap.dedent(
         f"""
         import json, sys, time
@@ -45,7 +48,7 @@ def test_the_wheel_ships_the_frontend_and_tensorboard_serves_it(tmp_path, demo_l
         provider, mux = tb._make_data_provider()
         client = Client(application.TensorBoardWSGIApp(tb.flags, tb.plugin_loaders, provider, tb.assets_zip_provider, mux))
         assert "cnnviz" in json.loads(client.get("/data/plugins_listing").data)
-        for name in ("index.js", "model.js", "views.js", "style.css"):
+        for name in {names!r}:
             reply = client.get("/data/plugin/cnnviz/static/" + name)
             assert reply.status_code == 200, name
             sys.stdout.buffer.write(reply.data)
@@ -54,5 +57,5 @@ def test_the_wheel_ships_the_frontend_and_tensorboard_serves_it(tmp_path, demo_l
     result = subprocess.run([str(python), "-c", probe], capture_output=True, cwd=tmp_path)  # not the source tree
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     served = result.stdout
-    shipped = b"".join((ROOT / "frontend" / name).read_bytes() for name in ("index.js", "model.js", "views.js", "style.css"))
+    shipped = b"".join((ROOT / "frontend" / name).read_bytes() for name in names)
     assert served == shipped

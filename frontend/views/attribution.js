@@ -1,50 +1,60 @@
 // The "Where it looks" view: per probe image, the input and beside it each logged attribution map as an
 // overlay (heat maps through a colour map, signed maps as they are), and occlusion as a grid of
-// probabilities at the occluder's positions. DOM only; index.js fetches.
+// probabilities at the occluder's positions. The list in the sidebar switches methods on and off; every
+// method shown sits in the same column, each at its latest step at or before the slider's.
 
-import { el, emptyBox, extent, formatNumber, hideTooltip, showTooltip } from './views.js';
+import * as model from '../model.js';
+import { inferno } from '../colormap.js';
+import { el, emptyBox, errorBox, extent, formatNumber, hideTooltip, percent, showTooltip } from '../dom.js';
+import { atOrBefore, pictureUrl, runSteps } from '../samples.js';
 
 const MIN_CELL_PX = 112; // small images are scaled up to at least this
 const MAX_CELL_PX = 224;
 
-// "inferno"-like stops (matplotlib), interpolated: dark is low, yellow is high.
-const COLOR_STOPS = [
-  [0, [0, 0, 4]], [0.25, [87, 16, 110]], [0.5, [188, 55, 84]], [0.75, [249, 142, 9]], [1, [252, 255, 164]],
-];
-const LUT = buildLut();
+export default {
+  kind: 'attribution',
+  title: 'Where it looks',
+  noun: 'attribution maps',
+  logCalls: ['viz.log_saliency(step, method=...)', 'viz.log_occlusion(step)'],
+  listTitle: 'Methods',
+  pickMany: true, // the list's items are switched on and off, all shown at once; ctx.items are those on
+  itemNoun: 'method',
+  itemTitle: methodTitle,
+  control,
+  load: (ctx) => Promise.all(ctx.items.map((method) => runSteps(ctx.entry, 'attribution', method))),
+  stepsOf: (stepLists) => stepLists.filter(Array.isArray).flat(),
+  column,
+};
 
-function buildLut() {
-  const lut = new Uint8ClampedArray(256 * 3);
-  for (let i = 0; i < 256; i += 1) {
-    const t = i / 255;
-    let k = 0;
-    while (k < COLOR_STOPS.length - 2 && t > COLOR_STOPS[k + 1][0]) k += 1;
-    const [t0, c0] = COLOR_STOPS[k];
-    const [t1, c1] = COLOR_STOPS[k + 1];
-    const f = (t - t0) / (t1 - t0);
-    for (let c = 0; c < 3; c += 1) lut[i * 3 + c] = c0[c] + f * (c1[c] - c0[c]);
-  }
-  return lut;
+/** The toolbar's overlay opacity, for every map on screen (a CSS variable on the tab's root). */
+function control({ root }) {
+  const opacity = el('input', { attrs: { id: 'overlay-opacity', type: 'range', min: 0, max: 100, step: 5, value: 60,
+    'aria-label': 'Overlay opacity' } });
+  opacity.addEventListener('input', () => {
+    root.style.setProperty('--overlay-opacity', String(Number(opacity.value) / 100));
+  });
+  return el('label', { className: 'opacity-control', hidden: true }, ['overlay', opacity]);
 }
 
-/** Maps the grey levels drawn on `context` (0..width, 0..height) through the colour map, in place. */
-export function applyColorMap(context, width, height) {
-  const pixels = context.getImageData(0, 0, width, height);
-  const data = pixels.data;
-  for (let i = 0; i < data.length; i += 4) {
-    const v = data[i] * 3;
-    data[i] = LUT[v];
-    data[i + 1] = LUT[v + 1];
-    data[i + 2] = LUT[v + 2];
-    data[i + 3] = 255;
-  }
-  context.putImageData(pixels, 0, 0);
-}
-
-/** CSS colour of a value in [0, 1] on the colour map. */
-export function colorOf(value) {
-  const i = Math.max(0, Math.min(255, Math.round(value * 255))) * 3;
-  return `rgb(${LUT[i]}, ${LUT[i + 1]}, ${LUT[i + 2]})`;
+async function column(ctx, stepLists, sliderStep) {
+  const entries = await Promise.all(ctx.items.map(async (method, i) => {
+    const steps = stepLists[i];
+    if (steps === null) return { method };
+    if (steps instanceof Error) return { method, error: steps.message };
+    const step = atOrBefore(steps, sliderStep);
+    if (step === undefined) return { method };
+    try {
+      const at = { run: ctx.run, kind: 'attribution', layer: method, step };
+      at.sample = await model.fetchSample(ctx.run, 'attribution', method, step);
+      const count = Number(at.sample.meta && at.sample.meta.images) || 0;
+      const urls = { input: (n) => pictureUrl(at, n), map: (n) => pictureUrl(at, count + n) };
+      return { method, sample: at.sample, urls, stepText: `step ${step}` };
+    } catch (error) {
+      return { method, error: error.message };
+    }
+  }));
+  const steps = [...new Set(entries.filter((e) => e.sample).map((e) => e.sample.step))].sort((a, b) => a - b);
+  return { content: attributionView(entries), stepText: steps.length ? `step ${steps.join(', ')}` : '' };
 }
 
 const METHOD_TITLES = {
@@ -57,7 +67,7 @@ const METHOD_TITLES = {
 };
 
 /** "smoothgrad(guided_backprop)" -> "Guided backprop + SmoothGrad". */
-export function methodTitle(name) {
+function methodTitle(name) {
   const smooth = /^smoothgrad\((.*)\)$/.exec(name);
   const base = smooth ? smooth[1] : name;
   return `${METHOD_TITLES[base] ?? base}${smooth ? ' + SmoothGrad' : ''}`;
@@ -67,11 +77,9 @@ export function methodTitle(name) {
  * One run's maps at one step. `entries`: [{method, sample, error, urls: {input(n), map(n)}, stepText}], in
  * the order to show. Returns the element.
  */
-export function attributionView(entries) {
+function attributionView(entries) {
   const withData = entries.filter((entry) => entry.sample && entry.sample.meta);
-  const errors = entries.filter((entry) => entry.error).map((entry) =>
-    el('div', { className: 'state-box state-error', attrs: { role: 'alert' } },
-      [el('strong', { text: `${methodTitle(entry.method)}: ` }), el('span', { className: 'error-message', text: entry.error })]));
+  const errors = entries.filter((entry) => entry.error).map((entry) => errorBox(entry.error, `${methodTitle(entry.method)}: `));
   if (!withData.length) return el('div', { className: 'attribution-view' }, errors.length ? errors : [emptyBox('No maps at or before this step.')]);
   const reference = withData[0];
   const count = Math.max(...withData.map((entry) => Number(entry.sample.meta.images) || 0));
@@ -124,7 +132,7 @@ function classLines(meta, index) {
 }
 
 function formatProbability(value) {
-  return typeof value === 'number' ? `${(100 * value).toFixed(1)}%` : '?';
+  return percent(value, '?');
 }
 
 function mapCell(entry, index, size) {
@@ -163,7 +171,7 @@ function heatLayer(url, size) {
     scratch.height = picture.naturalHeight;
     const context = scratch.getContext('2d');
     context.drawImage(picture, 0, 0);
-    applyColorMap(context, scratch.width, scratch.height);
+    inferno.apply(context, scratch.width, scratch.height);
     const target = canvas.getContext('2d');
     target.imageSmoothingEnabled = false;
     target.drawImage(scratch, 0, 0, canvas.width, canvas.height);
@@ -185,7 +193,7 @@ function occlusionLayer(meta, index, size) {
   const offset = (grid.window - grid.stride) / 2;
   const { lo, hi } = occlusionRange(values);
   values.forEach((row, i) => row.forEach((value, j) => {
-    context.fillStyle = typeof value === 'number' ? colorOf((value - lo) / Math.max(hi - lo, 1e-12)) : '#7b1fa2';
+    context.fillStyle = typeof value === 'number' ? inferno.css((value - lo) / Math.max(hi - lo, 1e-12)) : '#7b1fa2';
     context.fillRect((j * grid.stride + offset) * s, (i * grid.stride + offset) * s, grid.stride * s, grid.stride * s);
   }));
   canvas.dataset.drawn = 'true';
@@ -214,7 +222,7 @@ function occlusionLayer(meta, index, size) {
 }
 
 /** The colour scale of one occlusion map: its own lowest (dark) to highest (bright) probability. */
-export function occlusionRange(values) {
+function occlusionRange(values) {
   const [lo, hi] = extent(values.flat()) || [0, 1];
   return { lo, hi };
 }

@@ -4,29 +4,28 @@
 // logged matches (ReLU features' cosines crowd near 1: a fixed 0..1 scale would paint them all one colour);
 // the legend gives the numbers. Mutual matches are solid, the others dashed. Best first: mutual, then by score.
 // A slider sets how many of the best are drawn.
-// DOM and canvas only; index.js fetches.
+// DOM and canvas only.
 
-import { el, emptyBox, errorBox, extent, formatNumber } from './views.js';
+import { viridis } from '../colormap.js';
+import { el, emptyBox, errorBox, extent, formatNumber } from '../dom.js';
+import { picture, sampleView } from '../samples.js';
 
 const IMAGE_PX = 240; // the longer side of each image on screen
 const GAP_PX = 24;
 const DEFAULT_SHOWN = 40;
-// Score 0 -> 1 through dark blue, teal, yellow (a viridis-like ramp, readable over photos and greys).
-const RAMP = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
 
 let preferred = { shown: DEFAULT_SHOWN, mutualOnly: false }; // kept across steps and layers
 
-/** The colour of a value in [0, 1] (clamped) as a CSS rgb() string. */
-export function rampColor(value) {
-  const t = Math.min(1, Math.max(0, Number.isFinite(value) ? value : 0)) * (RAMP.length - 1);
-  const i = Math.min(RAMP.length - 2, Math.floor(t));
-  const f = t - i;
-  const [r, g, b] = RAMP[i].map((value, channel) => Math.round(value + f * (RAMP[i + 1][channel] - value)));
-  return `rgb(${r}, ${g}, ${b})`;
-}
+export default sampleView({
+  kind: 'correspondence',
+  title: 'Correspondence',
+  noun: 'correspondences',
+  logCalls: ['viz.log_correspondence(step, image_a, image_b, layer)'],
+  content: async (ctx) => correspondenceView(ctx.sample, await Promise.all([0, 1].map((index) => picture(ctx, index)))),
+});
 
 /** One run's matches at one step; `bitmaps` are the decoded pictures of image a and b (or Errors). */
-export function correspondenceView(sample, bitmaps) {
+function correspondenceView(sample, bitmaps) {
   const meta = sample.meta || {};
   const matches = matchesOf(meta);
   if (!matches.length) return emptyBox('No matches in this sample.');
@@ -42,7 +41,7 @@ export function correspondenceView(sample, bitmaps) {
   const controls = el('div', { className: 'correspondence-controls' }, [
     el('label', {}, ['matches ', slider]), count, el('label', {}, [mutualOnly, 'mutual only'])]);
   const range = extent(matches.map((match) => match.score)) || [0, 1];
-  const colorOf = (score) => rampColor(range[1] > range[0] ? (score - range[0]) / (range[1] - range[0]) : 1);
+  const colorOf = (score) => viridis.css(range[1] > range[0] ? (score - range[0]) / (range[1] - range[0]) : 1);
   const canvas = el('canvas', { className: 'correspondence-canvas', attrs: { 'aria-label': 'matches' } });
   const problems = bitmaps.filter((bitmap) => bitmap instanceof Error).map((error) => error.message);
   const draw = () => {
@@ -117,7 +116,7 @@ function drawMatches(canvas, meta, bitmaps, matches, mutualOnly, colorOf) {
 }
 
 function legend([low, high]) {
-  const stops = Array.from({ length: 11 }, (_, i) => `${rampColor(i / 10)} ${i * 10}%`).join(', ');
+  const stops = Array.from({ length: 11 }, (_, i) => `${viridis.css(i / 10)} ${i * 10}%`).join(', ');
   return el('div', { className: 'correspondence-legend' }, [
     el('span', { className: 'score-low', text: `score (cosine similarity) ${formatNumber(low)}` }),
     el('span', { className: 'score-ramp', style: { background: `linear-gradient(to right, ${stops})` } }),

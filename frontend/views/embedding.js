@@ -1,8 +1,17 @@
 // The "Embedding" view: CNN codes laid out by t-SNE, as a scatter coloured by label (or by prediction, with
 // mistakes ringed) that pans and zooms, thumbnails appearing once zoomed in, and as a grid of thumbnails
-// snapped to the layout. Canvas drawing: fast with 10,000 points. DOM only; index.js fetches.
+// snapped to the layout. Canvas drawing: fast with 10,000 points.
 
-import { el, hideTooltip, showTooltip } from './views.js';
+import { classLabel as className, drawSpriteCell, el, hideTooltip, showTooltip } from '../dom.js';
+import { picture, sampleView } from '../samples.js';
+
+export default sampleView({
+  kind: 'embedding',
+  title: 'Embedding',
+  noun: 'embeddings',
+  logCalls: ['viz.log_embedding(data, layer, step)'],
+  content: async (ctx) => embeddingView(ctx.sample, await picture(ctx, 0)),
+});
 
 const SIZE = 440; // canvas side, CSS pixels
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
@@ -15,13 +24,8 @@ function classColor(value) {
   return value < PALETTE.length ? PALETTE[value] : `hsl(${(value * 137.5) % 360}, 60%, 45%)`;
 }
 
-function className(meta, value) {
-  if (typeof value !== 'number' || value < 0) return '?';
-  return Array.isArray(meta.class_names) && typeof meta.class_names[value] === 'string' ? meta.class_names[value] : String(value);
-}
-
 /** One run's embedding at one step; `sprite` is the decoded thumbnail sprite or an Error. */
-export function embeddingView(sample, sprite) {
+function embeddingView(sample, sprite) {
   const meta = sample.meta || {};
   const xy = Array.isArray(meta.xy) ? meta.xy : [];
   const state = { mode: 'scatter', colorBy: 'label', scale: 1, tx: 0, ty: 0 };
@@ -77,7 +81,7 @@ function drawScatter(canvas, meta, sprite, state) {
     if (x < -THUMBNAIL_PX || y < -THUMBNAIL_PX || x > SIZE + THUMBNAIL_PX || y > SIZE + THUMBNAIL_PX) return;
     if (thumbnails) {
       const tile = meta.tile;
-      context.drawImage(sprite, (i % tile.cols) * tile.width, Math.floor(i / tile.cols) * tile.height, tile.width, tile.height,
+      drawSpriteCell(context, sprite, tile, Math.floor(i / tile.cols), i % tile.cols,
         x - THUMBNAIL_PX / 2, y - THUMBNAIL_PX / 2, THUMBNAIL_PX, THUMBNAIL_PX);
       context.strokeStyle = classColor(colors[i]);
       context.lineWidth = 2;
@@ -117,7 +121,7 @@ function drawGrid(canvas, meta, sprite) {
     (grid.cells || []).forEach((cellIndex, i) => {
       const x = (cellIndex % cols) * cell;
       const y = Math.floor(cellIndex / cols) * cell;
-      context.drawImage(sprite, (i % tile.cols) * tile.width, Math.floor(i / tile.cols) * tile.height, tile.width, tile.height, x, y, cell, cell);
+      drawSpriteCell(context, sprite, tile, Math.floor(i / tile.cols), i % tile.cols, x, y, cell, cell);
       drawn += 1;
     });
   }

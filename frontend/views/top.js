@@ -1,19 +1,50 @@
 // The "Top patches" view: per channel (or random direction) of a layer, the input patches of the k images
 // that activate it most, as a browsable grid; a click opens the unit: bigger patches, their activation
-// values, which image and where, and the channel's dead rate when the dead-filter view has it.
-// DOM only; index.js fetches.
+// values, which image and where, its filter when the filters are logged, and the channel's dead rate when the
+// dead-filter view has it.
 
-import { el, emptyBox, formatNumber } from './views.js';
+import { drawSpriteCell, el, emptyBox, formatNumber } from '../dom.js';
+import { picture, sampleAtOrBefore, sampleView } from '../samples.js';
+import { deadRatesAt } from './dead.js';
+import { filterTileAt } from './filters.js';
 
 const PATCH_PX = 40;
 const DETAIL_PX = 112;
+
+export default sampleView({
+  kind: 'top',
+  title: 'Top patches',
+  noun: 'top patches',
+  logCalls: ['viz.log_top_activations(data, layer, step)'],
+  content,
+});
+
+async function content(ctx) {
+  const { entry, sample, step } = ctx;
+  const sprite = await picture(ctx, 0);
+  let whole = null;
+  if (Number(sample.images) > 1) {
+    whole = await picture(ctx, 1);
+    if (whole instanceof Error) whole = null; // the whole images are an extra: the patches still show
+  }
+  const rates = await deadRatesAt(entry, sample.meta && sample.meta.source_layer, step);
+  return topView(sample, sprite, rates, whole, (filterLayer, filter) => filterTileAt(entry, filterLayer, step, filter));
+}
+
+/** A layer's top patches at or before `step` ({sample, sprite, step}), or null when none are logged. */
+export async function topPatchesAt(entry, layer, step) {
+  const at = await sampleAtOrBefore(entry, 'top', layer, step);
+  if (!at) return null;
+  const sprite = await picture(at, 0);
+  return sprite instanceof Error ? null : { sample: at.sample, sprite, step: at.step };
+}
 
 /**
  * One run's top activations at one step. `sprite` is the decoded sprite (ImageBitmap) or an Error;
  * `dead` is {threshold, rates: Map channel -> rate, step} from the dead-filter flush at or before this step
  * (or null when the layer is not watched).
  */
-export function topView(sample, sprite, dead, wholeSprite = null, loadFilter = null) {
+function topView(sample, sprite, dead, wholeSprite = null, loadFilter = null) {
   const meta = sample.meta || {};
   const units = Array.isArray(meta.units) ? meta.units : [];
   if (!units.length) return emptyBox('No units in this sample.');
@@ -84,8 +115,7 @@ function wholeCanvas(meta, sprite, row, slot, box) {
   const canvas = el('canvas', { className: 'top-whole', attrs: { width: DETAIL_PX, height: DETAIL_PX }, dataset: { slot } });
   const context = canvas.getContext('2d');
   context.imageSmoothingEnabled = false;
-  context.drawImage(sprite, slot * (layout.width + layout.gap), row * (layout.height + layout.gap), layout.width, layout.height,
-    0, 0, DETAIL_PX, DETAIL_PX);
+  drawSpriteCell(context, sprite, layout, row, slot, 0, 0, DETAIL_PX, DETAIL_PX);
   const [height, width] = meta.input_size || [];
   if (height && width && box.length === 4) {
     const sy = DETAIL_PX / height;
@@ -110,8 +140,7 @@ export function patchCanvas(meta, sprite, row, slot, size, title) {
     return canvas;
   }
   context.imageSmoothingEnabled = false;
-  context.drawImage(sprite, slot * (layout.width + layout.gap), row * (layout.height + layout.gap), layout.width, layout.height,
-    0, 0, size, size);
+  drawSpriteCell(context, sprite, layout, row, slot, 0, 0, size, size);
   canvas.dataset.drawn = 'true';
   return canvas;
 }

@@ -1,37 +1,36 @@
 // The "Where it fails" view: accuracy by class, the confusion matrix (a click shows the most confidently
 // wrong examples of that confusion), accuracy against each image attribute with its Wilson band and counts,
-// and the reliability diagram. DOM and SVG only; index.js fetches. Class names are text, never markup.
+// and the reliability diagram. DOM and SVG only. Class names are text, never markup.
 
-import { applyColorMap } from './attribution.js';
-import { el, emptyBox, formatNumber, hideTooltip, showTooltip } from './views.js';
+import { inferno } from '../colormap.js';
+import { ACCENT, classLabel as className, drawSpriteCell, el, emptyBox, formatNumber, hideTooltip, percent, showTooltip, svg } from '../dom.js';
+import { picture, sampleView } from '../samples.js';
 
-const SVG_NS = 'http://www.w3.org/2000/svg';
 const CELL_PX = 22;
 const THUMB_PX = 48;
 const CHART = { width: 300, height: 150, left: 34, right: 8, top: 8, bottom: 34 };
-const ACCENT = '#f57c00';
+
+export default sampleView({
+  kind: 'performance',
+  title: 'Where it fails',
+  noun: 'accuracy views',
+  logCalls: ['viz.log_performance(data, step)'],
+  listTitle: 'Data sets',
+  content,
+});
+
+/** The sample's pictures: a sprite of thumbnails of wrong examples, then their saliency maps (both optional). */
+async function content(ctx) {
+  const load = async (index) => (Number(ctx.sample.images) <= index ? null : picture(ctx, index));
+  const [thumbnails, saliency] = await Promise.all([load(0), load(1)]);
+  return performanceView(ctx.sample, { thumbnails, saliency });
+}
 
 /** White (0) to deep orange (1): a light scale, so that the many empty cells of a confusion stay quiet. */
 function shareColor(share) {
   const t = Math.max(0, Math.min(1, share));
   const [r, g, b] = [255 + t * (230 - 255), 255 + t * (81 - 255), 255 + t * (0 - 255)];
   return `rgb(${Math.round(r)}, ${Math.round(g)}, ${Math.round(b)})`;
-}
-
-function percent(value) {
-  return typeof value === 'number' && Number.isFinite(value) ? `${(100 * value).toFixed(1)}%` : '–';
-}
-
-function className(meta, index) {
-  const names = Array.isArray(meta.class_names) ? meta.class_names : null;
-  return names && typeof names[index] === 'string' ? names[index] : String(index);
-}
-
-function svg(tag, attrs = {}, children = []) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
-  for (const child of children) node.append(child);
-  return node;
 }
 
 function section(title, content, className = '') {
@@ -42,7 +41,7 @@ function section(title, content, className = '') {
  * One run's accuracy views at one step. `sprites` = {thumbnails, saliency}: decoded sprites (ImageBitmaps),
  * Errors, or null.
  */
-export function performanceView(sample, sprites) {
+function performanceView(sample, sprites) {
   const meta = sample.meta || {};
   const parts = [el('div', { className: 'note sample-meta', text: headline(meta) })];
   if (meta.why_empty) parts.push(emptyBox(`No accuracy views: ${meta.why_empty}.`));
@@ -144,11 +143,9 @@ function drawTile(canvas, sprite, layout, tile, heat = false) {
     canvas.title = sprite instanceof Error ? sprite.message : 'no thumbnail';
     return;
   }
-  const x = (tile % layout.cols) * (layout.width + layout.gap);
-  const y = Math.floor(tile / layout.cols) * (layout.height + layout.gap);
   context.imageSmoothingEnabled = false;
-  context.drawImage(sprite, x, y, layout.width, layout.height, 0, 0, canvas.width, canvas.height);
-  if (heat) applyColorMap(context, canvas.width, canvas.height);
+  drawSpriteCell(context, sprite, layout, Math.floor(tile / layout.cols), tile % layout.cols, 0, 0, canvas.width, canvas.height);
+  if (heat) inferno.apply(context, canvas.width, canvas.height);
   canvas.dataset.drawn = 'true';
 }
 

@@ -1,0 +1,110 @@
+// What views read, through model.js: a run's logged steps of a layer, its samples and their pictures; and
+// sampleView(), the descriptor of a view whose column shows one sample per run, the latest at or before the
+// slider's step (most views: see views/top.js for one).
+
+import * as model from './model.js';
+import { emptyBox, errorBox } from './dom.js';
+
+/** The names a /runs entry lists for `kind` (layers, methods, data sets...). */
+export function layersOf(entry, kind) {
+  return Array.isArray(entry[kind]) ? entry[kind].filter((name) => typeof name === 'string') : [];
+}
+
+/** The largest of `steps` (sorted) that is <= `step`, or undefined. */
+export function atOrBefore(steps, step) {
+  let found;
+  for (const candidate of steps) {
+    if (candidate <= step) found = candidate;
+    else break;
+  }
+  return found;
+}
+
+/** A run's logged steps of a layer (sorted), null when the run does not have the layer, or the Error. */
+export async function runSteps(entry, kind, layer) {
+  if (!layersOf(entry, kind).includes(layer)) return null;
+  try {
+    const reply = await model.fetchSteps(entry.run, kind, layer);
+    return (Array.isArray(reply.steps) ? reply.steps : []).map((item) => Number(item.step))
+      .filter(Number.isFinite).sort((a, b) => a - b);
+  } catch (error) {
+    return error;
+  }
+}
+
+/**
+ * The run's sample of `kind` and `layer` at its latest step at or before `step`, as `{run, kind, layer, step,
+ * sample}` (what pictureUrl and picture take), or null when there is none; a failed request is null too.
+ */
+export async function sampleAtOrBefore(entry, kind, layer, step) {
+  const steps = await runSteps(entry, kind, layer);
+  if (!Array.isArray(steps)) return null;
+  const at = atOrBefore(steps, step);
+  if (at === undefined) return null;
+  try {
+    return { run: entry.run, kind, layer, step: at, sample: await model.fetchSample(entry.run, kind, layer, at) };
+  } catch (error) {
+    return null;
+  }
+}
+
+/** The URL of picture `index` of a sample; `at` = {run, kind, layer, step, sample}. */
+export function pictureUrl(at, index) {
+  const { run, kind, layer, step, sample } = at;
+  const key = Array.isArray(sample.blobs) ? sample.blobs[index] : undefined;
+  return typeof key === 'string' ? model.blobUrl(run, key) : model.imageUrl(run, kind, layer, step, index);
+}
+
+/** The URL of every picture of a sample, in order. */
+export function pictureUrls(at) {
+  const count = Math.max(0, Number(at.sample.images) || 0);
+  return Array.from({ length: count }, (_, index) => pictureUrl(at, index));
+}
+
+/** A sample's decoded picture, or the Error that kept it away: views show the error in place of the picture. */
+export async function picture(at, index) {
+  try {
+    return await model.fetchBitmap(pictureUrl(at, index));
+  } catch (error) {
+    return error;
+  }
+}
+
+/** A broken <img> shows the server's reason in `frame`, where the picture would have been. */
+export async function showImageError(url, frame) {
+  const message = await model.explainImageError(url);
+  frame.replaceChildren(errorBox(message));
+}
+
+/**
+ * Completes a descriptor whose `content(ctx)` draws one sample: `ctx` is {entry, run, kind, layer, step,
+ * sample}, and content returns (a promise of) the column's element. Adds load, stepsOf and column (see
+ * registry.js).
+ */
+export function sampleView(descriptor) {
+  return {
+    ...descriptor,
+    load: (ctx) => runSteps(ctx.entry, descriptor.kind, ctx.layer),
+    stepsOf: (steps) => (Array.isArray(steps) ? steps : []),
+    column: (ctx, steps, sliderStep) => sampleColumn(descriptor, ctx, steps, sliderStep),
+  };
+}
+
+async function sampleColumn(view, ctx, steps, sliderStep) {
+  const { run, layer } = ctx;
+  const noun = view.title.toLowerCase();
+  if (steps === null) return { content: emptyBox(`No ${noun} logged for layer ${layer} in this run.`) };
+  if (steps instanceof Error) return { content: errorBox(steps.message) };
+  if (!steps.length) return { content: emptyBox(`No ${noun} steps logged for layer ${layer} yet.`) };
+  const step = atOrBefore(steps, sliderStep);
+  if (step === undefined) {
+    return { content: emptyBox(`Nothing logged at or before step ${sliderStep}; the first step is ${steps[0]}.`) };
+  }
+  const stepText = step === sliderStep ? `step ${step}` : `step ${step} (latest at or before ${sliderStep})`;
+  try {
+    const sample = await model.fetchSample(run, view.kind, layer, step);
+    return { content: await view.content({ ...ctx, kind: view.kind, step, sample }), stepText };
+  } catch (error) {
+    return { content: errorBox(error.message), stepText };
+  }
+}

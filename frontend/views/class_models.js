@@ -1,0 +1,35 @@
+// The "Class models" view: inputs optimised to maximise each class score (Simonyan et al.), as a labelled grid
+// with the probability the network gives each.
+
+import { el, emptyBox, formatNumber, percent, pictureFigure } from '../dom.js';
+import { pictureUrls, sampleView } from '../samples.js';
+
+export default sampleView({
+  kind: 'class_model',
+  title: 'Class models',
+  noun: 'class models',
+  logCalls: ['viz.log_class_models(step)'],
+  listTitle: 'Sets',
+  content: (ctx) => classModelsView(ctx.sample, pictureUrls(ctx)),
+});
+
+function classModelsView(sample, urls) {
+  const meta = sample.meta || {};
+  const classes = Array.isArray(meta.classes) ? meta.classes : [];
+  if (!classes.length) return emptyBox('No classes in this sample.');
+  const names = Array.isArray(meta.class_names) ? meta.class_names : [];
+  const figures = classes.map((value, i) => {
+    const name = typeof names[i] === 'string' ? names[i] : String(value);
+    const predicted = (meta.predicted || [])[i];
+    const lines = [name, `p ${percent((meta.probability || [])[i])} · score ${formatNumber((meta.score || [])[i])}`];
+    if (predicted !== undefined && predicted !== value) {
+      lines.push(`seen as ${typeof names[classes.indexOf(predicted)] === 'string' ? names[classes.indexOf(predicted)] : predicted}`);
+    }
+    return pictureFigure(urls[i], `class model of ${name}`, lines);
+  });
+  return el('div', { className: 'synth-view' }, [
+    el('div', { className: 'note sample-meta', text: `Inputs that maximise each class score with L2 regularisation `
+      + `(Simonyan et al.), ${meta.steps} steps; p is the softmax probability the network gives the image.` }),
+    el('div', { className: 'synth-grid' }, figures),
+  ]);
+}
