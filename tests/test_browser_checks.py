@@ -66,6 +66,9 @@ def test_badges_curves_on_hover_and_the_trend(browser, checks_url):  # noqa: F81
     expect(trend.locator("polyline.trend-line[data-method='grad_cam']").first).to_be_visible()
     logged = STEPS // LOG_EVERY + 1
     assert len(trend.locator("polyline.trend-line[data-method='grad_cam']").first.get_attribute("points").split()) == logged
+    page.set_viewport_size({"width": 1440, "height": 2150})  # every probe image and the trend below them
+    badge.hover()
+    expect(detail).to_be_visible()
     page.screenshot(path=str(DOCS / "screenshot-checks.png"))
     assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
     page.close()
