@@ -27,7 +27,8 @@ setup(
         "google-crc32c>=1.5",  # event-file checksums in C: TensorBoard's pure-Python CRC costs 120 ns per byte
     ],
     extras_require={
-        "test": ["pytest>=7", "playwright>=1.40", "captum>=0.7", "build", "wheel"],
+        "test": ["pytest>=7", "playwright>=1.40", "captum>=0.7", "build", "wheel", "moto[server]>=5", "boto3"],
+        "s3": ["boto3"],  # s3:// log directories, through TensorBoard's own S3 file system
     },
     entry_points={
         "tensorboard_plugins": ["cnnviz = tb_cnnviz.plugin:CNNVizLoader"],

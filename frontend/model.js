@@ -23,11 +23,34 @@ export class ApiError extends Error {
   }
 }
 
-/** Absolute URL of a route with its query parameters. */
+// Several models in one run (CNNViz(..., name=...)): /runs lists each as an entry of its own, with the run's
+// name and the model's. The tab shows each as a run named "run · model" (pick one, or put them side by side,
+// alerts name them); this map turns that name back into the run and model the routes take.
+const models = new Map(); // shown name -> {run, model}
+
+/** Absolute URL of a route with its query parameters (a shown "run · model" name becomes run and model). */
 export function routeUrl(route, params = {}) {
   const url = new URL(route, BASE);
-  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, String(value));
+  const source = typeof params.run === 'string' ? models.get(params.run) : undefined;
+  for (const [key, value] of Object.entries(source ? { ...params, ...source } : params)) {
+    url.searchParams.set(key, String(value));
+  }
   return url.href;
+}
+
+/** /runs with each named model of a run shown as a run of its own. */
+function modelsAsRuns(reply) {
+  if (!reply || !Array.isArray(reply.runs)) return reply;
+  const real = new Set(reply.runs.filter((entry) => entry && !entry.model).map((entry) => entry.run));
+  models.clear();
+  const runs = reply.runs.map((entry) => {
+    if (!entry || typeof entry.run !== 'string' || typeof entry.model !== 'string' || !entry.model) return entry;
+    let shown = `${entry.run} · ${entry.model}`;
+    while (real.has(shown) || models.has(shown)) shown += ' ·';
+    models.set(shown, { run: entry.run, model: entry.model });
+    return { ...entry, run: shown };
+  });
+  return { ...reply, runs };
 }
 
 /** Calls `listener(pendingCount)` whenever a request starts or ends (for a busy indicator). */
@@ -47,7 +70,7 @@ export function clearCache() {
 }
 
 export function fetchRuns() {
-  return getJson(routeUrl('runs'));
+  return getJson(routeUrl('runs')).then(modelsAsRuns);
 }
 
 export function fetchSteps(run, kind, layer) {

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import distributed, sink
+from . import distributed, metadata, sink
 from .guard import LoggingFailedWarning, logging_call
 from .methods._hooks import check_images, check_positive_int, resolve_layers
 from .methods.activations.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor
@@ -56,6 +56,11 @@ class CNNViz:
         max_channels, max_size: bound each activation picture (channels shown, pixels per map side).
         max_filters, max_inputs: bound each filter picture (output filters, input channels per filter).
         raise_errors: raise instead of warning when a logging call fails.
+        name: the model's name, when several models share a run (a GAN's ``"generator"`` and
+            ``"discriminator"``): every tag carries it and the tab lists each model apart. A second instance on
+            the same log directory without a name (or with a taken one) warns and takes a distinct name.
+        purge_step: the step a run resumed from a checkpoint starts again at (as ``SummaryWriter(purge_step=)``):
+            what the dead process logged at or after it is hidden. Create the CNNViz before logging at that step.
 
     Under DDP (``torch.distributed`` initialised, world size > 1) only rank 0 writes: pass the writer (or log
     directory) there and ``None`` on the other ranks. Every rank calls :meth:`step`, :meth:`log_top_activations`
@@ -74,12 +79,14 @@ class CNNViz:
         max_filters: int = 64,
         max_inputs: int = 16,
         raise_errors: bool = False,
+        name: str | None = None,
+        purge_step: int | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-        for name, value in (("max_channels", max_channels), ("max_size", max_size),
-                            ("max_filters", max_filters), ("max_inputs", max_inputs)):
-            check_positive_int(value, name)
+        for argument, value in (("max_channels", max_channels), ("max_size", max_size),
+                                ("max_filters", max_filters), ("max_inputs", max_inputs)):
+            check_positive_int(value, argument)
         self.model = model
         self.layers = list(layers) if layers is not None else None
         resolve_layers(model, self.layers)  # a mistyped name fails here, listing the layers there are
@@ -89,7 +96,11 @@ class CNNViz:
         self.max_filters, self.max_inputs = max_filters, max_inputs
         self.raise_errors = raise_errors
         self.writes = distributed.world()[0] == distributed.WRITER_RANK  #: False on DDP ranks other than 0
-        self._sink = sink.SummarySink(writer_or_logdir) if self.writes else sink.DiscardingSink()
+        if name is not None:
+            metadata.check_model_name(name)
+        self._sink = (sink.SummarySink(writer_or_logdir, name, type(model).__name__, purge_step) if self.writes
+                      else sink.DiscardingSink(name))
+        self.name: str = self._sink.model  #: the model's name in the run ("" unnamed)
         self._health = health.HealthLog(model, self._sink, self.writes)
         self._last_step: int | None = None
         self._reported_failures: set[tuple[str, str, str]] = set()

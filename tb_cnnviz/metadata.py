@@ -29,6 +29,12 @@ Kinds:
     meta's ``pr_curves`` records) with ``cnnviz/pr_curve/<name>/micro`` (micro-average over every class), go
     beside them for TensorBoard's own tabs.
     ``cnnviz/dead_fraction/<layer>`` is also written as an ordinary scalar, for the Scalars tab.
+
+Several models in one run (a GAN's generator and discriminator): each ``CNNViz(..., name=...)`` writes its tags
+under ``cnnviz.<name>/`` instead of ``cnnviz/`` (so the Scalars tab groups each model's scalars) and its
+plugin content says ``"model": name``, in format version 2 so that a reader of version 1 skips it with a
+warning rather than mixing the models up. Data without a model (format 1, every file written before) belongs
+to the unnamed model ``""``.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from dataclasses import dataclass
 from tensorboard.compat.proto import summary_pb2
 
 PLUGIN_NAME = "cnnviz"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  #: 2 adds the model's name; unnamed data is still written as 1
 
 ACTIVATIONS = "activations"
 FILTERS = "filters"
@@ -71,7 +77,6 @@ BLOB_KINDS = (ACTIVATIONS, FILTERS, ATTRIBUTION, PERFORMANCE, TOP, EMBEDDING, IN
 TENSOR_KINDS = (DEAD,)
 
 TAG_PREFIX = "cnnviz"
-DEAD_FRACTION_PREFIX = "cnnviz/dead_fraction/"
 
 
 @dataclass(frozen=True)
@@ -83,20 +88,52 @@ class PluginContent:
     order: int = 0  #: position of the layer in the model's forward pass
     threshold: float | None = None  #: dead kind: rate at or above which a channel is dead
     version: int = FORMAT_VERSION
+    model: str = ""  #: the name of the CNNViz instance that wrote it ("" unnamed)
 
 
-def tag(kind: str, layer: str) -> str:
-    return f"{TAG_PREFIX}/{kind}/{layer}"
+def tag_prefix(model: str = "") -> str:
+    """``cnnviz`` for the unnamed model, ``cnnviz.<model>`` for a named one."""
+    return f"{TAG_PREFIX}.{model}" if model else TAG_PREFIX
 
 
-def dead_fraction_tag(layer: str) -> str:
-    return DEAD_FRACTION_PREFIX + layer
+def tag(kind: str, layer: str, model: str = "") -> str:
+    return f"{tag_prefix(model)}/{kind}/{layer}"
+
+
+def dead_fraction_tag(layer: str, model: str = "") -> str:
+    return f"{tag_prefix(model)}/dead_fraction/{layer}"
+
+
+def check_model_name(name: object) -> str:
+    """A model name goes into tags: text, not empty, without ``/`` (it would split the Scalars tab's groups)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str naming the model (e.g. 'discriminator'); got {type(name).__name__}")
+    if not name or "/" in name or not name.isprintable():
+        raise ValueError(f"name must be non-empty printable text without '/' (e.g. 'discriminator'); got {name!r}")
+    return name
+
+
+def name_value(value: summary_pb2.Summary.Value, model: str) -> None:
+    """Put one summary value of ours under ``model`` (in place): the tag's ``cnnviz/`` becomes
+    ``cnnviz.<model>/`` and our plugin content records the model. Other plugins' content (PR curves) is kept."""
+    if not model:
+        return
+    if value.tag.startswith(TAG_PREFIX + "/"):
+        value.tag = tag_prefix(model) + value.tag[len(TAG_PREFIX):]
+    plugin_data = value.metadata.plugin_data
+    if plugin_data.plugin_name == PLUGIN_NAME:
+        payload = json.loads(plugin_data.content.decode("utf-8"))
+        payload.update(version=FORMAT_VERSION, model=model)
+        plugin_data.content = json.dumps(payload).encode("utf-8")
 
 
 def create_summary_metadata(content: PluginContent) -> summary_pb2.SummaryMetadata:
     if content.kind not in DATA_CLASS:
         raise ValueError(f"unknown kind {content.kind!r}; kinds are {sorted(DATA_CLASS)}")
-    payload = {"version": FORMAT_VERSION, "kind": content.kind, "layer": content.layer, "order": content.order}
+    payload = {"version": FORMAT_VERSION if content.model else 1, "kind": content.kind, "layer": content.layer,
+               "order": content.order}
+    if content.model:
+        payload["model"] = content.model
     if content.threshold is not None:
         payload["threshold"] = content.threshold
     return summary_pb2.SummaryMetadata(
@@ -128,7 +165,8 @@ def parse_plugin_content(content: bytes) -> PluginContent | None:
                 stacklevel=2,
             )
         return None
-    if kind not in DATA_CLASS or not isinstance(layer, str):
+    model = payload.get("model", "")
+    if kind not in DATA_CLASS or not isinstance(layer, str) or not isinstance(model, str):
         return None
     threshold = payload.get("threshold")
     return PluginContent(
@@ -137,4 +175,5 @@ def parse_plugin_content(content: bytes) -> PluginContent | None:
         order=int(payload.get("order", 0)),
         threshold=float(threshold) if isinstance(threshold, (int, float)) else None,
         version=version,
+        model=model,
     )

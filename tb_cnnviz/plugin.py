@@ -23,6 +23,7 @@ import numpy as np
 from werkzeug import wrappers
 
 from . import metadata
+from .series import one_per_step
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,16 @@ def _optional_integer(request: wrappers.Request, name: str, default: int, minimu
     if value > maximum:
         raise _BadRequest(f"parameter {name!r} must be an integer in [{minimum}, {maximum}]; got {value}")
     return value
+
+
+def _optional_text(request: wrappers.Request, name: str) -> str:
+    """An optional text parameter; "" when absent."""
+    return _text(request, name) if request.args.get(name) else ""
+
+
+def _model(request: wrappers.Request) -> str:
+    """Which model of the run (``CNNViz(..., name=...)``); absent or empty: the unnamed one."""
+    return _optional_text(request, "model")
 
 
 def _kind(request: wrappers.Request, allowed: tuple[str, ...]) -> str:
@@ -158,13 +169,15 @@ class CNNVizPlugin(base_plugin.TBPlugin):
     @_json_route
     def _serve_steps(self, request: wrappers.Request) -> dict:
         kind = _kind(request, metadata.BLOB_KINDS + metadata.TENSOR_KINDS)
-        return self.steps_impl(_ctx(request), _eid(request), _text(request, "run"), kind, _text(request, "layer"))
+        return self.steps_impl(_ctx(request), _eid(request), _text(request, "run"), kind, _text(request, "layer"),
+                               model=_model(request))
 
     @_json_route
     def _serve_sample(self, request: wrappers.Request) -> dict:
         kind = _kind(request, metadata.BLOB_KINDS)
         return self.sample_impl(
-            _ctx(request), _eid(request), _text(request, "run"), kind, _text(request, "layer"), _integer(request, "step")
+            _ctx(request), _eid(request), _text(request, "run"), kind, _text(request, "layer"), _integer(request, "step"),
+            model=_model(request),
         )
 
     @_json_route
@@ -172,7 +185,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         kind = _kind(request, metadata.BLOB_KINDS)
         png = self.image_impl(
             _ctx(request), _eid(request), _text(request, "run"), kind, _text(request, "layer"),
-            _integer(request, "step"), _integer(request, "index", minimum=0),
+            _integer(request, "step"), _integer(request, "index", minimum=0), model=_model(request),
         )
         return http_util.Respond(request, png, "image/png", expires=_IMAGE_MAX_AGE_S)
 
@@ -192,16 +205,18 @@ class CNNVizPlugin(base_plugin.TBPlugin):
     @_json_route
     def _serve_dead(self, request: wrappers.Request) -> dict:
         max_steps = _optional_integer(request, "max_steps", DEAD_MAX_STEPS, 2, _DEAD_MAX_STEPS_LIMIT)
-        return self.dead_impl(_ctx(request), _eid(request), _text(request, "run"), _text(request, "layer"), max_steps)
+        return self.dead_impl(_ctx(request), _eid(request), _text(request, "run"), _text(request, "layer"), max_steps,
+                              model=_model(request))
 
     @_json_route
     def _serve_dead_summary(self, request: wrappers.Request) -> dict:
-        return self.dead_summary_impl(_ctx(request), _eid(request), _text(request, "run"))
+        return self.dead_summary_impl(_ctx(request), _eid(request), _text(request, "run"), model=_model(request))
 
     # -- implementations: plain data in, plain data out ------------------------------------------------------
 
-    def _listing(self, ctx: Any, eid: str, run: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
-        """run -> kind -> layer -> (tag, PluginContent), for every CNNVIZ tag this reader understands."""
+    def _listing(self, ctx: Any, eid: str, run: str | None = None) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
+        """(run, model) -> kind -> layer -> (tag, PluginContent), for every CNNVIZ tag this reader understands.
+        Each model of a run (a CNNViz instance given a ``name``) is listed apart, like a run of its own."""
         run_filter = provider.RunTagFilter(runs=[run]) if run is not None else None
         found: dict[str, dict[str, dict[str, Any]]] = {}
         series = [
@@ -213,33 +228,44 @@ class CNNVizPlugin(base_plugin.TBPlugin):
                 for tag, time_series in tags.items():
                     content = metadata.parse_plugin_content(time_series.plugin_content)
                     if content is not None:
-                        found.setdefault(run_name, {}).setdefault(content.kind, {})[content.layer] = (tag, content)
+                        source = (run_name, content.model)
+                        found.setdefault(source, {}).setdefault(content.kind, {})[content.layer] = (tag, content)
         return found
 
-    def _tag(self, ctx: Any, eid: str, run: str, kind: str, layer: str) -> tuple[str, metadata.PluginContent]:
-        """The tag of one layer's series. Tags are named by kind and layer, so one filtered listing finds it;
-        the full listing of the run is read only to explain a miss."""
-        tag = metadata.tag(kind, layer)
+    def _tag(self, ctx: Any, eid: str, run: str, kind: str, layer: str, model: str = "") -> tuple[str, metadata.PluginContent]:
+        """The tag of one layer's series. Tags are named by model, kind and layer, so one filtered listing finds
+        it; the full listing of the run is read only to explain a miss."""
+        tag = metadata.tag(kind, layer, model)
         lister = self._provider.list_blob_sequences if kind in metadata.BLOB_KINDS else self._provider.list_tensors
         found = lister(ctx, experiment_id=eid, plugin_name=self.plugin_name,
                        run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]))
         time_series = found.get(run, {}).get(tag)
         content = metadata.parse_plugin_content(time_series.plugin_content) if time_series is not None else None
-        if content is not None and content.kind == kind and content.layer == layer:
+        if content is not None and (content.kind, content.layer, content.model) == (kind, layer, model):
             return tag, content
-        listing = self._listing(ctx, eid, run)
-        if run not in listing:
-            raise errors.NotFoundError(f"no CNNVIZ data for run {run!r}")
-        layers = listing[run].get(kind, {})
+        layers = self._source(self._listing(ctx, eid, run), run, model).get(kind, {})
         if layer not in layers:
             known = ", ".join(sorted(layers, key=lambda name: layers[name][1].order)) or "(none)"
-            raise errors.NotFoundError(f"unknown layer {layer!r} in run {run!r} (kind {kind!r}); layers are: {known}")
+            raise errors.NotFoundError(
+                f"unknown layer {layer!r} in run {run!r}{_of_model(model)} (kind {kind!r}); layers are: {known}"
+            )
         return layers[layer]
+
+    @staticmethod
+    def _source(listing: dict, run: str, model: str) -> dict[str, dict[str, Any]]:
+        """One model's kinds in the listing of a run; a miss names the models the run has."""
+        if (run, model) in listing:
+            return listing[(run, model)]
+        models = sorted(m for r, m in listing if r == run)
+        if not models:
+            raise errors.NotFoundError(f"no CNNVIZ data for run {run!r}")
+        named = ", ".join(repr(m) for m in models)
+        raise errors.NotFoundError(f"run {run!r} has no CNNVIZ data{_of_model(model)}; its models are: {named}")
 
     def runs_impl(self, ctx: Any, eid: str) -> dict:
         runs = []
-        for run, kinds in sorted(self._listing(ctx, eid).items()):
-            entry = {"run": run}
+        for (run, model), kinds in sorted(self._listing(ctx, eid).items()):
+            entry = {"run": run, "model": model}
             for kind in metadata.BLOB_KINDS + metadata.TENSOR_KINDS:
                 layers = kinds.get(kind, {})
                 entry[kind] = sorted(layers, key=lambda name, layers=layers: (layers[name][1].order, name))
@@ -251,42 +277,41 @@ class CNNVizPlugin(base_plugin.TBPlugin):
             ctx, experiment_id=eid, plugin_name=self.plugin_name, downsample=_ALL,
             run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
         )
-        return data.get(run, {}).get(tag, [])
+        return one_per_step(data.get(run, {}).get(tag, []))
 
     def _tensor_series(self, ctx: Any, eid: str, run: str, tag: str) -> list[provider.TensorDatum]:
         data = self._provider.read_tensors(
             ctx, experiment_id=eid, plugin_name=self.plugin_name, downsample=_ALL,
             run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
         )
-        return data.get(run, {}).get(tag, [])
+        return one_per_step(data.get(run, {}).get(tag, []))
 
-    def steps_impl(self, ctx: Any, eid: str, run: str, kind: str, layer: str) -> dict:
-        tag, _ = self._tag(ctx, eid, run, kind, layer)
+    def steps_impl(self, ctx: Any, eid: str, run: str, kind: str, layer: str, model: str = "") -> dict:
+        tag, _ = self._tag(ctx, eid, run, kind, layer, model)
         read = self._tensor_series if kind in metadata.TENSOR_KINDS else self._blob_series
         steps = [{"step": d.step, "wall_time": d.wall_time} for d in read(ctx, eid, run, tag)]
-        return {"run": run, "kind": kind, "layer": layer, "steps": steps}
+        return {"run": run, "model": model, "kind": kind, "layer": layer, "steps": steps}
 
-    def _datum(self, ctx: Any, eid: str, run: str, kind: str, layer: str, step: int) -> provider.BlobSequenceDatum:
-        tag, _ = self._tag(ctx, eid, run, kind, layer)
-        series = self._blob_series(ctx, eid, run, tag)
-        for datum in reversed(series):  # the latest write wins when a step was logged twice
+    def _datum(self, ctx: Any, eid: str, run: str, kind: str, layer: str, step: int, model: str = "") -> provider.BlobSequenceDatum:
+        tag, _ = self._tag(ctx, eid, run, kind, layer, model)
+        for datum in self._blob_series(ctx, eid, run, tag):
             if datum.step == step:
                 return datum
         raise errors.NotFoundError(f"layer {layer!r} of run {run!r} has no {kind} at step {step}")
 
-    def sample_impl(self, ctx: Any, eid: str, run: str, kind: str, layer: str, step: int) -> dict:
-        datum = self._datum(ctx, eid, run, kind, layer, step)
+    def sample_impl(self, ctx: Any, eid: str, run: str, kind: str, layer: str, step: int, model: str = "") -> dict:
+        datum = self._datum(ctx, eid, run, kind, layer, step, model)
         if not datum.values:
             raise errors.NotFoundError(f"the {kind} of {layer!r} at step {step} in run {run!r} hold no data")
         try:
             meta = json.loads(self._read_blob(ctx, run, datum.values[0].blob_key).decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise errors.NotFoundError(f"the {kind} of {layer!r} at step {step} in run {run!r} are unreadable") from exc
-        return {"run": run, "kind": kind, "layer": layer, "step": datum.step, "wall_time": datum.wall_time,
+        return {"run": run, "model": model, "kind": kind, "layer": layer, "step": datum.step, "wall_time": datum.wall_time,
                 "images": len(datum.values) - 1, "blobs": [v.blob_key for v in datum.values[1:]], "meta": meta}
 
-    def image_impl(self, ctx: Any, eid: str, run: str, kind: str, layer: str, step: int, index: int) -> bytes:
-        datum = self._datum(ctx, eid, run, kind, layer, step)
+    def image_impl(self, ctx: Any, eid: str, run: str, kind: str, layer: str, step: int, index: int, model: str = "") -> bytes:
+        datum = self._datum(ctx, eid, run, kind, layer, step, model)
         if index >= len(datum.values) - 1:
             raise errors.NotFoundError(
                 f"image index {index} out of range: the {kind} of {layer!r} at step {step} hold "
@@ -305,13 +330,13 @@ class CNNVizPlugin(base_plugin.TBPlugin):
                 "quotes, backslashes or non-ASCII characters need `tensorboard --load_fast=false`"
             ) from exc
 
-    def dead_impl(self, ctx: Any, eid: str, run: str, layer: str, max_steps: int = DEAD_MAX_STEPS) -> dict:
+    def dead_impl(self, ctx: Any, eid: str, run: str, layer: str, max_steps: int = DEAD_MAX_STEPS, model: str = "") -> dict:
         """The series of one layer; over ``max_steps`` flushes, in ``max_steps`` buckets (see :func:`dead_buckets`)."""
-        tag, content = self._tag(ctx, eid, run, metadata.DEAD, layer)
+        tag, content = self._tag(ctx, eid, run, metadata.DEAD, layer, model)
         series = self._tensor_series(ctx, eid, run, tag)
         steps = [d.step for d in series]
         rows = [d.numpy.reshape(-1) for d in series]
-        reply = {"run": run, "layer": layer, "channels": len(rows[-1]) if rows else 0, "threshold": content.threshold}
+        reply = {"run": run, "model": model, "layer": layer, "channels": len(rows[-1]) if rows else 0, "threshold": content.threshold}
         if len(rows) <= max_steps:
             return {**reply, "steps": steps, "rates": [_json_rates(row) for row in rows], "downsampled": None}
         width = max(len(row) for row in rows)
@@ -323,12 +348,10 @@ class CNNVizPlugin(base_plugin.TBPlugin):
                 "downsampled": {"flushes": len(rows), "first_steps": first,
                                 "min_rates": [_json_rates(row) for row in lowest]}}
 
-    def dead_summary_impl(self, ctx: Any, eid: str, run: str) -> dict:
-        listing = self._listing(ctx, eid, run)
-        if run not in listing:
-            raise errors.NotFoundError(f"no CNNVIZ data for run {run!r}")
+    def dead_summary_impl(self, ctx: Any, eid: str, run: str, model: str = "") -> dict:
+        kinds = self._source(self._listing(ctx, eid, run), run, model)
         layers = {}
-        for layer, (tag, content) in sorted(listing[run].get(metadata.DEAD, {}).items(), key=lambda kv: kv[1][1].order):
+        for layer, (tag, content) in sorted(kinds.get(metadata.DEAD, {}).items(), key=lambda kv: kv[1][1].order):
             series = self._tensor_series(ctx, eid, run, tag)
             if not series:
                 continue
@@ -336,7 +359,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
             threshold = content.threshold if content.threshold is not None else 1.0
             layers[layer] = {"step": series[-1].step, "channels": int(rates.size), "threshold": threshold,
                              "dead": [int(i) for i in (rates >= threshold).nonzero()[0]]}
-        return {"run": run, "layers": layers}
+        return {"run": run, "model": model, "layers": layers}
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -355,6 +378,10 @@ def dead_buckets(steps: np.ndarray, rates: np.ndarray, columns: int) -> tuple[li
     first = [*steps[starts].tolist(), int(steps[-1])]
     last = [*steps[ends].tolist(), int(steps[-1])]
     return first, last, highest, lowest
+
+
+def _of_model(model: str) -> str:
+    return f" (model {model!r})" if model else ""
 
 
 def _json_rates(row: np.ndarray) -> list[float | None]:

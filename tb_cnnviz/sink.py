@@ -8,6 +8,7 @@ import atexit
 import contextlib
 import errno
 import functools
+import itertools
 import os
 import struct
 import time
@@ -17,9 +18,10 @@ from collections.abc import Callable
 from typing import Union
 
 import torch
-from tensorboard.compat.proto import summary_pb2
+from tensorboard.compat.proto import event_pb2, summary_pb2
 
-from . import event_checksums
+from . import event_checksums, metadata
+from .remote_storage import is_remote, storage_errors, writer_thread_alive
 
 
 class StorageFailedWarning(UserWarning):
@@ -37,9 +39,18 @@ class SummarySink:
     event file is cut back to its last whole record, and writing resumes in a fresh event file (the directory
     made again if it vanished) as soon as one can be opened; until then records are dropped and counted in
     :attr:`dropped`. Records queued when the process exits -- also by an exception -- are written whole first.
+
+    On a remote log directory (``s3://``) there is no directory to check, and an upload that fails while the
+    writer's thread lives is retried by the next flush with nothing lost (see :mod:`.remote_storage`).
+
+    ``model`` names the model whose summaries these are (``CNNViz(..., name=...)``): every tag is written
+    under it (see :func:`metadata.name_value`). Two open sinks of this process never write the same name
+    to one log directory: the second one takes a distinct name, with a warning. ``purge_step`` marks a run
+    resumed from a checkpoint (see :meth:`_mark_restart`).
     """
 
-    def __init__(self, writer_or_logdir: object):
+    def __init__(self, writer_or_logdir: object, model: str | None = None, model_type: str = "model",
+                 purge_step: int | None = None):
         event_checksums.install()  # our records are large: checksum them in C (same bytes on disk)
         if isinstance(writer_or_logdir, (str, os.PathLike)):
             from torch.utils.tensorboard import SummaryWriter
@@ -54,12 +65,19 @@ class SummarySink:
                 "writer_or_logdir must be a torch.utils.tensorboard.SummaryWriter or a log directory path; "
                 f"got {type(writer_or_logdir).__name__}"
             )
+        self._remote = is_remote(self.logdir)
+        self._storage_errors = storage_errors(self._remote)
+        self._directory = self.logdir if self._remote else os.path.abspath(self.logdir)
+        self.model = _claim_name(self._directory, model, model_type)  #: the name written in every tag
+        self._release_name = weakref.finalize(self, _NAMES[self._directory].discard, self.model)  # also if never closed
         self.dropped = 0  #: records lost to storage failures
         self._failed_at: float | None = None  # monotonic time of the last failure while no file is open
         self._warned = False
         self._closed = False
         self._at_exit = functools.partial(_flush_at_exit, weakref.ref(self))
         atexit.register(self._at_exit)
+        if purge_step is not None:
+            self._mark_restart(purge_step)
 
     @property
     def logdir(self) -> str:
@@ -67,11 +85,30 @@ class SummarySink:
 
     def add_projector_embedding(self, codes: torch.Tensor, labels: list, thumbnails: torch.Tensor, step: int, tag: str) -> None:
         """The codes for TensorBoard's own Projector, as ``SummaryWriter.add_embedding`` writes them."""
+        if self.model and tag.startswith(metadata.TAG_PREFIX + "/"):
+            tag = metadata.tag_prefix(self.model) + tag[len(metadata.TAG_PREFIX):]
         self._guarded(lambda: self._writer.add_embedding(
             codes, metadata=labels, label_img=thumbnails.float() / 255, global_step=int(step), tag=tag))
 
     def write(self, summary: summary_pb2.Summary, step: int) -> None:
+        for value in summary.value if self.model else ():
+            metadata.name_value(value, self.model)
         self._guarded(lambda: self._writer._get_file_writer().add_summary(summary, global_step=int(step), walltime=time.time()))
+
+    def _mark_restart(self, step: int) -> None:
+        """Write TensorBoard's restart marker at ``step`` (a ``SessionLog.START``, as PyTorch's
+        ``SummaryWriter(purge_step=...)`` does), so that its Python loader hides what a dead process logged at
+        or after ``step``. Written twice: that loader takes the first START of a run for a start, not a restart.
+        Once per log directory and step in this process, so a second CNNViz purges nothing the first wrote."""
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"purge_step must be a non-negative int (the step training resumes at); got {step!r}")
+        if (self._directory, step) in _RESTARTS:
+            return
+        _RESTARTS.add((self._directory, step))
+        marker = event_pb2.Event(step=step, session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START))
+        for _ in range(2):
+            marker.wall_time = time.time()
+            self._guarded(lambda: self._writer._get_file_writer().add_event(marker))
 
     def flush(self) -> None:
         self._guarded(self._writer.flush)
@@ -82,6 +119,7 @@ class SummarySink:
             return
         self._closed = True
         atexit.unregister(self._at_exit)
+        self._release_name()  # the name is free for a later CNNViz
         if self._failed_at is not None and self._owned:  # storage gone and not back: release the file anyway
             with contextlib.suppress(OSError):
                 self._writer.close()
@@ -98,27 +136,33 @@ class SummarySink:
             return
         for attempt in range(2):
             try:
-                if reopen and not os.path.isdir(self.logdir):  # a stat per record
+                if reopen and not self._remote and not os.path.isdir(self.logdir):  # a stat per record
                     raise FileNotFoundError(errno.ENOENT, "the log directory vanished", self.logdir)
                 write()
                 return
-            except OSError as exc:  # the writer thread's failure, re-raised here, or "Writer is closed"
+            except self._storage_errors as exc:  # the writer thread's failure, re-raised here, or "Writer is closed"
+                if self._remote and writer_thread_alive(self._writer):
+                    self._warn(exc)  # an upload failed; the writer still holds every record: the next flush retries
+                    return
                 self._failed(exc)
                 if attempt or not (reopen and isinstance(exc, FileNotFoundError) and self._reopened(force=True)):
                     break
         self.dropped += 1
 
-    def _failed(self, exc: OSError) -> None:
+    def _failed(self, exc: BaseException) -> None:
+        self._warn(exc)
+        self._abandon_event_file()
+        self._failed_at = time.monotonic()
+
+    def _warn(self, exc: BaseException) -> None:
         if not self._warned:
             self._warned = True
             warnings.warn(
                 f"tb_cnnviz: writing to {self.logdir} failed ({type(exc).__name__}: {exc}); training continues, "
                 f"records are dropped until a new event file can be opened (retried every {REOPEN_EVERY_S:.0f} s)",
                 StorageFailedWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
-        self._abandon_event_file()
-        self._failed_at = time.monotonic()
 
     def _abandon_event_file(self) -> None:
         """Stop the broken file writer, cut a half-written record off its file, and let the writer open a
@@ -132,7 +176,7 @@ class SummarySink:
         except Exception:  # noqa: BLE001 - the writer is broken already; its file is salvaged below
             pass
         self._writer.file_writer = self._writer.all_writers = None
-        if path:
+        if path and not self._remote:  # an object store replaces the whole object at each upload: nothing to cut
             cut_partial_record(path)
 
     def _reopened(self, force: bool = False) -> bool:
@@ -141,12 +185,38 @@ class SummarySink:
             return False
         try:
             self._writer._get_file_writer()  # makes the directory and a new event file
-        except OSError:
+        except self._storage_errors:
             self._failed_at = time.monotonic()
             self._writer.file_writer = self._writer.all_writers = None
             return False
         self._failed_at = None
         return True
+
+
+#: Log directory -> the model names open sinks of this process write to it ("" is the unnamed model).
+_NAMES: dict[str, set[str]] = {}
+#: (log directory, step) of every restart marker this process wrote.
+_RESTARTS: set[tuple[str, int]] = set()
+
+
+def _claim_name(directory: str, wanted: str | None, model_type: str) -> str:
+    """``wanted`` ("" if None) unless an open sink already writes it to ``directory``; else, with one warning, a
+    distinct name made from ``wanted`` or the model's class, so that no instance writes over another."""
+    taken = _NAMES.setdefault(directory, set())
+    name = wanted or ""
+    if name in taken:
+        base = wanted or model_type
+        name = next(n for n in itertools.chain([base], (f"{base}_{i}" for i in itertools.count(2))) if n not in taken)
+        already = f"model {wanted!r}" if wanted else "an unnamed model"
+        warnings.warn(
+            f"tb_cnnviz: another CNNViz already writes {already} to {directory}; this one writes as {name!r} "
+            "so as not to overwrite it. Give each CNNViz of a run its own name=... (e.g. 'generator', "
+            "'discriminator'), or close() the first one before making another.",
+            UserWarning,
+            stacklevel=4,
+        )
+    taken.add(name)
+    return name
 
 
 def _flush_at_exit(sink_ref: weakref.ReferenceType) -> None:
@@ -184,6 +254,9 @@ class DiscardingSink:
 
     logdir = ""
     dropped = 0
+
+    def __init__(self, model: str | None = None) -> None:
+        self.model = model or ""
 
     def add_projector_embedding(self, *args: object) -> None:
         pass

@@ -105,6 +105,7 @@ def valid_parameters(client: Client) -> dict[str, list[str]]:
                      for layer in run[kind]})
     valid = {
         "run": [run["run"] for run in runs["runs"]],
+        "model": sorted({run["model"] for run in runs["runs"]} | {"generator"}),
         "kind": list(metadata.BLOB_KINDS + metadata.TENSOR_KINDS),
         "layer": layers,
         "step": ["0", "20", "239"],

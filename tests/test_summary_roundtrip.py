@@ -40,7 +40,7 @@ def test_activations_are_pngs_whose_tiles_are_the_normalised_channels(tiny_net, 
     assert meta_proto.plugin_data.plugin_name == "cnnviz"
     assert meta_proto.data_class == summary_pb2.DATA_CLASS_BLOB_SEQUENCE
     content = metadata.parse_plugin_content(meta_proto.plugin_data.content)
-    assert (content.kind, content.layer, content.version) == ("activations", "conv1", metadata.FORMAT_VERSION)
+    assert (content.kind, content.layer, content.version, content.model) == ("activations", "conv1", 1, "")  # unnamed: format 1
     assert acc.Scalars("loss")  # the user's own data shares the event file
 
     meta_blob, *pngs = blobs(acc, tag)

@@ -78,8 +78,9 @@ class HealthLog:
         warned |= now
         if newly and self.writes:
             listed = ", ".join(map(str, newly[:16])) + (", ..." if len(newly) > 16 else "")
+            of_model = f" of model {self.sink.model!r}" if self.sink.model else ""
             warnings.warn(
-                f"tb_cnnviz: {len(newly)} of {report.rates.numel()} channels of layer '{report.layer}' died "
+                f"tb_cnnviz: {len(newly)} of {report.rates.numel()} channels of layer '{report.layer}'{of_model} died "
                 f"by step {step} (all-zero for >= {report.threshold:.0%} of the last {report.inputs} inputs): "
                 f"channels {listed}",
                 DeadFilterWarning,
