@@ -40,6 +40,7 @@ bench: venv
 	$(PY) benchmarks/image_synthesis.py
 	$(PY) benchmarks/correspondence.py
 	$(PY) benchmarks/occlusion.py
+	$(PY) benchmarks/map_checks.py
 	$(PY) benchmarks/huge_inputs.py
 	$(PY) benchmarks/concurrency.py
 	$(PY) benchmarks/long_run.py

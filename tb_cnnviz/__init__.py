@@ -27,14 +27,17 @@ _LAZY = {
     "DeadFilterMonitor": ".methods.activations.dead_filters",
 }
 
-__all__ = ["CNNViz", "DeadFilterMonitor", "DeadFilterWarning", "LoggingFailedWarning", "StorageFailedWarning", "methods", "__version__"]
+__all__ = [
+    "CNNViz", "DeadFilterMonitor", "DeadFilterWarning", "LoggingFailedWarning", "StorageFailedWarning", "datasets", "methods",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    elif name == "methods":
-        value = importlib.import_module(".methods", __name__)
+    elif name in ("methods", "datasets"):
+        value = importlib.import_module(f".{name}", __name__)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value  # resolved once

@@ -11,12 +11,13 @@ from .analyze import DEFAULT_VIEWS, IMAGENET_MEAN, IMAGENET_STD, OPT_IN_VIEWS, V
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tb-cnnviz", description="See what a CNN learns, in TensorBoard.")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="train a small CNN on scikit-learn's digits and log every view")
-    demo.add_argument("--logdir", default="runs/demo", help="where to write the two runs (default: runs/demo)")
-    demo.add_argument("--steps", type=int, default=1500, help="training steps per run (default: 1500)")
+    demo = commands.add_parser("demo", help="train small CNNs on scikit-learn's digits and on colour shapes, and log every view")
+    demo.add_argument("--logdir", default="runs/demo", help="where to write the runs (default: runs/demo)")
+    demo.add_argument("--steps", type=int, default=800, help="training steps of each digits run (default: 800)")
     demo.add_argument("--log-every", type=int, default=100, help="steps between activation/filter logs")
     demo.add_argument("--dead-every", type=int, default=50, help="steps between dead-filter flushes")
-    demo.add_argument("--quick", action="store_true", help="a short run for tests: 240 steps")
+    demo.add_argument("--shapes-steps", type=int, default=800, help="training steps of the shapes run (default: 800; 0: none)")
+    demo.add_argument("--quick", action="store_true", help="a short run for tests: 240 steps, no shapes run")
     analyze = commands.add_parser("analyze", help="log every view for a trained model: a checkpoint and a folder of images")
     analyze.add_argument("--model", help="package.module:factory, a function returning the (untrained) model")
     analyze.add_argument("--checkpoint", required=True, help="a state dict saved with torch.save (or a pickled module)")
@@ -54,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in (("--steps", steps), ("--log-every", log_every), ("--dead-every", dead_every)):
             if value < 1:
                 parser.error(f"{name} must be a positive integer; got {value}")
-        run_demo(args.logdir, steps=steps, log_every=log_every, dead_every=dead_every)
+        if args.shapes_steps < 0:
+            parser.error(f"--shapes-steps must be 0 (no shapes run) or more; got {args.shapes_steps}")
+        run_demo(args.logdir, steps=steps, log_every=log_every, dead_every=dead_every,
+                 shapes_steps=0 if args.quick else args.shapes_steps)
         print(f"Now run: tensorboard --logdir {args.logdir}  and open the CNNVIZ tab")
     return 0
 

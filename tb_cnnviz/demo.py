@@ -1,7 +1,8 @@
 """`tb-cnnviz demo`: train a small CNN on scikit-learn's bundled 8x8 digits (upscaled to 32x32) and log every
-view, in two runs: a healthy learning rate, and one too high whose dead filters the tab flags.
+view, in two runs: a healthy learning rate, and one too high whose dead filters the tab flags; then a third run
+on procedural colour shapes with known masks, whose maps are checked (demo_shapes.py).
 
-Everything it needs ships with the installed packages: no download, CPU only, about a minute per run.
+Everything it needs ships with the installed packages: no download, CPU only, well under a minute per run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
+from .demo_shapes import RUN_NAME, shapes_run
 from .logger import CNNViz, DeadFilterWarning
 
 
@@ -129,8 +131,10 @@ def train_run(
     return {"loss": float(loss), "accuracy": accuracy, "seconds": time.perf_counter() - start}
 
 
-def run_demo(logdir: str | Path, steps: int = 1500, log_every: int = 100, dead_every: int = 50) -> dict[str, dict]:
-    """Both runs into ``logdir``; prints one line per run."""
+def run_demo(logdir: str | Path, steps: int = 800, log_every: int = 100, dead_every: int = 50,
+             shapes_steps: int = 0, shapes_log_every: int = 200) -> dict[str, dict]:
+    """Both digits runs into ``logdir``, and the shapes run when ``shapes_steps`` > 0 (`tb-cnnviz demo` asks for 800);
+    prints one line per run."""
     logdir = Path(logdir)
     results = {}
     for config in RUNS:
@@ -143,4 +147,7 @@ def run_demo(logdir: str | Path, steps: int = 1500, log_every: int = 100, dead_e
             f"{config.name}: loss {r['loss']:.3f}, test accuracy {r['accuracy']:.1%}, "
             f"{died} dead-filter warning(s), {r['seconds']:.0f} s -> {logdir / config.name}"
         )
+    if shapes_steps > 0:
+        results[RUN_NAME] = r = shapes_run(logdir, steps=shapes_steps, log_every=shapes_log_every)
+        print(f"{RUN_NAME}: loss {r['loss']:.3f}, test accuracy {r['accuracy']:.1%}, {r['seconds']:.0f} s -> {logdir / RUN_NAME}")
     return results

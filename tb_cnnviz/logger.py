@@ -169,27 +169,32 @@ class CNNViz:
 
     @logging_call
     def log_saliency(self, step: int, images: torch.Tensor | None = None, targets: Targets = None,
-                     method: str = "guided_backprop", smooth: bool = False, n: int = 25, sigma: float = 0.15) -> str | None:
+                     method: str = "guided_backprop", smooth: bool = False, n: int = 25, sigma: float = 0.15,
+                     checks: bool = False, masks: torch.Tensor | None = None) -> str | None:
         """Write one attribution method's maps for the probe images (or ``images``); returns the name shown
         in the tab. ``method``: saliency, deconvnet, guided_backprop, grad_cam or guided_grad_cam;
         ``smooth`` averages it over ``n`` noisy copies (SmoothGrad, noise ``sigma`` x each image's range).
-        ``targets`` default to the probe labels, else the predicted class."""
+        ``targets`` default to the probe labels, else the predicted class. ``checks`` adds whether each map can
+        be trusted (sanity check, deletion / insertion against a random order; pointing game and mass in mask
+        against ``masks`` (N, H, W) of the objects, when given): one map per conv and linear layer and 4 x 33
+        forwards per image more."""
         images = self._images(images)
         with self._health.paused():
             cam_layer = self._cam_layer(images) if method in attribution.CAM_METHODS else None
             return attribution.log_saliency(self._sink, self.model, images, step, self._labels_of(images), targets,
-                                            method, smooth, n, sigma, cam_layer)
+                                            method, smooth, n, sigma, cam_layer, checks, masks)
 
     @logging_call
     def log_occlusion(self, step: int, images: torch.Tensor | None = None, targets: Targets = None,
                       window: int | None = None, stride: int | None = None, fill: float = 0.0,
-                      batch_size: int = 64) -> str | None:
+                      batch_size: int = 64, checks: bool = False, masks: torch.Tensor | None = None) -> str | None:
         """Write occlusion maps (Zeiler & Fergus) for the probe images (or ``images``). ``window`` defaults to
-        32 px on images of 128 px and more, else a quarter of the shorter side; ``stride`` to half the window."""
+        32 px on images of 128 px and more, else a quarter of the shorter side; ``stride`` to half the window.
+        ``checks`` and ``masks`` as for :meth:`log_saliency`."""
         images = self._images(images)
         with self._health.paused():
             return attribution.log_occlusion(self._sink, self.model, images, step, self._labels_of(images), targets,
-                                             window, stride, fill, batch_size)
+                                             window, stride, fill, batch_size, checks, masks)
 
     # -- where the network fails -----------------------------------------------------------------------------
 
@@ -263,14 +268,17 @@ class CNNViz:
     @logging_call
     def log_class_models(self, step: int, classes: Sequence[int] | None = None,
                          class_names: Sequence[str] | None = None, size: tuple[int, int, int] | None = None,
-                         steps: int = 200, seed: int = 0) -> str | None:
+                         steps: int = 200, seed: int = 0, jitter_pixels: int = 0, blur: float = 0.0) -> str | None:
         """Write class models (Simonyan et al.) of ``classes`` (default: the probe labels, else the first ten
-        classes) at the probe images' size (or ``size``, (C, H, W)); returns the name shown in the tab."""
+        classes) at the probe images' size (or ``size``, (C, H, W)); returns the name shown in the tab.
+        ``jitter_pixels`` and ``blur`` regularise as in :func:`~tb_cnnviz.methods.class_model` (without them a
+        net that reads fine texture gives noise)."""
         size = self._input_size(size)
         if classes is None and self.probe_labels:
             classes = sorted(set(self.probe_labels))
         with self._health.paused():
-            return synthesis.log_class_models(self._sink, self.model, step, classes, class_names, size, steps, seed)
+            return synthesis.log_class_models(self._sink, self.model, step, classes, class_names, size, steps, seed,
+                                              jitter_pixels, blur)
 
     @logging_call
     def log_channel_visualizations(self, step: int, layer: str, channels: Sequence[int] | None = None,

@@ -14,7 +14,8 @@ Kinds:
                      ``"dormant"`` (a smooth activation's, never positive, gradient still flows); files
                      without it (written before it existed) are ``"dead"``
     ``attribution``  blob sequence: [meta JSON, input PNG per probe image, map PNG per probe image (none for
-                     occlusion, whose probabilities are numbers in the meta)]; the "layer" is the method
+                     occlusion, whose probabilities are numbers in the meta)]; the "layer" is the method; with
+                     ``checks=True`` the meta also holds the map checks (sanity, deletion / insertion, pointing)
     ``performance``  blob sequence: [meta JSON (accuracy by class, confusion, attribute bins, calibration),
                      PNG sprite of the most confidently wrong examples, PNG sprite of their saliency maps];
                      the "layer" is the data set's name

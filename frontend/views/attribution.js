@@ -7,6 +7,7 @@ import * as model from '../model.js';
 import { inferno } from '../colormap.js';
 import { el, emptyBox, errorBox, extent, formatNumber, hideTooltip, percent, showTooltip } from '../dom.js';
 import { atOrBefore, pictureUrl, runSteps } from '../samples.js';
+import { checksBadge, checksTrend, trendSteps } from './attribution_checks.js';
 
 const MIN_CELL_PX = 112; // small images are scaled up to at least this
 const MAX_CELL_PX = 224;
@@ -54,7 +55,23 @@ async function column(ctx, stepLists, sliderStep) {
     }
   }));
   const steps = [...new Set(entries.filter((e) => e.sample).map((e) => e.sample.step))].sort((a, b) => a - b);
-  return { content: attributionView(entries), stepText: steps.length ? `step ${steps.join(', ')}` : '' };
+  const trend = checksTrend(await trendSeries(ctx, entries, stepLists), sliderStep);
+  const content = attributionView(entries);
+  if (trend) content.append(trend);
+  return { content, stepText: steps.length ? `step ${steps.join(', ')}` : '' };
+}
+
+/** Each checked method's checks at its logged steps (at most TREND_STEPS of them), for the trend. */
+async function trendSeries(ctx, entries, stepLists) {
+  return Promise.all(entries.map(async (entry, i) => {
+    const steps = Array.isArray(stepLists[i]) ? stepLists[i] : [];
+    if (!entry.sample || !entry.sample.meta || !entry.sample.meta.checks) return { method: entry.method, title: methodTitle(entry.method), points: [] };
+    const picked = trendSteps([...steps].sort((a, b) => a - b));
+    const samples = await Promise.all(picked.map((step) => model.fetchSample(ctx.run, 'attribution', entry.method, step).catch(() => null)));
+    const points = samples.map((sample, k) => ({ step: picked[k], checks: sample && sample.meta && sample.meta.checks }))
+      .filter((point) => point.checks && typeof point.checks === 'object');
+    return { method: entry.method, title: methodTitle(entry.method), points };
+  }));
 }
 
 const METHOD_TITLES = {
@@ -151,7 +168,7 @@ function mapCell(entry, index, size) {
     meta.style === 'occlusion' ? occlusionLegend(meta, index) : null,
   ]);
   return el('figure', { className: 'attribution-cell', dataset: { method: entry.method }, style: { width: `${size.width}px` } },
-    [cellTitle(methodTitle(entry.method), entry.stepText), frame, caption]);
+    [cellTitle(methodTitle(entry.method), entry.stepText), frame, caption, checksBadge(meta.checks, index)]);
 }
 
 function occlusionLegend(meta, index) {

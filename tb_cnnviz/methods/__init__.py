@@ -2,7 +2,8 @@
 
 One sub-package per family: ``activations`` (snapshots, health, filters), ``attribution`` (gradient maps,
 Grad-CAM, occlusion), ``dataset`` (top patches, receptive fields, embedding), ``synthesis`` (inversion, class
-models, channel images, correspondence) and ``evaluation``; shared hook and input helpers live at this level.
+models, channel images, correspondence), ``evaluation`` and ``checks`` (can a map be trusted); shared hook
+and input helpers live at this level.
 
 Every function that runs the model leaves it as found: hooks removed, modes, ``requires_grad``,
 gradients, buffers and RNG state restored, also when it raises.
@@ -16,6 +17,10 @@ from .activations import (
 from .attribution import (
     GradCam, deconvnet, grad_cam, guided_backprop, guided_grad_cam, input_gradient, last_conv_name, occlusion,
     occlusion_grid, saliency, smoothgrad,
+)
+from .checks import (
+    SANITY_THRESHOLD, DeletionCurve, MapChecks, RandomizationCheck, check_map, deletion_curve, mass_in_mask,
+    occlusion_importance, pointing_game, random_maps, randomizable_layers, randomization_check, spearman,
 )
 from .dataset import (
     Codes, ReceptiveField, TopActivations, collect_codes, embed, feeding_conv, grid_layout, merge_top,
@@ -34,17 +39,22 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "DeadFilterMonitor",
     "DeadReport",
+    "DeletionCurve",
+    "MapChecks",
     "Evaluation",
     "GradCam",
     "Inversion",
     "NOISE_THRESHOLD",
+    "RandomizationCheck",
     "ReceptiveField",
+    "SANITY_THRESHOLD",
     "TopActivations",
     "Visualization",
     "WrongExample",
     "accuracy_by",
     "calibration",
     "channel_visualization",
+    "check_map",
     "class_model",
     "class_metrics",
     "collect_codes",
@@ -55,6 +65,7 @@ __all__ = [
     "dead_maps",
     "deconvnet",
     "default_layers",
+    "deletion_curve",
     "embed",
     "evaluate",
     "feeding_conv",
@@ -68,6 +79,7 @@ __all__ = [
     "invert",
     "last_conv_name",
     "layer_activations",
+    "mass_in_mask",
     "merge_top",
     "micro_histograms",
     "nearest_neighbours",
@@ -75,16 +87,22 @@ __all__ = [
     "noise_score",
     "occlusion",
     "occlusion_grid",
+    "occlusion_importance",
+    "pointing_game",
     "pr_curve_classes",
     "pr_curve_counts",
     "preserved_state",
     "random_directions",
+    "random_maps",
+    "randomizable_layers",
+    "randomization_check",
     "receptive_field",
     "relu_layers",
     "saliency",
     "saliency_concentration",
     "smoothgrad",
     "snapshot",
+    "spearman",
     "top_activations",
     "wilson_interval",
 ]

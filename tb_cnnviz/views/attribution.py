@@ -1,9 +1,11 @@
 """The "Where it looks" view: attribution maps (saliency, DeconvNet, guided backprop, Grad-CAM, SmoothGrad) and
-occlusion heat maps for the probe images, each recording which class it explains and how sure the net was.
+occlusion heat maps for the probe images, each recording which class it explains and how sure the net was, and
+with ``checks=True`` whether it can be trusted (map_checks.py).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Union
 
@@ -13,8 +15,10 @@ from torch import nn
 from .. import metadata, render, summary
 from ..methods.attribution.occlusion import occlusion, occlusion_grid
 from ..methods.attribution.registry import CAM_METHODS, METHODS, attribution_map, check_method
+from ..methods.checks import check_map, occlusion_importance
 from ..methods.targets import class_probabilities, resolve_targets
 from ..sink import Sink
+from .map_checks import CHECK_STEPS, check_masks, checks_meta, checks_scalars
 
 #: The classes to explain: one for all images, one per image, or None (the labels, else the prediction).
 Targets = Union[int, Sequence[int], torch.Tensor, None]
@@ -32,9 +36,13 @@ def log_saliency(
     n: int,
     sigma: float,
     cam_layer: str | None,
+    checks: bool = False,
+    masks: torch.Tensor | None = None,
 ) -> str:
-    """Write one method's maps; returns the name shown in the tab (``smoothgrad(<method>)`` when smoothed)."""
+    """Write one method's maps; returns the name shown in the tab (``smoothgrad(<method>)`` when smoothed).
+    ``checks``: also the map checks (map_checks.py), scored against ``masks`` (N, H, W) when given."""
     check_method(method)
+    masks = check_masks(masks, images, checks)
     probabilities, chosen = explained_classes(model, images, targets, labels)
     cam_layer = cam_layer if method in CAM_METHODS else None
     raw = attribution_map(method, model, images, chosen, smooth=smooth, n=n, sigma=sigma, layer=cam_layer)
@@ -51,6 +59,11 @@ def log_saliency(
         "width": images.shape[3],
         "cam_layer": cam_layer,
     }
+    if checks:
+        options = {"smooth": smooth, "n": n, "sigma": sigma, "layer": cam_layer}
+        found = check_map(model, images, chosen, method, raw, masks=masks, steps=CHECK_STEPS, **options)
+        meta["checks"] = checks_meta(found)
+        sink.write(checks_scalars(name, found), step)
     order = list(METHODS).index(method) + (len(METHODS) if smooth else 0)
     pictures = [*render.input_pictures(images), *render.unit_pictures(values)]
     sink.write(summary.pictures_summary(metadata.ATTRIBUTION, name, meta, pictures, order), step)
@@ -68,10 +81,13 @@ def log_occlusion(
     stride: int | None,
     fill: float,
     batch_size: int,
+    checks: bool = False,
+    masks: torch.Tensor | None = None,
 ) -> str:
     """Write occlusion maps (Zeiler & Fergus): the probability of the explained class as the occluder slides.
     ``window`` defaults to 32 px on images of 128 px and more, else a quarter of the shorter side; ``stride`` to
-    half the window."""
+    half the window. ``checks``: also the map checks, the pixels ranked by :func:`occlusion_importance`."""
+    masks = check_masks(masks, images, checks)
     height, width = images.shape[2:]
     if window is None:
         window = 32 if min(height, width) >= 128 else max(1, min(height, width) // 4)
@@ -79,8 +95,8 @@ def log_occlusion(
         stride = max(1, window // 2)
     rows, cols = occlusion_grid(height, width, window, stride)
     probabilities, chosen = explained_classes(model, images, targets, labels)
-    heat = occlusion(model, images, chosen, window=window, stride=stride, fill=fill, batch_size=batch_size)
-    heat, nonfinite = render.finite(heat.float().cpu())
+    raw = occlusion(model, images, chosen, window=window, stride=stride, fill=fill, batch_size=batch_size)
+    heat, nonfinite = render.finite(raw.float().cpu())
     meta = {
         **class_meta(probabilities, chosen, labels),
         "method": "occlusion",
@@ -90,6 +106,12 @@ def log_occlusion(
         "width": width,
         "grid": {"window": window, "stride": stride, "fill": fill, "rows": rows, "cols": cols, "values": heat.tolist()},
     }
+    if checks:
+        again = functools.partial(occlusion, window=window, stride=stride, fill=fill, batch_size=batch_size, progress=False)
+        pixels = occlusion_importance(raw, height, width, window, stride)
+        found = check_map(model, images, chosen, again, raw, importance=pixels, masks=masks, steps=CHECK_STEPS)
+        meta["checks"] = checks_meta(found)
+        sink.write(checks_scalars("occlusion", found), step)
     pictures = render.input_pictures(images)
     sink.write(summary.pictures_summary(metadata.ATTRIBUTION, "occlusion", meta, pictures, 2 * len(METHODS)), step)
     return "occlusion"

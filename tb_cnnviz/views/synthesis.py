@@ -77,12 +77,14 @@ def log_class_models(
     size: tuple[int, int, int],
     steps: int,
     seed: int,
+    jitter_pixels: int = 0,
+    blur: float = 0.0,
 ) -> str:
     """Write class models of ``classes`` (default: the first ten classes) with how the net sees each."""
     size = check_size(size)
     if classes is None:
         classes = list(range(min(10, class_count(model, size))))
-    result = class_model(model, list(classes), size=size, steps=steps, seed=seed)
+    result = class_model(model, list(classes), size=size, steps=steps, seed=seed, jitter_pixels=jitter_pixels, blur=blur)
     probabilities = class_probabilities(model, result.images).cpu()
     units = torch.tensor(result.units)
     meta = {

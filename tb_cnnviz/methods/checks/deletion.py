@@ -1,0 +1,108 @@
+"""Deletion and insertion curves (Petsiuk et al., "RISE", BMVC 2018): how fast the class probability falls as
+the pixels a map ranks highest are deleted, or rises as they are revealed on a blank image. A faithful map
+gives a low deletion AUC and a high insertion AUC; a random order is the baseline to beat.
+
+All the steps of all the images go through the model as batches of masked copies, under
+``torch.inference_mode()``: the cost is that of the (steps + 1) x N forward passes plus one comparison per pixel.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .._hooks import check_positive_int, preserved_state
+from ..targets import check_inputs, check_scores, resolve_targets
+from .importance import pixel_importance
+
+MODES = ("deletion", "insertion")
+
+
+class DeletionCurve(NamedTuple):
+    """``fractions`` (S+1,): share of pixels deleted (or revealed) at each step, 0 ... 1; ``probability``
+    (S+1, N): softmax probability of each image's target after that step; ``auc`` (N,): trapezoid area under
+    ``probability`` over ``fractions``."""
+
+    fractions: torch.Tensor
+    probability: torch.Tensor
+    auc: torch.Tensor
+
+
+def pixel_ranks(importance: torch.Tensor) -> torch.Tensor:
+    """(N, H*W): each pixel's place in descending order of ``importance`` (N, H, W), 0 = first; ties go to the
+    lower flat index first (a stable sort)."""
+    order = importance.flatten(1).sort(dim=1, descending=True, stable=True).indices
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+    return ranks
+
+
+def random_maps(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """A uniformly random map (N, H, W) from its own generator (global RNG untouched): the order a map must beat."""
+    generator = torch.Generator(device=images.device).manual_seed(seed)
+    return torch.rand((images.shape[0], *images.shape[2:]), generator=generator, device=images.device)
+
+
+def _check_baseline(baseline: object, images: torch.Tensor) -> torch.Tensor:
+    if isinstance(baseline, bool) or not isinstance(baseline, (int, float, torch.Tensor)):
+        raise TypeError(f"baseline must be a number or a tensor broadcastable to the images; got {type(baseline).__name__}")
+    value = torch.as_tensor(baseline, dtype=images.dtype, device=images.device)
+    try:
+        torch.broadcast_shapes(value.shape, images.shape)
+    except RuntimeError as exc:
+        raise ValueError(f"baseline of shape {tuple(value.shape)} does not broadcast to the images {tuple(images.shape)}") from exc
+    return value.expand_as(images)
+
+
+def deletion_curve(
+    model: nn.Module,
+    images: torch.Tensor,
+    target: int | torch.Tensor | None,
+    maps: torch.Tensor,
+    steps: int = 32,
+    mode: str = "deletion",
+    baseline: float | torch.Tensor = 0.0,
+    batch_size: int = 64,
+) -> DeletionCurve:
+    """Delete (``mode="deletion"``: set to ``baseline``) or reveal (``"insertion"``: copy onto ``baseline``) the
+    pixels of ``images`` (all channels at a location) in descending order of ``maps`` ((N, H, W), or (N, C, H, W)
+    read as max |.| over channels), ``round(k * H * W / steps)`` of them at step k = 0..steps, and record the
+    softmax probability of ``target`` (default: the class predicted for the whole image).
+
+        curve = deletion_curve(model, x, y, saliency(model, x, y).abs().amax(1))
+        curve.auc   # lower is better for deletion, higher for insertion
+    """
+    images = check_inputs(model, images)
+    check_positive_int(steps, "steps", "deletion steps; the curve has steps + 1 points")
+    check_positive_int(batch_size, "batch_size", "masked images per forward pass")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    count, _, height, width = images.shape
+    importance = pixel_importance(maps, (height, width)).to(images.device)
+    if importance.shape[0] != count:
+        raise ValueError(f"maps has {importance.shape[0]} maps for {count} images; give one per image")
+    fill = _check_baseline(baseline, images)
+    pixels = height * width
+    ranks = pixel_ranks(importance).view(count, 1, height, width)
+    removed = (torch.arange(steps + 1, device=images.device) * pixels * 2 + steps) // (2 * steps)  # round(k P / S)
+    which = torch.arange((steps + 1) * count, device=images.device)  # row j: step j // N, image j % N
+    probabilities: list[torch.Tensor] = []
+    with torch.inference_mode(), preserved_state(model):
+        model.eval()
+        for start in range(0, len(which), batch_size):
+            rows = which[start : start + batch_size]
+            step, image = rows // count, rows % count
+            hidden = ranks[image] < removed[step].view(-1, 1, 1, 1)  # (B, 1, H, W): the pixels already ranked
+            if mode == "deletion":
+                batch = torch.where(hidden, fill[image], images[image])
+            else:
+                batch = torch.where(hidden, images[image], fill[image])
+            probabilities.append(check_scores(model(batch), len(batch)).float().softmax(dim=1))
+    every = torch.cat(probabilities).view(steps + 1, count, -1)
+    whole = every[0] if mode == "deletion" else every[-1]  # the untouched images
+    targets = resolve_targets(target, whole)
+    probability = every.gather(2, targets.view(1, -1, 1).expand(steps + 1, -1, 1))[..., 0]
+    fractions = removed.float() / pixels
+    return DeletionCurve(fractions, probability, torch.trapezoid(probability, fractions, dim=0))

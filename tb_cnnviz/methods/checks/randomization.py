@@ -1,0 +1,171 @@
+"""Model-randomisation sanity check (Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018).
+
+A map that explains the *model* must change when the model's weights are re-drawn at random. The cascading
+check re-draws the layers one after another from the logits down, cumulatively, and records after each how
+similar (Spearman rank correlation of |map|) the map still is to the trained model's; the independent check
+re-draws one layer at a time. Guided backprop famously stays similar (it recovers edges whatever the
+weights); the plain gradient falls to about 0.
+
+Everything runs on a deep copy of the model, re-drawn from its own seeded generator, so the user's model
+and the global RNG are untouched; the maps come from the same entry point the logger uses
+(:func:`~tb_cnnviz.methods.attribution.registry.attribution_map`), or from any ``method(model, images, targets)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .._hooks import is_conv, preserved_state, resolve_layers
+from ..attribution.registry import attribution_map, check_method
+from ..targets import class_probabilities, check_inputs, resolve_targets
+from .importance import pixel_importance
+
+MapFunction = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class RandomizationCheck(NamedTuple):
+    """``layers``: the re-drawn layers in the order they were re-drawn (logits first); ``similarity`` (L, N):
+    Spearman rank correlation between each image's |map| from the trained model and from the model with
+    ``layers[:i + 1]`` (cascading) or ``layers[i]`` alone (independent) re-drawn."""
+
+    layers: list[str]
+    similarity: torch.Tensor
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Spearman rank correlation of each row of ``a`` and ``b`` (N, ...), ties given their average rank (as
+    ``scipy.stats.spearmanr``); 0 where either row is constant (no ranking to compare)."""
+    return _correlation(_standard_ranks(a), _standard_ranks(b))
+
+
+def _standard_ranks(values: torch.Tensor) -> torch.Tensor:
+    """Row-wise ranks, centred and scaled to unit norm (zero rows stay zero): Pearson on them is Spearman."""
+    ranks = _ranks(values.flatten(1).float())
+    ranks = ranks - ranks.mean(dim=1, keepdim=True)
+    norm = ranks.norm(dim=1, keepdim=True)
+    return torch.where(norm > 0, ranks / norm.clamp_min(1e-30), torch.zeros_like(ranks))
+
+
+def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).sum(dim=1)
+
+
+def _ranks(values: torch.Tensor) -> torch.Tensor:
+    """Row-wise ranks 0..P-1 of (N, P), each run of equal values given the mean of its positions."""
+    width = values.shape[1]
+    ordered, order = values.sort(dim=1, stable=True)
+    position = torch.arange(width, device=values.device).expand_as(order)
+    starts = torch.ones_like(ordered, dtype=torch.bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = torch.ones_like(starts)
+    ends[:, :-1] = starts[:, 1:]
+    first = torch.where(starts, position, 0).cummax(dim=1).values  # where each run of ties starts ...
+    last = torch.where(ends, position, width).flip(1).cummin(dim=1).values.flip(1)  # ... and ends
+    mean_rank = (first + last).to(values.dtype) / 2
+    return torch.empty_like(mean_rank).scatter_(1, order, mean_rank)
+
+
+def randomizable_layers(model: nn.Module, images: torch.Tensor) -> list[str]:
+    """Every conv and linear layer with parameters that runs in the forward, from the logits down (reverse
+    order of first execution, found by one forward of the first image)."""
+    names = {m: n for n, m in model.named_modules() if (is_conv(m) or isinstance(m, nn.Linear)) and any(True for _ in m.parameters())}
+    ran: dict[nn.Module, None] = {}
+    handles = [module.register_forward_hook(lambda m, i, o: ran.setdefault(m)) for module in names]
+    try:
+        with torch.inference_mode(), preserved_state(model):
+            model.eval()
+            model(images[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not ran:
+        raise ValueError(f"{type(model).__name__} runs no conv or linear layer with parameters: pass layers=[...] to re-draw")
+    return [names[module] for module in reversed(list(ran))]
+
+
+def redraw(module: nn.Module, generator: torch.Generator) -> None:
+    """Re-draw every parameter of ``module`` in place as PyTorch initialises conv and linear layers,
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from ``generator``; fan_in from its first parameter of 2 or more
+    dimensions (1 where there is none, e.g. a norm layer's scale and shift)."""
+    params = list(module.parameters())
+    weight = next((p for p in params if p.dim() >= 2), None)
+    bound = 1.0 / math.sqrt(weight[0].numel()) if weight is not None and weight[0].numel() else 1.0
+    with torch.no_grad():
+        for param in params:
+            noise = torch.rand(param.shape, generator=generator, device=generator.device, dtype=torch.float32)
+            param.copy_((noise * 2 - 1) * bound)
+
+
+def _map_function(method: str | MapFunction, options: dict) -> MapFunction:
+    if callable(method):
+        if options:
+            raise TypeError(f"options {sorted(options)} go to a named method; bind them into the callable instead")
+        return method
+    check_method(method)
+    return functools.partial(_named_map, method, options)
+
+
+def _named_map(method: str, options: dict, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return attribution_map(method, model, images, targets, **options)
+
+
+def randomization_check(
+    model: nn.Module,
+    images: torch.Tensor,
+    target: int | torch.Tensor | None,
+    method: str | MapFunction,
+    layers: Sequence[str] | None = None,
+    seed: int = 0,
+    cascading: bool = True,
+    maps: torch.Tensor | None = None,
+    **options: object,
+) -> RandomizationCheck:
+    """Adebayo et al.'s model-randomisation check of ``method`` (a name: saliency, deconvnet, guided_backprop,
+    grad_cam, guided_grad_cam, with ``options`` for :func:`attribution_map` such as ``smooth=True``; or a
+    callable ``method(model, images, targets)`` returning (N, ...) maps) for ``target`` (default: the predicted
+    class, kept for every re-drawn model). ``layers`` default to :func:`randomizable_layers` (logits first);
+    ``maps``: the trained model's maps if already made (saves one map).
+
+        check = randomization_check(model, x, y, "guided_backprop")
+        check.similarity[0]   # after the logits layer alone: near 1 for guided backprop, lower for saliency
+    """
+    images = check_inputs(model, images)
+    function = _map_function(method, options)
+    # the trained model's prediction, kept for every re-drawn model; a given target is checked by the method
+    targets = resolve_targets(None, class_probabilities(model, images)) if target is None else target
+    if layers is None:
+        names = randomizable_layers(model, images)
+    else:
+        names = list(resolve_layers(model, layers))
+        empty = [name for name in names if not any(True for _ in dict(model.named_modules())[name].parameters())]
+        if empty:
+            raise ValueError(f"layers {empty} have no parameters to re-draw")
+    reference = _standard_ranks(_absolute(function(model, images, targets) if maps is None else maps))
+    try:
+        randomized = copy.deepcopy(model)
+    except Exception as exc:  # a model holding an uncopyable object (an open file, a lock)
+        raise TypeError(f"randomization_check re-draws weights on a deep copy, and {type(model).__name__} cannot be copied: {exc}") from exc
+    modules = dict(randomized.named_modules())
+    generator = torch.Generator(device=images.device).manual_seed(seed)
+    similarity = []
+    for name in names:
+        module = modules[name]
+        trained = [param.detach().clone() for param in module.parameters()] if not cascading else []
+        redraw(module, generator)
+        similarity.append(_correlation(reference, _standard_ranks(_absolute(function(randomized, images, targets)))))
+        with torch.no_grad():
+            for param, saved in zip(module.parameters(), trained):
+                param.copy_(saved)
+    return RandomizationCheck(names, torch.stack(similarity))
+
+
+def _absolute(maps: torch.Tensor) -> torch.Tensor:
+    """|map| per pixel: max |.| over channels of an (N, C, H, W) map; |.| of an (N, H, W) one."""
+    return pixel_importance(maps).abs()
