@@ -15,27 +15,19 @@ centre, through a ReLU, as penultimate-layer codes are (``clustered_codes``). ``
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE, trustworthiness
 
-from tb_cnnviz.methods import embed, neighbour_preservation
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from helpers import clustered_codes  # noqa: E402  (the codes the tests check the embedding on)
 
-
-def clustered_codes(n: int, dimensions: int = 512, classes: int = 20, intrinsic: int = 8, seed: int = 0):
-    """(n, dimensions) non-negative codes and (n,) labels: class c's codes are centre_c + B_c z (B_c an
-    orthonormal (dimensions, intrinsic) basis of its own, z ~ N(0, 3^2)) plus a little isotropic noise, then
-    a ReLU. Each class is a low-dimensional cloud of its own: neighbours within a class follow z."""
-    generator = np.random.default_rng(seed)
-    labels = generator.integers(classes, size=n)
-    centres = generator.normal(size=(classes, dimensions))
-    bases = np.linalg.qr(generator.normal(size=(classes, dimensions, intrinsic)))[0]
-    latent = generator.normal(size=(n, intrinsic)) * 3.0
-    codes = centres[labels] + np.einsum("nk,ndk->nd", latent, bases[labels]) + generator.normal(size=(n, dimensions)) * 0.05
-    return np.maximum(codes, 0).astype(np.float32), labels
+from tb_cnnviz.methods import embed, neighbour_preservation  # noqa: E402
 
 
 def timed(function):

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 from werkzeug.test import Client
 
@@ -227,3 +228,16 @@ def replicate_steps(source_run: Path, target_run: Path, steps: list[int]) -> Non
         for summary in summaries:
             writer._get_file_writer().add_summary(summary, step)
     writer.close()
+
+
+def clustered_codes(n: int, dimensions: int = 512, classes: int = 20, intrinsic: int = 8, seed: int = 0):
+    """(n, dimensions) non-negative codes and (n,) labels: class c's codes are centre_c + B_c z (B_c an
+    orthonormal (dimensions, intrinsic) basis of its own, z ~ N(0, 3^2)) plus a little isotropic noise, then
+    a ReLU. Each class is a low-dimensional cloud of its own: neighbours within a class follow z."""
+    generator = np.random.default_rng(seed)
+    labels = generator.integers(classes, size=n)
+    centres = generator.normal(size=(classes, dimensions))
+    bases = np.linalg.qr(generator.normal(size=(classes, dimensions, intrinsic)))[0]
+    latent = generator.normal(size=(n, intrinsic)) * 3.0
+    codes = centres[labels] + np.einsum("nk,ndk->nd", latent, bases[labels]) + generator.normal(size=(n, dimensions)) * 0.05
+    return np.maximum(codes, 0).astype(np.float32), labels

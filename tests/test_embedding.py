@@ -12,7 +12,7 @@ from sklearn.datasets import make_blobs
 from sklearn.manifold import TSNE, trustworthiness
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
-from helpers import get_json, tensorboard_client
+from helpers import clustered_codes, get_json, tensorboard_client
 
 from tb_cnnviz import CNNViz
 from tb_cnnviz.demo import DigitsNet, load_digits
@@ -31,16 +31,6 @@ def test_tsne_keeps_known_clusters_apart_and_is_reproducible():
     assert pca.shape == (400, 2)
 
 
-def subspace_codes(n, dimensions=256, classes=20, intrinsic=8, seed=0):
-    """Codes with class-wise low-dimensional structure (each class on its own random subspace, then a ReLU),
-    where a PCA to 50 dimensions first merges the classes' subspaces and loses neighbours."""
-    generator = np.random.default_rng(seed)
-    labels = generator.integers(classes, size=n)
-    centres = generator.normal(size=(classes, dimensions))
-    bases = np.linalg.qr(generator.normal(size=(classes, dimensions, intrinsic)))[0]
-    latent = generator.normal(size=(n, intrinsic)) * 3.0
-    codes = centres[labels] + np.einsum("nk,ndk->nd", latent, bases[labels]) + generator.normal(size=(n, dimensions)) * 0.05
-    return np.maximum(codes, 0).astype(np.float32)
 
 
 def naive_preservation(codes, layout, k):
@@ -68,7 +58,7 @@ def test_nearest_neighbours_and_preservation_match_scikit_learn():
 
 @pytest.mark.slow
 def test_layout_keeps_neighbours_as_well_as_scikit_learn_on_subspace_codes():
-    codes = subspace_codes(1000)  # a PCA to 50 dimensions first keeps 0.94x here, 0.85x at 10,000 codes
+    codes, _ = clustered_codes(1000, dimensions=256)  # a PCA to 50 dimensions first keeps 0.94x here, 0.85x at 10,000 codes
     ours = neighbour_preservation(codes, embed(codes, seed=0))
     theirs = neighbour_preservation(codes, TSNE(random_state=0).fit_transform(codes))
     assert ours >= 0.95 * theirs, (ours, theirs)

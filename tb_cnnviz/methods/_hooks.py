@@ -165,6 +165,21 @@ def forward_hooks(
         handles.clear()
 
 
+def run_order(model: nn.Module, images: torch.Tensor, modules: Collection[nn.Module]) -> list[nn.Module]:
+    """Which of ``modules`` run, in the order of their calls (a module called twice appears twice), found by
+    one forward of the first image in eval mode; the model is left as found."""
+    order: list[nn.Module] = []
+    handles = [module.register_forward_hook(lambda m, i, o: order.append(m)) for module in modules]
+    try:
+        with torch.inference_mode(), preserved_state(model):
+            model.eval()
+            model(images[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    return order
+
+
 @contextmanager
 def preserved_state(model: nn.Module) -> Iterator[None]:
     """Restore on exit, also on error: every module's ``training`` flag, every parameter's ``requires_grad``

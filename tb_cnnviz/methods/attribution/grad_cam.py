@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._hooks import preserved_state, split_call, unknown_layer_message
+from .._hooks import preserved_state, run_order, split_call, unknown_layer_message
 from .gradients import guided_backprop
 from ..targets import check_inputs, check_scores, resolve_targets
 
@@ -45,15 +45,7 @@ def last_conv_name(model: nn.Module, images: torch.Tensor) -> str:
     names = {module: name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)}
     if not names:
         raise ValueError(f"grad_cam: {type(model).__name__} has no nn.Conv2d layer; pass layer= a module with a (N, C, h, w) output")
-    order: list[nn.Module] = []
-    handles = [module.register_forward_hook(lambda m, i, o: order.append(m)) for module in names]
-    try:
-        with torch.inference_mode(), preserved_state(model):
-            model.eval()
-            model(images[:1])
-    finally:
-        for handle in handles:
-            handle.remove()
+    order = run_order(model, images, names)
     if not order:
         raise ValueError(f"grad_cam: no nn.Conv2d of {type(model).__name__} runs in its forward; pass layer=")
     return names[order[-1]]

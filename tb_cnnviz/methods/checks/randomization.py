@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .._hooks import is_conv, preserved_state, resolve_layers
+from .._hooks import is_conv, resolve_layers, run_order
 from ..attribution.registry import attribution_map, check_method
 from ..targets import class_probabilities, check_inputs, resolve_targets
 from .importance import pixel_importance
@@ -76,15 +76,7 @@ def randomizable_layers(model: nn.Module, images: torch.Tensor) -> list[str]:
     """Every conv and linear layer with parameters that runs in the forward, from the logits down (reverse
     order of first execution, found by one forward of the first image)."""
     names = {m: n for n, m in model.named_modules() if (is_conv(m) or isinstance(m, nn.Linear)) and any(True for _ in m.parameters())}
-    ran: dict[nn.Module, None] = {}
-    handles = [module.register_forward_hook(lambda m, i, o: ran.setdefault(m)) for module in names]
-    try:
-        with torch.inference_mode(), preserved_state(model):
-            model.eval()
-            model(images[:1])
-    finally:
-        for handle in handles:
-            handle.remove()
+    ran = dict.fromkeys(run_order(model, images, names))  # each module once, at its first call
     if not ran:
         raise ValueError(f"{type(model).__name__} runs no conv or linear layer with parameters: pass layers=[...] to re-draw")
     return [names[module] for module in reversed(list(ran))]
