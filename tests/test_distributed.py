@@ -87,6 +87,9 @@ def _rank(rank: int, init: str, logdir: str, marks: str) -> None:
             net(batches[0][0])
         viz.close()
         (marks_dir / "rank1.json").write_text(json.dumps({"skipped": skipped, "writes": viz.writes}))
+        # As a training script ends: without this, gloo's threads can outlive the interpreter's shutdown once
+        # rank 0 is gone, and the C++ runtime aborts the process ("terminate called without an active exception").
+        dist.destroy_process_group()
         return
     _wait_for(marks_dir / "rank1.json")
     written = [viz.log_activations(20), viz.log_filters(20)]
