@@ -9,7 +9,6 @@ call a ``*_impl`` method returning plain data; see ``http_api.md`` beside this f
 from __future__ import annotations
 
 import json
-import logging
 import math
 import mimetypes
 from pathlib import Path
@@ -22,17 +21,15 @@ from tensorboard.plugins import base_plugin
 import numpy as np
 from werkzeug import wrappers
 
+from . import http_params as params
 from . import metadata
 from .series import one_per_step
 
-logger = logging.getLogger(__name__)
 
 #: Read every sample: the data provider's own sampling (10 per tag by default for a plugin TensorBoard does
 #: not know) is raised by :class:`CNNVizLoader`; a user's ``--samples_per_plugin`` still wins.
 _ALL = 10**9
-_MAX_PARAM_CHARS = 4096
 _IMAGE_MAX_AGE_S = 24 * 3600
-_INT64 = 2**63
 _STATIC_ROUTE = f"/plugin/{metadata.PLUGIN_NAME}/static/"
 #: Columns of the dead-filter timeline (640 px at 2 px each): a longer series is answered in this many buckets,
 #: so 100,000 flushes cost the tab what 320 do.
@@ -46,71 +43,6 @@ def _frontend_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "frontend"
 
 
-class _BadRequest(errors.InvalidArgumentError):
-    pass
-
-
-def _text(request: wrappers.Request, name: str) -> str:
-    value = request.args.get(name)
-    if value is None or value == "":
-        raise _BadRequest(f"missing parameter {name!r}")
-    if "\x00" in value or len(value) > _MAX_PARAM_CHARS:
-        raise _BadRequest(f"parameter {name!r} must be text of at most {_MAX_PARAM_CHARS} characters without NUL")
-    return value
-
-
-def _integer(request: wrappers.Request, name: str, minimum: int = -_INT64) -> int:
-    raw = _text(request, name)
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        raise _BadRequest(f"parameter {name!r} must be an integer; got {raw[:40]!r}") from None
-    if not minimum <= value < _INT64:
-        raise _BadRequest(f"parameter {name!r} must be an integer in [{minimum}, 2**63); got {raw[:40]}")
-    return value
-
-
-def _optional_integer(request: wrappers.Request, name: str, default: int, minimum: int, maximum: int) -> int:
-    if request.args.get(name) in (None, ""):
-        return default
-    value = _integer(request, name, minimum)
-    if value > maximum:
-        raise _BadRequest(f"parameter {name!r} must be an integer in [{minimum}, {maximum}]; got {value}")
-    return value
-
-
-def _optional_text(request: wrappers.Request, name: str) -> str:
-    """An optional text parameter; "" when absent."""
-    return _text(request, name) if request.args.get(name) else ""
-
-
-def _model(request: wrappers.Request) -> str:
-    """Which model of the run (``CNNViz(..., name=...)``); absent or empty: the unnamed one."""
-    return _optional_text(request, "model")
-
-
-def _kind(request: wrappers.Request, allowed: tuple[str, ...]) -> str:
-    kind = _text(request, "kind")
-    if kind not in allowed:
-        raise _BadRequest(f"parameter 'kind' must be one of {', '.join(allowed)}; got {kind[:40]!r}")
-    return kind
-
-
-def _json_route(handler: Callable[[CNNVizPlugin, wrappers.Request], Any]) -> Callable[..., wrappers.Response]:
-    """Answer every error as JSON with its 4xx code; an unexpected one as an opaque 500, never a traceback."""
-
-    def route(self: CNNVizPlugin, request: wrappers.Request) -> wrappers.Response:
-        try:
-            result = handler(self, request)
-        except errors.PublicError as exc:
-            return http_util.Respond(request, {"error": str(exc)}, "application/json", code=exc.http_code)
-        except Exception:
-            logger.exception("cnnviz: internal error serving %s", request.path)
-            return http_util.Respond(request, {"error": "internal error (see the server log)"}, "application/json", code=500)
-        return result if isinstance(result, wrappers.Response) else http_util.Respond(request, result, "application/json")
-
-    route.__name__ = handler.__name__
-    return wrappers.Request.application(route)
 
 
 class CNNVizPlugin(base_plugin.TBPlugin):
@@ -152,7 +84,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
     # -- routes: parse, call *_impl, respond ---------------------------------------------------------------
 
-    @_json_route
+    @params.json_route
     def _serve_static(self, request: wrappers.Request) -> wrappers.Response:
         name = request.path.split(_STATIC_ROUTE, 1)[-1]
         if name not in self._static_files:  # a whitelist: no path, however spelled, escapes the folder
@@ -162,38 +94,38 @@ class CNNVizPlugin(base_plugin.TBPlugin):
             content_type = "text/javascript"
         return http_util.Respond(request, (self._static_dir / name).read_bytes(), content_type)
 
-    @_json_route
+    @params.json_route
     def _serve_runs(self, request: wrappers.Request) -> dict:
         return self.runs_impl(_ctx(request), _eid(request))
 
-    @_json_route
+    @params.json_route
     def _serve_steps(self, request: wrappers.Request) -> dict:
-        kind = _kind(request, metadata.BLOB_KINDS + metadata.TENSOR_KINDS)
-        return self.steps_impl(_ctx(request), _eid(request), _text(request, "run"), kind, _text(request, "layer"),
-                               model=_model(request))
+        kind = params.kind(request, metadata.BLOB_KINDS + metadata.TENSOR_KINDS)
+        return self.steps_impl(_ctx(request), _eid(request), params.text(request, "run"), kind, params.text(request, "layer"),
+                               model=params.model(request))
 
-    @_json_route
+    @params.json_route
     def _serve_sample(self, request: wrappers.Request) -> dict:
-        kind = _kind(request, metadata.BLOB_KINDS)
+        kind = params.kind(request, metadata.BLOB_KINDS)
         return self.sample_impl(
-            _ctx(request), _eid(request), _text(request, "run"), kind, _text(request, "layer"), _integer(request, "step"),
-            model=_model(request),
+            _ctx(request), _eid(request), params.text(request, "run"), kind, params.text(request, "layer"), params.integer(request, "step"),
+            model=params.model(request),
         )
 
-    @_json_route
+    @params.json_route
     def _serve_image(self, request: wrappers.Request) -> wrappers.Response:
-        kind = _kind(request, metadata.BLOB_KINDS)
+        kind = params.kind(request, metadata.BLOB_KINDS)
         png = self.image_impl(
-            _ctx(request), _eid(request), _text(request, "run"), kind, _text(request, "layer"),
-            _integer(request, "step"), _integer(request, "index", minimum=0), model=_model(request),
+            _ctx(request), _eid(request), params.text(request, "run"), kind, params.text(request, "layer"),
+            params.integer(request, "step"), params.integer(request, "index", minimum=0), model=params.model(request),
         )
         return http_util.Respond(request, png, "image/png", expires=_IMAGE_MAX_AGE_S)
 
-    @_json_route
+    @params.json_route
     def _serve_blob(self, request: wrappers.Request) -> wrappers.Response:
-        key = _text(request, "key")
+        key = params.text(request, "key")
         try:  # the key comes from the client: the loaders fail on a bad one in their own ways
-            png = self._read_blob(_ctx(request), _text(request, "run"), key)
+            png = self._read_blob(_ctx(request), params.text(request, "run"), key)
         except (ValueError, TypeError) as exc:
             raise errors.InvalidArgumentError(f"malformed blob key {key[:40]!r}: take keys from /sample") from exc
         except (KeyError, IndexError) as exc:
@@ -202,15 +134,15 @@ class CNNVizPlugin(base_plugin.TBPlugin):
             raise errors.NotFoundError("that blob is not a CNNVIZ picture")
         return http_util.Respond(request, png, "image/png", expires=_IMAGE_MAX_AGE_S)
 
-    @_json_route
+    @params.json_route
     def _serve_dead(self, request: wrappers.Request) -> dict:
-        max_steps = _optional_integer(request, "max_steps", DEAD_MAX_STEPS, 2, _DEAD_MAX_STEPS_LIMIT)
-        return self.dead_impl(_ctx(request), _eid(request), _text(request, "run"), _text(request, "layer"), max_steps,
-                              model=_model(request))
+        max_steps = params.optional_integer(request, "max_steps", DEAD_MAX_STEPS, 2, _DEAD_MAX_STEPS_LIMIT)
+        return self.dead_impl(_ctx(request), _eid(request), params.text(request, "run"), params.text(request, "layer"), max_steps,
+                              model=params.model(request))
 
-    @_json_route
+    @params.json_route
     def _serve_dead_summary(self, request: wrappers.Request) -> dict:
-        return self.dead_summary_impl(_ctx(request), _eid(request), _text(request, "run"), model=_model(request))
+        return self.dead_summary_impl(_ctx(request), _eid(request), params.text(request, "run"), model=params.model(request))
 
     # -- implementations: plain data in, plain data out ------------------------------------------------------
 

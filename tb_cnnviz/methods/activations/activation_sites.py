@@ -173,7 +173,6 @@ def _functional_sites(graph: torch.fx.Graph, modules: dict[str, nn.Module]) -> d
             what = source.name if isinstance(source, torch.fx.Node) else repr(source)
             orphans.append(f"{label}({what})")
             continue
-        producer = modules.get(source.target)
         call = calls[source.target] - 1  # the call whose output this node reads
         site = sites.get(source.target)
         if site is None or site.health != health:
