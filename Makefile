@@ -43,6 +43,7 @@ bench: venv
 	$(PY) benchmarks/map_checks.py
 	$(PY) benchmarks/huge_inputs.py
 	$(PY) benchmarks/concurrency.py
+	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/long_run.py
 
 clean:
