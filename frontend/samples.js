@@ -20,13 +20,18 @@ export function atOrBefore(steps, step) {
   return found;
 }
 
-/** A run's logged steps of a layer (sorted), null when the run does not have the layer, or the Error. */
+/**
+ * A run's logged steps of a layer (sorted), null when the run does not have the layer, or the Error. The
+ * array's `written` is how many calls were logged: more than it holds when a long run was thinned.
+ */
 export async function runSteps(entry, kind, layer) {
   if (!layersOf(entry, kind).includes(layer)) return null;
   try {
     const reply = await model.fetchSteps(entry.run, kind, layer);
-    return (Array.isArray(reply.steps) ? reply.steps : []).map((item) => Number(item.step))
+    const steps = (Array.isArray(reply.steps) ? reply.steps : []).map((item) => Number(item.step))
       .filter(Number.isFinite).sort((a, b) => a - b);
+    steps.written = Math.max(Number(reply.written) || 0, steps.length); // calls logged; TensorBoard may hold fewer
+    return steps;
   } catch (error) {
     return error;
   }
@@ -46,6 +51,13 @@ export async function sampleAtOrBefore(entry, kind, layer, step) {
   } catch (error) {
     return null;
   }
+}
+
+/** ' · showing 17 of 900 logged steps' when TensorBoard holds fewer steps than were logged, else ''. */
+export function thinnedNote(steps) {
+  const written = Array.isArray(steps) ? steps.written : undefined;
+  if (!(written > steps.length)) return '';
+  return ` · showing ${steps.length} of ${written} logged steps (thinned evenly over the run)`;
 }
 
 /** The URL of picture `index` of a sample; `at` = {run, kind, layer, step, sample}. */
@@ -100,7 +112,8 @@ async function sampleColumn(view, ctx, steps, sliderStep) {
   if (step === undefined) {
     return { content: emptyBox(`Nothing logged at or before step ${sliderStep}; the first step is ${steps[0]}.`) };
   }
-  const stepText = step === sliderStep ? `step ${step}` : `step ${step} (latest at or before ${sliderStep})`;
+  const stepText = (step === sliderStep ? `step ${step}` : `step ${step} (latest at or before ${sliderStep})`)
+    + thinnedNote(steps);
   try {
     const sample = await model.fetchSample(run, view.kind, layer, step);
     return { content: await view.content({ ...ctx, kind: view.kind, step, sample }), stepText };

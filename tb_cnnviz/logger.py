@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import distributed, metadata, sink
+from . import distributed, metadata, sink, thinning
 from .guard import LoggingFailedWarning, logging_call
 from .methods._hooks import check_images, check_positive_int, resolve_layers, unwrap_model
 from .methods.activations.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor
@@ -61,6 +61,9 @@ class CNNViz:
             the same log directory without a name (or with a taken one) warns and takes a distinct name.
         purge_step: the step a run resumed from a checkpoint starts again at (as ``SummaryWriter(purge_step=)``):
             what the dead process logged at or after it is hidden. Create the CNNViz before logging at that step.
+        keep_steps: how many steps of each view TensorBoard holds in a long run: the first, the latest and the
+            rest on an even grid over the run (at most ``keep_steps + 1``; see ``tb_cnnviz.thinning``). ``None``
+            keeps every step (TensorBoard's memory then grows with the run).
 
     Under DDP (``torch.distributed`` initialised, world size > 1) only rank 0 writes: pass the writer (or log
     directory) there and ``None`` on the other ranks. Every rank calls :meth:`step`, :meth:`log_top_activations`
@@ -81,6 +84,7 @@ class CNNViz:
         raise_errors: bool = False,
         name: str | None = None,
         purge_step: int | None = None,
+        keep_steps: int | None = thinning.DEFAULT_KEEP,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -98,7 +102,8 @@ class CNNViz:
         self.writes = distributed.world()[0] == distributed.WRITER_RANK  #: False on DDP ranks other than 0
         if name is not None:
             metadata.check_model_name(name)
-        self._sink = (sink.SummarySink(writer_or_logdir, name, type(model).__name__, purge_step) if self.writes
+        self._sink = (sink.SummarySink(writer_or_logdir, name, type(model).__name__, purge_step, keep_steps)
+                      if self.writes
                       else sink.DiscardingSink(name))
         self.name: str = self._sink.model  #: the model's name in the run ("" unnamed)
         self._health = health.HealthLog(model, self._sink, self.writes)

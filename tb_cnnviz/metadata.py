@@ -3,7 +3,8 @@
 A summary's ``SummaryMetadata.plugin_data`` holds ``plugin_name = "cnnviz"`` and a JSON object with the
 format ``version``, the ``kind`` of data and the ``layer`` it belongs to. TensorBoard keeps the metadata of a
 tag's *first* event only, so anything that changes per step lives in the data itself (blob 0 of a blob
-sequence is that step's JSON). ``data_class`` is always set: TensorBoard infers it only for its own plugins,
+sequence is that step's JSON). Picture series of a long run are written thinned (:mod:`.thinning`): under
+the plugin name ``cnnviz_pictures``, tags ``<tag>@<slot>``, each meta JSON stamped with its ``call`` index. ``data_class`` is always set: TensorBoard infers it only for its own plugins,
 and without it a third-party plugin's data silently does not show.
 
 Kinds:
@@ -53,6 +54,10 @@ from dataclasses import dataclass
 from tensorboard.compat.proto import summary_pb2
 
 PLUGIN_NAME = "cnnviz"
+#: The pictures of a thinned series (see :mod:`.thinning`) go under a plugin name of their own, whose samples
+#: TensorBoard keeps one per tag; everything under :data:`PLUGIN_NAME` (dead-filter flushes, files written
+#: before thinning) is kept whole. Both are ours: the plugin reads both.
+PICTURES_PLUGIN_NAME = "cnnviz_pictures"
 FORMAT_VERSION = 2  #: 2 adds the model's name; unnamed data is still written as 1
 
 ACTIVATIONS = "activations"
@@ -137,6 +142,18 @@ def name_value(value: summary_pb2.Summary.Value, model: str) -> None:
         payload = json.loads(plugin_data.content.decode("utf-8"))
         payload.update(version=FORMAT_VERSION, model=model)
         plugin_data.content = json.dumps(payload).encode("utf-8")
+
+
+def stamp_call(value: summary_pb2.Summary.Value, call: int) -> None:
+    """Record in a picture value's meta JSON (blob 0) the index of its call in the series, in place: a thinned
+    series' latest sample then says how many calls were written (``call + 1``). Appended as the last key, so
+    it wins over an older stamp of copied data in every JSON reader."""
+    blobs = value.tensor.string_val
+    head = blobs[0].rstrip()
+    if not head.endswith(b"}"):
+        raise ValueError("blob 0 of a CNNVIZ picture value must be its meta JSON object")
+    separator = b"" if head[:-1].rstrip().endswith(b"{") else b","
+    blobs[0] = head[:-1] + separator + b'"call":' + str(int(call)).encode() + b"}"
 
 
 def create_summary_metadata(content: PluginContent) -> summary_pb2.SummaryMetadata:

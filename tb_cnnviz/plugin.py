@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import mimetypes
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,8 +27,8 @@ from . import metadata
 from .series import one_per_step
 
 
-#: Read every sample: the data provider's own sampling (10 per tag by default for a plugin TensorBoard does
-#: not know) is raised by :class:`CNNVizLoader`; a user's ``--samples_per_plugin`` still wins.
+#: Read every sample the loader holds: how many it holds is set by :class:`CNNVizLoader` (TensorBoard's own
+#: default for a plugin it does not know is 10 per tag) and a user's ``--samples_per_plugin``.
 _ALL = 10**9
 _IMAGE_MAX_AGE_S = 24 * 3600
 _STATIC_ROUTE = f"/plugin/{metadata.PLUGIN_NAME}/static/"
@@ -77,7 +78,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         return False  # activity comes from data_plugin_names(), through the data provider
 
     def data_plugin_names(self) -> tuple[str, ...]:
-        return (metadata.PLUGIN_NAME,)
+        return (metadata.PLUGIN_NAME, metadata.PICTURES_PLUGIN_NAME)
 
     def frontend_metadata(self) -> base_plugin.FrontendMetadata:
         return base_plugin.FrontendMetadata(es_module_path="/static/index.js", tab_name="CNNVIZ")
@@ -146,45 +147,48 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
     # -- implementations: plain data in, plain data out ------------------------------------------------------
 
-    def _listing(self, ctx: Any, eid: str, run: str | None = None) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
-        """(run, model) -> kind -> layer -> (tag, PluginContent), for every CNNVIZ tag this reader understands.
+    def _listing(self, ctx: Any, eid: str, run: str | None = None) -> dict[tuple[str, str], dict[str, dict[str, Series]]]:
+        """(run, model) -> kind -> layer -> :class:`Series`, for every CNNVIZ tag this reader understands.
         Each model of a run (a CNNViz instance given a ``name``) is listed apart, like a run of its own."""
         run_filter = provider.RunTagFilter(runs=[run]) if run is not None else None
-        found: dict[str, dict[str, dict[str, Any]]] = {}
-        series = [
-            self._provider.list_blob_sequences(ctx, experiment_id=eid, plugin_name=self.plugin_name, run_tag_filter=run_filter),
-            self._provider.list_tensors(ctx, experiment_id=eid, plugin_name=self.plugin_name, run_tag_filter=run_filter),
-        ]
-        for by_run in series:
+        listings = [(self._provider.list_blob_sequences, metadata.PLUGIN_NAME),  # files written before thinning
+                    (self._provider.list_blob_sequences, metadata.PICTURES_PLUGIN_NAME),
+                    (self._provider.list_tensors, metadata.PLUGIN_NAME)]
+        found: dict[tuple[str, str], dict[str, dict[str, Series]]] = {}
+        for lister, plugin_name in listings:
+            by_run = lister(ctx, experiment_id=eid, plugin_name=plugin_name, run_tag_filter=run_filter)
             for run_name, tags in by_run.items():
                 for tag, time_series in tags.items():
                     content = metadata.parse_plugin_content(time_series.plugin_content)
-                    if content is not None:
-                        source = (run_name, content.model)
-                        found.setdefault(source, {}).setdefault(content.kind, {})[content.layer] = (tag, content)
+                    if content is None:
+                        continue
+                    layers = found.setdefault((run_name, content.model), {}).setdefault(content.kind, {})
+                    series = layers.setdefault(content.layer, Series(content))
+                    series.tags.setdefault(plugin_name, []).append(tag)
         return found
 
-    def _tag(self, ctx: Any, eid: str, run: str, kind: str, layer: str, model: str = "") -> tuple[str, metadata.PluginContent]:
-        """The tag of one layer's series. Tags are named by model, kind and layer, so one filtered listing finds
-        it; the full listing of the run is read only to explain a miss."""
-        tag = metadata.tag(kind, layer, model)
-        lister = self._provider.list_blob_sequences if kind in metadata.BLOB_KINDS else self._provider.list_tensors
-        found = lister(ctx, experiment_id=eid, plugin_name=self.plugin_name,
-                       run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]))
-        time_series = found.get(run, {}).get(tag)
-        content = metadata.parse_plugin_content(time_series.plugin_content) if time_series is not None else None
-        if content is not None and (content.kind, content.layer, content.model) == (kind, layer, model):
-            return tag, content
+    def _series(self, ctx: Any, eid: str, run: str, kind: str, layer: str, model: str = "") -> Series:
+        """Where one layer's series of one kind is. A tensor series has one tag named by model, kind and layer,
+        so one filtered listing finds it; picture series are listed by run (their slot tags, see
+        :mod:`.thinning`). A miss names the layers there are."""
+        if kind in metadata.TENSOR_KINDS:
+            tag = metadata.tag(kind, layer, model)
+            found = self._provider.list_tensors(ctx, experiment_id=eid, plugin_name=self.plugin_name,
+                                                run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]))
+            time_series = found.get(run, {}).get(tag)
+            content = metadata.parse_plugin_content(time_series.plugin_content) if time_series is not None else None
+            if content is not None and (content.kind, content.layer, content.model) == (kind, layer, model):
+                return Series(content, {self.plugin_name: [tag]})
         layers = self._source(self._listing(ctx, eid, run), run, model).get(kind, {})
         if layer not in layers:
-            known = ", ".join(sorted(layers, key=lambda name: layers[name][1].order)) or "(none)"
+            known = ", ".join(sorted(layers, key=lambda name: layers[name].content.order)) or "(none)"
             raise errors.NotFoundError(
                 f"unknown layer {layer!r} in run {run!r}{_of_model(model)} (kind {kind!r}); layers are: {known}"
             )
         return layers[layer]
 
     @staticmethod
-    def _source(listing: dict, run: str, model: str) -> dict[str, dict[str, Any]]:
+    def _source(listing: dict, run: str, model: str) -> dict[str, dict[str, Series]]:
         """One model's kinds in the listing of a run; a miss names the models the run has."""
         if (run, model) in listing:
             return listing[(run, model)]
@@ -200,18 +204,25 @@ class CNNVizPlugin(base_plugin.TBPlugin):
             entry = {"run": run, "model": model}
             for kind in metadata.BLOB_KINDS + metadata.TENSOR_KINDS:
                 layers = kinds.get(kind, {})
-                entry[kind] = sorted(layers, key=lambda name, layers=layers: (layers[name][1].order, name))
+                entry[kind] = sorted(layers, key=lambda name, layers=layers: (layers[name].content.order, name))
             runs.append(entry)
         return {"runs": runs}
 
-    def _blob_series(self, ctx: Any, eid: str, run: str, tag: str) -> list[provider.BlobSequenceDatum]:
-        data = self._provider.read_blob_sequences(
-            ctx, experiment_id=eid, plugin_name=self.plugin_name, downsample=_ALL,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
-        )
-        return one_per_step(data.get(run, {}).get(tag, []))
+    def _blob_series(self, ctx: Any, eid: str, run: str, series: Series) -> list[provider.BlobSequenceDatum]:
+        """One datum per step of a picture series; a thinned one's slots merged back in the order written."""
+        data = []
+        for plugin_name, tags in series.tags.items():
+            found = self._provider.read_blob_sequences(
+                ctx, experiment_id=eid, plugin_name=plugin_name, downsample=_ALL,
+                run_tag_filter=provider.RunTagFilter(runs=[run], tags=tags),
+            ).get(run, {})
+            data += [datum for tag in tags for datum in found.get(tag, [])]
+        if series.thinned:  # one_per_step wants the order of writing: the wall time, as each slot holds its last
+            data.sort(key=lambda datum: (datum.wall_time, datum.step))
+        return one_per_step(data)
 
-    def _tensor_series(self, ctx: Any, eid: str, run: str, tag: str) -> list[provider.TensorDatum]:
+    def _tensor_series(self, ctx: Any, eid: str, run: str, series: Series) -> list[provider.TensorDatum]:
+        (tag,) = series.tags[self.plugin_name]
         data = self._provider.read_tensors(
             ctx, experiment_id=eid, plugin_name=self.plugin_name, downsample=_ALL,
             run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
@@ -219,14 +230,27 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         return one_per_step(data.get(run, {}).get(tag, []))
 
     def steps_impl(self, ctx: Any, eid: str, run: str, kind: str, layer: str, model: str = "") -> dict:
-        tag, _ = self._tag(ctx, eid, run, kind, layer, model)
+        """The steps held of one series; ``written``: how many calls wrote it, where TensorBoard holds fewer
+        (a thinned series, see :mod:`.thinning`, or a user's ``--samples_per_plugin``)."""
+        series = self._series(ctx, eid, run, kind, layer, model)
         read = self._tensor_series if kind in metadata.TENSOR_KINDS else self._blob_series
-        steps = [{"step": d.step, "wall_time": d.wall_time} for d in read(ctx, eid, run, tag)]
-        return {"run": run, "model": model, "kind": kind, "layer": layer, "steps": steps}
+        data = read(ctx, eid, run, series)
+        steps = [{"step": d.step, "wall_time": d.wall_time} for d in data]
+        written = self._calls_written(ctx, run, data[-1]) if series.thinned and data else len(data)
+        return {"run": run, "model": model, "kind": kind, "layer": layer, "steps": steps,
+                "written": max(written, len(steps))}
+
+    def _calls_written(self, ctx: Any, run: str, latest: provider.BlobSequenceDatum) -> int:
+        """The call count stamped in the meta of a thinned series' latest datum (see ``metadata.stamp_call``)."""
+        try:
+            call = json.loads(self._read_blob(ctx, run, latest.values[0].blob_key).decode("utf-8")).get("call")
+        except (ValueError, UnicodeDecodeError, AttributeError, IndexError, errors.PublicError):
+            return 0
+        return call + 1 if isinstance(call, int) and not isinstance(call, bool) and call >= 0 else 0
 
     def _datum(self, ctx: Any, eid: str, run: str, kind: str, layer: str, step: int, model: str = "") -> provider.BlobSequenceDatum:
-        tag, _ = self._tag(ctx, eid, run, kind, layer, model)
-        for datum in self._blob_series(ctx, eid, run, tag):
+        series = self._series(ctx, eid, run, kind, layer, model)
+        for datum in self._blob_series(ctx, eid, run, series):
             if datum.step == step:
                 return datum
         raise errors.NotFoundError(f"layer {layer!r} of run {run!r} has no {kind} at step {step}")
@@ -264,8 +288,9 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
     def dead_impl(self, ctx: Any, eid: str, run: str, layer: str, max_steps: int = DEAD_MAX_STEPS, model: str = "") -> dict:
         """The series of one layer; over ``max_steps`` flushes, in ``max_steps`` buckets (see :func:`dead_buckets`)."""
-        tag, content = self._tag(ctx, eid, run, metadata.DEAD, layer, model)
-        series = self._tensor_series(ctx, eid, run, tag)
+        found = self._series(ctx, eid, run, metadata.DEAD, layer, model)
+        content = found.content
+        series = self._tensor_series(ctx, eid, run, found)
         steps = [d.step for d in series]
         rows = [d.numpy.reshape(-1) for d in series]
         reply = {"run": run, "model": model, "layer": layer, "channels": len(rows[-1]) if rows else 0,
@@ -284,8 +309,9 @@ class CNNVizPlugin(base_plugin.TBPlugin):
     def dead_summary_impl(self, ctx: Any, eid: str, run: str, model: str = "") -> dict:
         kinds = self._source(self._listing(ctx, eid, run), run, model)
         layers = {}
-        for layer, (tag, content) in sorted(kinds.get(metadata.DEAD, {}).items(), key=lambda kv: kv[1][1].order):
-            series = self._tensor_series(ctx, eid, run, tag)
+        for layer, found in sorted(kinds.get(metadata.DEAD, {}).items(), key=lambda kv: kv[1].content.order):
+            content = found.content
+            series = self._tensor_series(ctx, eid, run, found)
             if not series:
                 continue
             rates = series[-1].numpy.reshape(-1)
@@ -299,6 +325,19 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class Series:
+    """One kind of one layer of a run: its tags under each of our plugin names. A thinned series has several
+    (its slot tags, under ``metadata.PICTURES_PLUGIN_NAME``; see :mod:`.thinning`)."""
+
+    content: metadata.PluginContent
+    tags: dict[str, list[str]] = field(default_factory=dict)  #: plugin name -> tags
+
+    @property
+    def thinned(self) -> bool:
+        return metadata.PICTURES_PLUGIN_NAME in self.tags
 
 
 def dead_buckets(steps: np.ndarray, rates: np.ndarray, columns: int) -> tuple[list[int], list[int], np.ndarray, np.ndarray]:
@@ -335,13 +374,21 @@ def _eid(request: wrappers.Request) -> str:
 
 
 class CNNVizLoader(base_plugin.TBLoader):
-    """Loads the plugin and keeps every logged step: TensorBoard keeps only 10 samples per tag of a plugin it
-    does not know, in both loaders; unless the user set ``--samples_per_plugin cnnviz=N`` we ask for all."""
+    """Loads the plugin and sets how many samples TensorBoard keeps of our data (both loaders read the flag).
+
+    Unless the user says otherwise with ``--samples_per_plugin``: every dead-filter flush (``cnnviz``: all;
+    they are small and the timeline needs them) and one sample per slot tag of a thinned picture series
+    (``cnnviz_pictures``: 1, the last written to it; see :mod:`.thinning`), so memory does not grow with the
+    run. A user's ``cnnviz=N`` also applies to the picture slots, where ``cnnviz_pictures`` is not given:
+    ``cnnviz=0`` (TensorBoard's "all") keeps every step of every view."""
 
     def fix_flags(self, flags: Any) -> None:
         samples = getattr(flags, "samples_per_plugin", None)
-        if isinstance(samples, dict) and metadata.PLUGIN_NAME not in samples:
-            samples[metadata.PLUGIN_NAME] = 0  # 0: keep all (the data server's "all")
+        if not isinstance(samples, dict):
+            return
+        user = samples.get(metadata.PLUGIN_NAME)
+        samples.setdefault(metadata.PICTURES_PLUGIN_NAME, 1 if user is None else user)
+        samples.setdefault(metadata.PLUGIN_NAME, 0)  # 0: keep all (the data server's "all")
 
     def load(self, context: base_plugin.TBContext) -> CNNVizPlugin:
         return CNNVizPlugin(context)

@@ -20,7 +20,7 @@ from typing import Union
 import torch
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
-from . import event_checksums, metadata
+from . import event_checksums, metadata, thinning
 from .remote_storage import is_remote, storage_errors, writer_thread_alive
 
 
@@ -47,10 +47,14 @@ class SummarySink:
     under it (see :func:`metadata.name_value`). Two open sinks of this process never write the same name
     to one log directory: the second one takes a distinct name, with a warning. ``purge_step`` marks a run
     resumed from a checkpoint (see :meth:`_mark_restart`).
+
+    Each picture series (one kind of one layer) is spread over ``keep_steps`` slot tags and a latest one (see
+    :mod:`.thinning`), so that TensorBoard holds an even grid of at most ``keep_steps + 1`` of its calls however
+    long the run; ``keep_steps=None`` writes every call under one tag, as TensorBoard's own plugins do.
     """
 
     def __init__(self, writer_or_logdir: object, model: str | None = None, model_type: str = "model",
-                 purge_step: int | None = None):
+                 purge_step: int | None = None, keep_steps: int | None = thinning.DEFAULT_KEEP):
         event_checksums.install()  # our records are large: checksum them in C (same bytes on disk)
         if isinstance(writer_or_logdir, (str, os.PathLike)):
             from torch.utils.tensorboard import SummaryWriter
@@ -76,6 +80,11 @@ class SummarySink:
         self._closed = False
         self._at_exit = functools.partial(_flush_at_exit, weakref.ref(self))
         atexit.register(self._at_exit)
+        if keep_steps is not None:
+            thinning.SeriesThinning(keep_steps)  # a bad value fails here, not at the first picture
+        self._keep_steps = keep_steps
+        self._series: dict[str, thinning.SeriesThinning] = {}
+        self._session = f"r{purge_step}." if purge_step is not None else ""  # a resumed run thins apart
         if purge_step is not None:
             self._mark_restart(purge_step)
 
@@ -91,9 +100,20 @@ class SummarySink:
             codes, metadata=labels, label_img=thumbnails.float() / 255, global_step=int(step), tag=tag))
 
     def write(self, summary: summary_pb2.Summary, step: int) -> None:
-        for value in summary.value if self.model else ():
+        for value in summary.value:
             metadata.name_value(value, self.model)
+            if self._keep_steps is not None and _is_picture(value):
+                self._thin(value)
         self._guarded(lambda: self._writer._get_file_writer().add_summary(summary, global_step=int(step), walltime=time.time()))
+
+    def _thin(self, value: summary_pb2.Summary.Value) -> None:
+        """Move one picture value to its series' slot tag, stamped with its call index (in place)."""
+        series = self._series.get(value.tag)
+        if series is None:
+            series = self._series[value.tag] = thinning.SeriesThinning(self._keep_steps)
+        metadata.stamp_call(value, series.calls)
+        value.tag = thinning.slot_tag(value.tag, series.place(), self._session)
+        value.metadata.plugin_data.plugin_name = metadata.PICTURES_PLUGIN_NAME
 
     def _mark_restart(self, step: int) -> None:
         """Write TensorBoard's restart marker at ``step`` (a ``SessionLog.START``, as PyTorch's
@@ -191,6 +211,11 @@ class SummarySink:
             return False
         self._failed_at = None
         return True
+
+
+def _is_picture(value: summary_pb2.Summary.Value) -> bool:
+    return (value.metadata.plugin_data.plugin_name == metadata.PLUGIN_NAME
+            and value.metadata.data_class == summary_pb2.DATA_CLASS_BLOB_SEQUENCE)
 
 
 #: Log directory -> the model names open sinks of this process write to it ("" is the unnamed model).

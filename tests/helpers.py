@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from werkzeug.test import Client
 
+from tb_cnnviz.thinning import DEFAULT_KEEP
+
 #: The demo, shortened for tests: still more than 10 logged steps, so TensorBoard's sampling shows.
 QUICK_DEMO = {"steps": 240, "log_every": 20, "dead_every": 20}
 
@@ -215,19 +217,30 @@ def health_events(logdir: Path) -> tuple[dict, dict]:
     return dead, scalars
 
 
-def replicate_steps(source_run: Path, target_run: Path, steps: list[int]) -> None:
+def replicate_steps(source_run: Path, target_run: Path, steps: list[int], keep_steps: int | None = DEFAULT_KEEP) -> None:
     """Write every summary of ``source_run``'s event files again at each of ``steps`` into ``target_run``: the
-    bytes of ``len(steps)`` logging calls (a long run) without running the model that many times."""
+    bytes of ``len(steps)`` logging calls (a long run) without running the model that many times. Written
+    through tb_cnnviz's own sink, so pictures are thinned (``keep_steps``) as a real run's would be."""
     from tensorboard.backend.event_processing import event_file_loader
-    from torch.utils.tensorboard import SummaryWriter
+
+    from tb_cnnviz import metadata
+    from tb_cnnviz.sink import SummarySink
+    from tb_cnnviz.thinning import base_tag
 
     summaries = [event.summary for path in sorted(source_run.glob("events.out.tfevents.*"))
                  for event in event_file_loader.EventFileLoader(str(path)).Load() if event.HasField("summary")]
-    writer = SummaryWriter(str(target_run))
+    for summary in summaries:  # back to one tag per series, as written before thinning
+        for value in summary.value:
+            if value.metadata.plugin_data.plugin_name == metadata.PICTURES_PLUGIN_NAME:
+                value.tag = base_tag(value.tag)
+                value.metadata.plugin_data.plugin_name = metadata.PLUGIN_NAME
+    sink = SummarySink(str(target_run), keep_steps=keep_steps)
     for step in steps:
         for summary in summaries:
-            writer._get_file_writer().add_summary(summary, step)
-    writer.close()
+            copy = type(summary)()
+            copy.CopyFrom(summary)
+            sink.write(copy, step)
+    sink.close()
 
 
 def clustered_codes(n: int, dimensions: int = 512, classes: int = 20, intrinsic: int = 8, seed: int = 0):

@@ -24,7 +24,8 @@ STEPS = [500 * call for call in range(30)]
 
 @pytest.fixture(scope="module")
 def long_run_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str]]]:
-    """One call over every conv and ReLU call of resnet50 (one 64x64 probe), written at 30 steps."""
+    """One call over every conv and ReLU call of resnet50 (one 64x64 probe), written at 30 steps (thinned to
+17 of them, as a real run's would be)."""
     root = tmp_path_factory.mktemp("long_run")
     torch.manual_seed(0)
     model = torchvision.models.resnet50(num_classes=1000)
@@ -48,5 +49,7 @@ def test_every_layer_of_a_long_run_is_listed_and_the_latest_step_paints(browser,
         expect(frame.locator("#step-label")).to_contain_text(str(STEPS[-1]))  # the latest step by default
         frame.wait_for_selector("img.mosaic")
         frame.wait_for_function("[...document.querySelectorAll('img.mosaic')].every(i => i.complete && i.naturalWidth > 0)")
+        # 30 calls, thinned to the first, the latest and an even grid: the column says so.
+        expect(frame.locator(".step-info").first).to_contain_text(f"of {len(STEPS)} logged steps")
     assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
     page.close()

@@ -19,6 +19,7 @@ from tensorboard.compat.proto import event_pb2
 from werkzeug.test import Client
 
 from tb_cnnviz import CNNViz, metadata
+from tb_cnnviz.thinning import base_tag
 
 from helpers import get_json, tensorboard_client
 
@@ -49,7 +50,8 @@ def records(data: bytes) -> list[Record]:
         (length,) = struct.unpack_from("<Q", data, offset)
         event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
         end = offset + 12 + length + 4
-        found.append(Record(offset, end, event.step, frozenset(v.tag for v in event.summary.value)))
+        # A picture series is written to slot tags ("<tag>@<slot>", see tb_cnnviz.thinning): one series here.
+        found.append(Record(offset, end, event.step, frozenset(base_tag(v.tag) for v in event.summary.value)))
         offset = end
     return found
 

@@ -21,6 +21,7 @@ from torch.utils.tensorboard import SummaryWriter
 from helpers import whole_records
 
 from tb_cnnviz import CNNViz, LoggingFailedWarning, StorageFailedWarning, metadata, sink
+from tb_cnnviz.thinning import base_tag
 
 
 def _train_and_log(viz: CNNViz, net: torch.nn.Module, steps: range) -> None:
@@ -45,7 +46,7 @@ def _failure_warnings(caught: list[warnings.WarningMessage]) -> list[type]:
 def _activation_steps(logdir: Path) -> dict[str, set[int]]:
     """Event file name -> the steps of its activation records, read strictly (every record whole)."""
     tag = metadata.tag(metadata.ACTIVATIONS, "relu1")
-    return {path.name: {e.step for e in whole_records(path) for v in e.summary.value if v.tag == tag}
+    return {path.name: {e.step for e in whole_records(path) for v in e.summary.value if base_tag(v.tag) == tag}
             for path in sorted(logdir.glob("events.out.tfevents.*"))}
 
 

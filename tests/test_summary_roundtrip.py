@@ -12,12 +12,18 @@ from tensorboard.compat.proto import summary_pb2
 from torch.utils.tensorboard import SummaryWriter
 
 from tb_cnnviz import CNNViz, metadata
+from tb_cnnviz.thinning import slot_tag
 
 
 def load(logdir):
     acc = event_accumulator.EventAccumulator(str(logdir), size_guidance={event_accumulator.TENSORS: 0})
     acc.Reload()
     return acc
+
+
+def first_call_tag(kind, layer):
+    """The first call of a picture series goes to its slot 0 (see tb_cnnviz.thinning)."""
+    return slot_tag(metadata.tag(kind, layer), "0")
 
 
 def blobs(acc, tag, index=-1):
@@ -35,9 +41,9 @@ def test_activations_are_pngs_whose_tiles_are_the_normalised_channels(tiny_net, 
     writer.close()
 
     acc = load(tmp_path)
-    tag = metadata.tag("activations", "conv1")
+    tag = first_call_tag("activations", "conv1")
     meta_proto = acc.SummaryMetadata(tag)
-    assert meta_proto.plugin_data.plugin_name == "cnnviz"
+    assert meta_proto.plugin_data.plugin_name == metadata.PICTURES_PLUGIN_NAME
     assert meta_proto.data_class == summary_pb2.DATA_CLASS_BLOB_SEQUENCE
     content = metadata.parse_plugin_content(meta_proto.plugin_data.content)
     assert (content.kind, content.layer, content.version, content.model) == ("activations", "conv1", 1, "")  # unnamed: format 1
@@ -45,7 +51,7 @@ def test_activations_are_pngs_whose_tiles_are_the_normalised_channels(tiny_net, 
 
     meta_blob, *pngs = blobs(acc, tag)
     meta = json.loads(meta_blob)
-    assert acc.Tensors(tag)[-1].step == 7 and len(pngs) == 2 and meta["labels"] == [3, 5]
+    assert acc.Tensors(tag)[-1].step == 7 and len(pngs) == 2 and meta["labels"] == [3, 5] and meta["call"] == 0
 
     with torch.no_grad():
         expected = tiny_net.conv1(x)
@@ -71,9 +77,9 @@ def test_filters_and_dead_rates_round_trip(hand_net, tmp_path):
     viz.close()
 
     acc = load(tmp_path)
-    meta = json.loads(blobs(acc, metadata.tag("filters", "conv2"))[0])
+    meta = json.loads(blobs(acc, first_call_tag("filters", "conv2"))[0])
     assert meta["shape"] == [4, 3, 3, 3] and meta["mode"] == "per_input" and meta["inputs"] == [0, 1, 2]
-    assert json.loads(blobs(acc, metadata.tag("filters", "conv1"))[0])["mode"] == "per_input"  # 1 input channel
+    assert json.loads(blobs(acc, first_call_tag("filters", "conv1"))[0])["mode"] == "per_input"  # 1 input channel
     assert len(meta["noise"]) == 4 and all(0 <= s <= 1 for s in meta["noise"])
     dead_tag = metadata.tag("dead", "relu1")
     assert acc.SummaryMetadata(dead_tag).data_class == summary_pb2.DATA_CLASS_TENSOR
@@ -89,10 +95,10 @@ def test_first_layer_filters_are_rgb_tiles_centred_on_grey(tmp_path):
     viz = CNNViz(net, tmp_path, raise_errors=True)
     viz.log_filters(0)
     viz.close()
-    meta_blob, png = blobs(load(tmp_path), metadata.tag("filters", "0"))
+    meta_blob, png = blobs(load(tmp_path), first_call_tag("filters", "0"))
     meta = json.loads(meta_blob)
     assert meta["mode"] == "rgb" and meta["scale"] == [1.0, 2.0]
-    later = json.loads(blobs(load(tmp_path), metadata.tag("filters", "3"))[0])
+    later = json.loads(blobs(load(tmp_path), first_call_tag("filters", "3"))[0])
     assert later["mode"] == "per_input"  # 3 input channels, but not the image's colours
     picture = np.asarray(Image.open(io.BytesIO(png)))
     assert picture.shape == (2, 5, 3)  # two 2x2 tiles side by side, one gap column

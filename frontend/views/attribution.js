@@ -6,7 +6,7 @@
 import * as model from '../model.js';
 import { inferno } from '../colormap.js';
 import { el, emptyBox, errorBox, extent, formatNumber, hideTooltip, percent, showTooltip } from '../dom.js';
-import { atOrBefore, pictureUrl, runSteps } from '../samples.js';
+import { atOrBefore, pictureUrl, runSteps, thinnedNote } from '../samples.js';
 import { checksBadge, checksTrend, trendSteps } from './attribution_checks.js';
 
 const MIN_CELL_PX = 112; // small images are scaled up to at least this
@@ -49,7 +49,7 @@ async function column(ctx, stepLists, sliderStep) {
       at.sample = await model.fetchSample(ctx.run, 'attribution', method, step);
       const count = Number(at.sample.meta && at.sample.meta.images) || 0;
       const urls = { input: (n) => pictureUrl(at, n), map: (n) => pictureUrl(at, count + n) };
-      return { method, sample: at.sample, urls, stepText: `step ${step}` };
+      return { method, sample: at.sample, urls, stepText: `step ${step}${thinnedNote(steps)}` };
     } catch (error) {
       return { method, error: error.message };
     }

@@ -1,0 +1,119 @@
+"""Even thinning of long runs (issue 16): the slot rule against what it promises, and a thinned run served by
+the real TensorBoard (both loaders): the first and latest step and an even grid, every dead-filter flush,
+``--samples_per_plugin`` honoured, the count of calls written for the tab's notice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from helpers import get_json, tensorboard_client
+from tb_cnnviz import CNNViz
+from tb_cnnviz.thinning import LATEST, SeriesThinning
+
+
+def held_after(calls: int, keep: int) -> list[int]:
+    """The call indices TensorBoard holds after ``calls`` calls when it keeps the last write to each slot."""
+    thinning, last = SeriesThinning(keep), {}
+    for index in range(calls):
+        last[thinning.place()] = index
+    return sorted(set(last.values()))
+
+
+@pytest.mark.parametrize("keep", [2, 3, 4, 16])
+def test_the_held_calls_are_the_first_the_latest_and_an_even_grid(keep):
+    for calls in range(1, 400):
+        held = held_after(calls, keep)
+        assert len(held) <= keep + 1, (calls, held)
+        assert held[0] == 0 and held[-1] == calls - 1, (calls, held)
+        # The grid: the smallest power of two whose multiples below `calls` fit in `keep` slots, all held.
+        stride = 1
+        while len(range(0, calls, stride)) > keep:
+            stride *= 2
+        assert set(range(0, calls, stride)) <= set(held), (calls, stride, held)
+        assert stride <= max(1, 2 * calls // keep)  # the grid is as fine as the slots allow
+        gaps = [b - a for a, b in zip(held, held[1:])]
+        assert max(gaps, default=0) <= stride, (calls, held)
+
+
+def test_a_run_within_the_slots_is_held_whole():
+    assert held_after(16, 16) == list(range(16))
+    assert held_after(17, 16) == [0, *range(2, 17)]  # the 17th call starts the grid of stride 2
+
+
+def test_the_slot_rule_is_one_call_after_another_without_state_outside():
+    first, second = SeriesThinning(4), SeriesThinning(4)
+    assert [first.place() for _ in range(40)] == [second.place() for _ in range(40)]
+    places = [first.place() for _ in range(40)]
+    assert places.count(LATEST) > 30  # past the start, calls off the grid go to the latest slot
+
+
+def test_bad_keep_steps_is_refused_with_what_is_right(tmp_path):
+    with pytest.raises(ValueError, match="keep must be an int >= 2"):
+        CNNViz(nn.Conv2d(1, 2, 3), str(tmp_path), keep_steps=1)
+
+
+class Small(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.conv(x))
+
+
+CALLS, EVERY, KEEP = 40, 10, 4
+
+
+@pytest.fixture(scope="module")
+def thinned_logdir(tmp_path_factory) -> Path:
+    """40 calls of log_activations (steps 0, 10, ..., 390) thinned to 4 slots, and a dead-filter flush at each."""
+    logdir = tmp_path_factory.mktemp("thinned")
+    torch.manual_seed(0)
+    model = Small()
+    with CNNViz(model, str(logdir / "run"), probe_images=torch.randn(2, 1, 8, 8), keep_steps=KEEP,
+                raise_errors=True) as viz:
+        viz.watch_dead_filters(every=EVERY)
+        for step in range(CALLS * EVERY):
+            model(torch.randn(2, 1, 8, 8))
+            viz.step(step)
+            if step % EVERY == 0:
+                viz.log_activations(step)
+    return logdir
+
+
+@pytest.mark.parametrize("load_fast", ["false", "true"], ids=["python_loader", "rust_data_server"])
+def test_tensorboard_holds_the_even_grid_and_every_flush(thinned_logdir, load_fast):
+    client = tensorboard_client(thinned_logdir, load_fast)
+    status, steps = get_json(client, "steps", run="run", kind="activations", layer="conv")
+    assert status == 200, steps
+    held = [entry["step"] for entry in steps["steps"]]
+    assert held == [EVERY * index for index in held_after(CALLS, KEEP)], held
+    assert steps["written"] == CALLS
+    status, sample = get_json(client, "sample", run="run", kind="activations", layer="conv", step=held[-1])
+    assert status == 200 and sample["meta"]["call"] == CALLS - 1
+    status, dead = get_json(client, "dead", run="run", layer="relu")
+    assert status == 200 and len(dead["steps"]) == CALLS  # every flush, none thinned
+
+
+@pytest.mark.parametrize("load_fast", ["false", "true"], ids=["python_loader", "rust_data_server"])
+def test_samples_per_plugin_zero_keeps_every_step(thinned_logdir, load_fast):
+    client = tensorboard_client(thinned_logdir, load_fast, ("--samples_per_plugin=cnnviz=0",))
+    status, steps = get_json(client, "steps", run="run", kind="activations", layer="conv")
+    assert status == 200
+    assert [entry["step"] for entry in steps["steps"]] == list(range(0, CALLS * EVERY, EVERY))
+    assert steps["written"] == CALLS
+
+
+def test_an_unthinned_run_says_every_call_is_held(tmp_path):
+    with CNNViz(Small(), str(tmp_path / "run"), probe_images=torch.randn(1, 1, 8, 8), keep_steps=None,
+                raise_errors=True) as viz:
+        for step in range(5):
+            viz.log_activations(step)
+    client = tensorboard_client(tmp_path, "false")
+    status, steps = get_json(client, "steps", run="run", kind="activations", layer="conv")
+    assert status == 200 and [e["step"] for e in steps["steps"]] == [0, 1, 2, 3, 4] and steps["written"] == 5
