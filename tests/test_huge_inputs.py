@@ -18,6 +18,7 @@ from torch import nn
 from helpers import can_measure_peak_memory, get_json, peak_memory_growth, tensorboard_client, whole_records
 
 from tb_cnnviz import CNNViz, metadata
+from tb_cnnviz.thinning import base_tag
 from tb_cnnviz.plugin import DEAD_MAX_STEPS, dead_buckets
 
 FLUSHES = 1000  # over 3 flushes a column
@@ -125,7 +126,7 @@ def _activation_record_bytes(tmp_path: Path, name: str, net: nn.Module, probe: t
     (path,) = logdir.glob("events.out.tfevents.*")
     layer = [m for m, _ in net.named_children()][-1]
     sizes = [len(e.SerializeToString()) for e in whole_records(path) if e.step == 1
-             for v in e.summary.value if v.tag == metadata.tag(metadata.ACTIVATIONS, layer)]
+             for v in e.summary.value if base_tag(v.tag) == metadata.tag(metadata.ACTIVATIONS, layer)]
     return growth, sizes[-1]
 
 

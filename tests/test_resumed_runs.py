@@ -21,6 +21,7 @@ from torch.utils.tensorboard import SummaryWriter
 from helpers import get_json, tensorboard_client
 
 from tb_cnnviz import CNNViz, metadata
+from tb_cnnviz.thinning import base_tag
 
 RESUME = 2
 
@@ -41,13 +42,15 @@ def _train(net, optimizer, writer, viz, steps, seed, filter_steps=None):
 
 
 def _records(paths) -> dict[str, dict[int, object]]:
-    """tag -> step -> the summary value written last, over ``paths`` in order."""
+    """tag (a picture series' slot tags as one) -> step -> the summary value written last, over ``paths`` in order."""
     found: dict[str, dict[int, object]] = {}
     for path in paths:
         for event in EventFileLoader(str(path)).Load():
             for value in event.summary.value:
-                if value.metadata.plugin_data.plugin_name == metadata.PLUGIN_NAME or value.tag in found:
-                    found.setdefault(value.tag, {})[event.step] = value
+                ours = value.metadata.plugin_data.plugin_name in (metadata.PLUGIN_NAME, metadata.PICTURES_PLUGIN_NAME)
+                tag = base_tag(value.tag)  # a picture series' slot tags (tb_cnnviz.thinning) as one
+                if ours or tag in found:
+                    found.setdefault(tag, {})[event.step] = value
     return found
 
 
