@@ -126,7 +126,8 @@ class CNNViz:
     # -- dead filters ---------------------------------------------------------------------------------------
 
     def watch_dead_filters(
-        self, every: int = 100, threshold: float = DEFAULT_THRESHOLD, layers: Sequence[str] | None = None
+        self, every: int = 100, threshold: float = DEFAULT_THRESHOLD, layers: Sequence[str] | None = None,
+        measure_every: int | None = None,
     ) -> DeadFilterMonitor:
         """Hook every activation (or ``layers``); :meth:`step` writes the rates every ``every`` steps.
 
@@ -135,8 +136,12 @@ class CNNViz:
         stay on the model's device between flushes; a flush writes per-channel rates (for the tab),
         ``cnnviz/dead_fraction/<layer>`` (or ``dormant_fraction``) and ``cnnviz/sparsity/<layer>`` scalars (for
         the Scalars tab) and warns when channels newly go off.
+
+        ``measure_every``: measure the forwards of one training step in this many (by default 4 when
+        ``every >= 64``, else 1: every step). The rates are then shares of the measured steps' inputs, a
+        sample of the window; ``measure_every=1`` counts every input, at about 4x the hooks' cost.
         """
-        return self._health.watch(every, threshold, layers)
+        return self._health.watch(every, threshold, layers, measure_every)
 
     def step(self, step: int) -> None:
         """Call once per training step; flushes the dead-filter window every ``every`` calls.

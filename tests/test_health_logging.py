@@ -117,3 +117,41 @@ def test_the_demo_s_two_runs_differ_in_sparsity_in_the_scalars_tab(demo_logdir):
         assert {"cnnviz/sparsity/relu1", "cnnviz/sparsity/relu3", "cnnviz/filter_noise/conv1"} <= set(scalars)
         assert all(0 <= value <= 1 for _, value in scalars["cnnviz/sparsity/relu3"])
     assert too_high["cnnviz/sparsity/relu3"][-1][1] > healthy["cnnviz/sparsity/relu3"][-1][1]
+
+
+@pytest.mark.parametrize("every, measure_every, measured_steps", [
+    (64, None, 16),  # a long window: one step in 4 (steps 0, 4, ..., 60 of it)
+    (64, 1, 64),  # asked for every step
+    (20, None, 20),  # a short window: every step
+    (64, 3, 22),  # steps 0, 3, ..., 63
+])
+def test_a_long_window_is_measured_on_one_step_in_k_with_the_same_dead_channels(tmp_path, every, measure_every,
+                                                                                 measured_steps):
+    torch.manual_seed(0)
+    net = Mixed().eval()
+    with torch.no_grad():
+        net.conv2.bias[4] = -1e4  # ReLU channel 4: dead on every input
+    relu_calls = []
+    net.act2.register_forward_hook(lambda m, a, o: relu_calls.append(o.shape[0]))
+    viz = CNNViz(net, tmp_path, raise_errors=True)
+    monitor = viz.watch_dead_filters(every=every, measure_every=measure_every)
+    seen = []
+    for step in range(every):
+        for _ in range(2):  # two micro-batches of 3 per step (gradient accumulation): both measured or neither
+            net(torch.randn(3, 1, 5, 5))
+        seen.append(monitor.inputs_seen)
+        viz.step(step)
+    viz.close()
+    assert sum(relu_calls) == 6 * every  # the model ran every forward
+    assert seen[-1] == 6 * measured_steps
+    stride = measure_every or (4 if every >= 64 else 1)
+    assert seen == [6 * (step // stride + 1) for step in range(every)]  # counted on the steps 0, k, 2k, ...
+    dead, _ = health_events(tmp_path)
+    assert (dead["act2"][1][-1][1] >= 0.99).nonzero()[0].tolist() == [4]
+
+
+def test_measure_every_must_be_a_positive_int(tmp_path):
+    viz = CNNViz(Mixed(), tmp_path)
+    with pytest.raises(ValueError, match="measure_every"):
+        viz.watch_dead_filters(every=10, measure_every=0)
+    viz.close()

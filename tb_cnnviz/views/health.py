@@ -21,30 +21,51 @@ class DeadFilterWarning(UserWarning):
     """Channels of a layer stopped firing for (nearly) every input."""
 
 
+#: A window of at least this many steps per sampled step is measured on one step in k (k <= MAX_STRIDE).
+MIN_MEASURED_STEPS = 16
+MAX_STRIDE = 4
+
+
+def measuring_stride(every: int) -> int:
+    """Measure one training step in this many: 4 for windows of 64 steps and more (25 of the default 100),
+    every step in short windows. The rates are shares of the measured inputs, an unbiased sample of the
+    window's (a dead channel is off on every one of them); the hooks' cost drops by the stride (1.5% of a
+    resnet18 training step on the CPU when every step is measured)."""
+    return max(1, min(MAX_STRIDE, every // MIN_MEASURED_STEPS))
+
+
 class HealthLog:
-    """One run's dead-filter window: the monitor's hooks, when to flush, and which channels were warned about
-    (at most one warning per channel: bounded over any run, even for a channel that flaps)."""
+    """One run's dead-filter window: the monitor's hooks, when to flush, which steps are measured, and which
+    channels were warned about (at most one warning per channel: bounded over any run, even for a channel
+    that flaps)."""
 
     def __init__(self, model: nn.Module, sink: Sink, writes: bool):
         self.model, self.sink, self.writes = model, sink, writes
         self.monitor: DeadFilterMonitor | None = None
         self.every = 0
+        self.stride = 1  #: one training step in this many is measured
         self.steps_since_flush = 0
         self.warned: dict[str, set[int]] = {}
 
-    def watch(self, every: int, threshold: float = DEFAULT_THRESHOLD, layers: Sequence[str] | None = None) -> DeadFilterMonitor:
+    def watch(self, every: int, threshold: float = DEFAULT_THRESHOLD, layers: Sequence[str] | None = None,
+              measure_every: int | None = None) -> DeadFilterMonitor:
         check_positive_int(every, "every", "steps between flushes")
+        if measure_every is not None:
+            check_positive_int(measure_every, "measure_every", "training steps per measured step")
         if self.monitor is not None:
             self.monitor.close()
         self.monitor = DeadFilterMonitor(self.model, layers=layers, threshold=threshold).start()
         self.every, self.steps_since_flush = every, 0
+        self.stride = measure_every if measure_every is not None else measuring_stride(every)
         return self.monitor
 
     def due(self) -> bool:
-        """Count one training step; whether the window is full (the caller flushes it)."""
+        """Count one training step; whether the window is full (the caller flushes it). The next step's
+        forwards are measured when it starts a stride of the window (the first step of a window always is)."""
         if self.monitor is None:
             return False
         self.steps_since_flush += 1
+        self.monitor.idle = self.steps_since_flush % self.stride != 0
         return self.steps_since_flush >= self.every
 
     @contextmanager
@@ -59,6 +80,7 @@ class HealthLog:
         if self.monitor is None:
             raise RuntimeError("flush_dead_filters needs watch_dead_filters() first")
         self.steps_since_flush = 0
+        self.monitor.idle = False  # a new window starts with a measured step
         reduce = distributed.all_reduce_sum if distributed.is_distributed() else None
         if reduce is None and self.monitor.inputs_seen == 0:
             return {}
@@ -84,7 +106,8 @@ class HealthLog:
             of_model = f" of model {self.sink.model!r}" if self.sink.model else ""
             warnings.warn(
                 f"tb_cnnviz: {len(newly)} of {report.rates.numel()} channels of layer '{report.layer}'{of_model} "
-                f"{what[0]} by step {step} ({what[1]} for >= {report.threshold:.0%} of the last {report.inputs} inputs): "
+                f"{what[0]} by step {step} ({what[1]} for >= {report.threshold:.0%} of the {report.inputs} inputs "
+                f"measured since the last flush): "
                 f"channels {listed}",
                 DeadFilterWarning,
                 stacklevel=5,

@@ -146,6 +146,9 @@ class DeadFilterMonitor:
         self._order: list[tuple[str, int]] = []
         self._skipped: set[str] = set()
         self._paused = 0
+        #: While True the hooks stay but count nothing: a caller measuring one training step in k (see
+        #: ``views.health.HealthLog``) sets it between steps, at the cost of one Python call per hooked module.
+        self.idle = False
         self._hooks: ExitStack | None = None
 
     def start(self) -> DeadFilterMonitor:
@@ -184,7 +187,7 @@ class DeadFilterMonitor:
 
     def _measure(self, name: str, call: int, output: torch.Tensor) -> None:
         """Per watched call, one reduction and a sampled count; the rest waits for the end of the forward."""
-        if self._paused:
+        if self._paused or self.idle:
             return
         self._calls[name] = max(self._calls.get(name, 0), call + 1)
         site = self.sites[name]
