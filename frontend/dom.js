@@ -128,13 +128,15 @@ export function buildShell(parent, views) {
     views.map(({ kind, title }) =>
       el('button', { className: 'view-button', text: title, dataset: { view: kind }, attrs: { type: 'button' } })));
   const layerList = el('ul', { className: 'layer-list', attrs: { 'aria-label': 'Layers' } });
+  const layerFilter = el('input', { className: 'layer-filter', hidden: true, attrs: { id: 'layer-filter', type: 'search',
+    placeholder: 'Filter by name', 'aria-label': 'Filter the list by name', autocomplete: 'off', spellcheck: 'false' } });
   const reload = el('button', { className: 'reload-button', text: 'Reload', attrs: { type: 'button', id: 'reload' },
     title: 'Ask the server again for runs, steps and samples logged since the tab opened' });
 
   const sidebar = el('aside', { className: 'sidebar' }, [
     panel('Runs', runList),
     panel('View', viewButtons),
-    panel('Layers', layerList, 'layers-panel'),
+    panel('Layers', [layerFilter, layerList], 'layers-panel'),
     reload,
   ]);
 
@@ -153,12 +155,12 @@ export function buildShell(parent, views) {
   const root = el('div', { attrs: { id: 'cnnviz-root' }, className: 'cnnviz' }, [sidebar, main, tooltip]);
   parent.append(root);
   activeTooltip = tooltip;
-  return { root, status, runList, viewButtons, layerList, reload, deadAlert, toolbar, stepControl, slider,
+  return { root, status, runList, viewButtons, layerList, layerFilter, reload, deadAlert, toolbar, stepControl, slider,
     stepLabel, heading, columns, layerTitle: sidebar.querySelector('.layers-panel h2') };
 }
 
 function panel(title, content, extraClass = '') {
-  return el('section', { className: `panel ${extraClass}`.trim() }, [el('h2', { text: title }), content]);
+  return el('section', { className: `panel ${extraClass}`.trim() }, [el('h2', { text: title }), ...[content].flat()]);
 }
 
 /** Global status line: kind is 'loading' | 'error' | 'empty' | 'ok' (cleared). */
@@ -188,29 +190,110 @@ export function markViewButtons(container, view) {
   }
 }
 
+/** Lists of more than this many items are grouped by module path into collapsible blocks and get a filter box;
+ * shorter ones stay flat (a few names read best as they are). */
+export const TREE_ABOVE = 20;
+
 /**
  * The layer list (in a view that picks many, such as the attribution methods, `selected` is the Set shown).
  * `badgeOf(layer)` gives a node to show beside a layer's name, or null.
+ *
+ * A list longer than TREE_ABOVE is a tree (`options`): layers are grouped by module path (`layer1.0.relu#2`
+ * sits in block `layer1`, then `0`) into blocks with a toggle (aria-expanded), keeping the order given;
+ * `blockBadgeOf(layers)` gives a block's rolled-up badge (its layers, in order), `filter` keeps the layers whose
+ * name holds it (any case) with their blocks, and `open` (Map block key -> bool) holds the user's choices;
+ * without one a block is open while it holds the selected layer, or while a filter is on. `filterBox` (an input)
+ * is shown with a tree and hidden with a flat list, which ignores the filter.
  */
-export function renderLayerList(container, layers, selected, badgeOf, emptyText) {
-  // Re-rendering replaces the buttons: keep keyboard focus on the same layer.
-  const focused = container.contains(document.activeElement) ? document.activeElement.dataset.layer : undefined;
+export function renderLayerList(container, layers, selected, badgeOf, emptyText, options = {}) {
+  const { blockBadgeOf = () => null, filter = '', open = new Map(), filterBox = null } = options;
+  // Re-rendering replaces the buttons: keep keyboard focus on the same layer (or block toggle).
+  const active = container.contains(document.activeElement) ? document.activeElement : null;
+  const tree = layers.length > TREE_ABOVE;
+  if (filterBox) filterBox.hidden = !tree;
+  container.classList.toggle('layer-tree', tree);
   if (!layers.length) {
     container.replaceChildren(el('li', { className: 'layer-empty', text: emptyText }));
     return;
   }
-  container.replaceChildren(...layers.map((layer) => {
-    const item = el('button', { className: 'layer-item', dataset: { layer }, title: layer, attrs: { type: 'button' } },
-      [el('span', { className: 'layer-name', text: layer }), badgeOf(layer)]);
-    const isSelected = selected instanceof Set ? selected.has(layer) : layer === selected;
-    item.classList.toggle('selected', isSelected);
-    item.setAttribute('aria-current', String(isSelected));
-    return el('li', {}, [item]);
-  }));
-  if (focused !== undefined) {
-    const again = [...container.querySelectorAll('.layer-item')].find((item) => item.dataset.layer === focused);
+  const isSelected = (layer) => (selected instanceof Set ? selected.has(layer) : layer === selected);
+  const item = (layer, label) => {
+    const button = el('button', { className: 'layer-item', dataset: { layer }, title: layer, attrs: { type: 'button' } },
+      [el('span', { className: 'layer-name', text: label }), badgeOf(layer)]);
+    button.classList.toggle('selected', isSelected(layer));
+    button.setAttribute('aria-current', String(isSelected(layer)));
+    return el('li', {}, [button]);
+  };
+  if (!tree) {
+    container.replaceChildren(...layers.map((layer) => item(layer, layer)));
+  } else {
+    const needle = filter.trim().toLowerCase();
+    const shown = needle ? layers.filter((layer) => layer.toLowerCase().includes(needle)) : layers;
+    const block = (node) => {
+      const expanded = open.has(node.key) ? open.get(node.key)
+        : Boolean(needle) || (!(selected instanceof Set) && node.layers.includes(selected));
+      const toggle = el('button', { className: 'layer-block-toggle', dataset: { block: node.key },
+        title: `${node.key}: ${plural(node.layers.length, 'layer')}`, attrs: { type: 'button', 'aria-expanded': expanded } }, [
+        el('span', { className: 'block-caret', text: expanded ? '▾' : '▸', attrs: { 'aria-hidden': 'true' } }),
+        el('span', { className: 'layer-name', text: node.label }),
+        el('span', { className: 'block-size', text: String(node.layers.length) }),
+        blockBadgeOf(node.layers)]);
+      const children = el('ul', { className: 'layer-block-children', hidden: !expanded,
+        attrs: { role: 'group', 'aria-label': node.key } }, node.children.map(nodeItem));
+      return el('li', { className: 'layer-block', dataset: { block: node.key } }, [toggle, children]);
+    };
+    const nodeItem = (node) => (node.children ? block(node) : item(node.layer, node.label));
+    const rows = layerTree(shown.map((name) => ({ name, parts: name.split('.') }))).map(nodeItem);
+    if (needle) {
+      rows.unshift(el('li', { className: 'layer-filter-count', text: shown.length
+        ? `${shown.length} of ${layers.length} match` : `Nothing matches “${filter.trim()}”` }));
+    }
+    container.replaceChildren(...rows);
+  }
+  if (active && (active.dataset.layer !== undefined || active.dataset.block !== undefined)) {
+    const selector = active.dataset.layer !== undefined ? '.layer-item' : '.layer-block-toggle';
+    const key = active.dataset.layer ?? active.dataset.block;
+    const again = [...container.querySelectorAll(selector)].find((node) => (node.dataset.layer ?? node.dataset.block) === key);
     if (again) again.focus();
   }
+}
+
+/** The blocks (module-path prefixes) that hold a layer: `layer1` and `layer1.0` for `layer1.0.relu#2`. */
+export function layerPrefixes(layer) {
+  const parts = String(layer).split('.');
+  return parts.slice(1).map((_, i) => parts.slice(0, i + 1).join('.'));
+}
+
+/**
+ * Layers ({name, parts: the name split at dots}, in order) as a tree at path depth `depth`: a run of consecutive
+ * layers sharing their next path component becomes a block {key, label, layers, children}; a layer alone in
+ * its block stays a leaf {layer, label} (label: its path below the enclosing block, `downsample.0`), and a block
+ * whose only child is a block merges with it (`model.backbone`). Nothing is reordered: a prefix that comes back
+ * after other layers opens a second block of the same key.
+ */
+function layerTree(layers, depth = 0, parentKey = '') {
+  const nodes = [];
+  for (let i = 0; i < layers.length;) {
+    const { name, parts } = layers[i];
+    let end = i + 1;
+    if (parts.length > depth + 1) {
+      while (end < layers.length && layers[end].parts.length > depth + 1 && layers[end].parts[depth] === parts[depth]) end += 1;
+    }
+    if (end - i === 1) {
+      nodes.push({ layer: name, label: parts.slice(depth).join('.') });
+    } else {
+      const key = parentKey ? `${parentKey}.${parts[depth]}` : parts[depth];
+      const group = layers.slice(i, end);
+      let node = { key, label: parts[depth], layers: group.map((layer) => layer.name), children: layerTree(group, depth + 1, key) };
+      while (node.children.length === 1 && node.children[0].children) {
+        const only = node.children[0];
+        node = { ...only, label: `${node.label}.${only.label}` };
+      }
+      nodes.push(node);
+    }
+    i = end;
+  }
+  return nodes;
 }
 
 /* ------------------------------------------------------------------ toolbar */

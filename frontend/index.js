@@ -6,7 +6,7 @@ import * as model from './model.js';
 import * as dom from './dom.js';
 import { VIEWS, viewOf } from './registry.js';
 import { layersOf } from './samples.js';
-import dead, { deadBadge, deadByLayer, loadSummaries, renderAlert } from './views/dead.js';
+import dead, { blockBadges, deadBadge, deadByLayer, loadSummaries, renderAlert } from './views/dead.js';
 
 const EMPTY_TEXT = 'No CNNVIZ data yet: log with tb_cnnviz.CNNViz(model, writer, probe_images=...) '
   + `(${VIEWS.flatMap((view) => view.logCalls.map((call) => call.split('(')[0])).join(', ')}), then press Reload.`;
@@ -23,6 +23,9 @@ const state = {
   steps: [], // the slider's steps: union over the selected runs
   deadSummaries: new Map(), // run -> summary JSON or Error
   hidden: new Map(), // kind -> the items switched off in the list of a view that picks many
+  layerFilter: '', // the layer tree's filter box (long lists only: see dom.renderLayerList)
+  openBlocks: new Map(), // block key -> open: the user's choices in the layer tree, without a filter
+  filterBlocks: new Map(), // the same while a filter is on; forgotten when the filter changes
 };
 
 let ui = null;
@@ -30,6 +33,7 @@ let controls = new Map(); // kind -> the view's toolbar control
 let generation = 0; // bumps on every update; async work from an older one is dropped
 let columns = new Map(); // run -> {element, stepInfo, body}, reused so that the slider does not flicker
 let pendingFrame = 0;
+let listedLayer = null; // the selected layer when the list was last drawn
 
 /** Builds the whole tab into document.body. */
 export async function render() {
@@ -76,6 +80,13 @@ function wireEvents() {
     if (button) selectView(button.dataset.view);
   });
   ui.layerList.addEventListener('click', (event) => {
+    const toggle = event.target.closest('.layer-block-toggle');
+    if (toggle) {
+      const blocks = state.layerFilter.trim() ? state.filterBlocks : state.openBlocks;
+      blocks.set(toggle.dataset.block, toggle.getAttribute('aria-expanded') !== 'true');
+      renderSidebarFlags();
+      return;
+    }
     const item = event.target.closest('.layer-item');
     if (item && viewOf(state.view).pickMany) {
       const hidden = hiddenItems(state.view);
@@ -87,6 +98,11 @@ function wireEvents() {
     if (!item || item.dataset.layer === state.layer) return;
     state.layer = item.dataset.layer;
     update();
+  });
+  ui.layerFilter.addEventListener('input', () => {
+    state.layerFilter = ui.layerFilter.value;
+    state.filterBlocks.clear();
+    renderSidebarFlags();
   });
   ui.slider.addEventListener('input', onSlider);
   ui.slider.addEventListener('keydown', onSliderKey);
@@ -241,8 +257,19 @@ function renderSidebarFlags(layers = layerUnion(state.view)) {
   const view = viewOf(state.view);
   const runs = selectedRuns();
   const flagged = deadByLayer(runs, state.deadSummaries);
+  if (state.layer !== listedLayer) {
+    // A newly selected layer shows: the blocks holding it open again, even if they were closed by hand.
+    for (const key of dom.layerPrefixes(state.layer ?? '')) if (state.openBlocks.get(key) === false) state.openBlocks.delete(key);
+    listedLayer = state.layer;
+  }
+  const filter = state.layerFilter.trim();
   dom.renderLayerList(ui.layerList, layers, view.pickMany ? new Set(shownItems(view, layers)) : state.layer,
-    (layer) => deadBadge(flagged.get(layer)), state.selected.size ? `No ${view.noun} in the selected runs` : 'No run selected');
+    (layer) => deadBadge(flagged.get(layer)), state.selected.size ? `No ${view.noun} in the selected runs` : 'No run selected', {
+      filter,
+      open: filter ? state.filterBlocks : state.openBlocks,
+      blockBadgeOf: (names) => blockBadges(names.filter((name) => flagged.has(name)).map((name) => [name, flagged.get(name)])),
+      filterBox: ui.layerFilter,
+    });
   renderAlert(ui.deadAlert, runs, state.deadSummaries);
 }
 

@@ -46,8 +46,8 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
-def open_tab(browser, url: str, problems: list[str]):
-    """TensorBoard's own page at the CNNVIZ tab; returns (page, the plugin's iframe)."""
+def open_tab(browser, url: str, problems: list[str], ready: str = ".layer-item"):
+    """TensorBoard's own page at the CNNVIZ tab, once ``ready`` shows in it; returns (page, the plugin's iframe)."""
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text} @ {m.location.get('url')}")
@@ -60,7 +60,7 @@ def open_tab(browser, url: str, problems: list[str]):
             break
         page.wait_for_timeout(100)
     assert frame is not None, "the CNNVIZ iframe never loaded"
-    frame.wait_for_selector(".layer-item", timeout=30_000)
+    frame.wait_for_selector(ready, timeout=30_000)
     return page, frame
 
 

@@ -113,6 +113,25 @@ export function deadBadge(dead) {
   return el('span', { className: `${kind}-badge`, text: `${worst} ${kind}`, title: details.join('\n') });
 }
 
+/**
+ * A block's badge in the layer tree, rolled up from its layers (`flagged`: [[layer, its deadByLayer entry]] for
+ * the flagged ones): how many of them have dead channels (red) and, apart, how many only dormant ones (amber);
+ * the tooltip names them. Null when none is flagged.
+ */
+export function blockBadges(flagged) {
+  const withDead = flagged.filter(([, dead]) => dead.some((entry) => entry.dead.length));
+  const dormantOnly = flagged.filter(([, dead]) => !dead.some((entry) => entry.dead.length));
+  const badge = (kind, layers) => {
+    if (!layers.length) return null;
+    const worst = (dead) => Math.max(...dead.map((entry) => entry[kind].length));
+    const details = layers.map(([layer, dead]) => `${layer}: up to ${worst(dead)} ${kind} channels (${dead.map((entry) => entry.run).join(', ')})`);
+    return el('span', { className: `${kind}-badge block-badge`, dataset: { layers: layers.length },
+      text: `${plural(layers.length, 'layer')} ${kind}`, title: `${plural(layers.length, 'layer')} in this block with ${kind} channels:\n${details.join('\n')}` });
+  };
+  const badges = [badge('dead', withDead), badge('dormant', dormantOnly)].filter(Boolean);
+  return badges.length ? el('span', { className: 'block-badges' }, badges) : null;
+}
+
 /** The alert line on top: the runs with layers with dead filters, and the summaries that failed. */
 export function renderAlert(container, entries, summaries) {
   const parts = [];

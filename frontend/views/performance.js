@@ -1,13 +1,21 @@
 // The "Where it fails" view: accuracy by class, the confusion matrix (a click shows the most confidently
 // wrong examples of that confusion), accuracy against each image attribute with its Wilson band and counts,
-// and the reliability diagram. DOM and SVG only. Class names are text, never markup.
+// and the reliability diagram. Over many classes (ImageNet's 1000), where the matrix is too big to draw, the most
+// confused class pairs as a ranked list (Russakovsky et al.'s ILSVRC analysis) and the per-class figures as a
+// table sorted by any column and searched by name; which classes got a PR curve in TensorBoard's PR Curves tab,
+// and why. DOM and SVG only. Class names are text, never markup.
 
 import { inferno } from '../colormap.js';
-import { ACCENT, classLabel as className, drawSpriteCell, el, emptyBox, formatNumber, hideTooltip, percent, showTooltip, svg } from '../dom.js';
+import { ACCENT, asArray, classLabel as className, drawSpriteCell, el, emptyBox, formatNumber, hideTooltip, percent, plural,
+  showTooltip, svg } from '../dom.js';
 import { picture, sampleView } from '../samples.js';
 
 const CELL_PX = 22;
 const THUMB_PX = 48;
+/** Up to this many classes, accuracy by class is a bar per class; above, a sortable, searchable table. */
+const CLASS_BARS_UP_TO = 20;
+/** Table rows drawn at once (a button draws more); sorting and searching always cover every class. */
+const TABLE_ROWS = 100;
 const CHART = { width: 300, height: 150, left: 34, right: 8, top: 8, bottom: 34 };
 
 export default sampleView({
@@ -44,10 +52,13 @@ function section(title, content, className = '') {
 function performanceView(sample, sprites) {
   const meta = sample.meta || {};
   const parts = [el('div', { className: 'note sample-meta', text: headline(meta) })];
+  if (meta.pr_curves) parts.push(prCurvesNote(meta, sample));
   if (meta.why_empty) parts.push(emptyBox(`No accuracy views: ${meta.why_empty}.`));
   if (Array.isArray(meta.confusion)) parts.push(confusionSection(meta, sprites));
+  else if (Array.isArray(meta.confused_pairs)) parts.push(confusedPairsSection(meta, sprites));
   else if (meta.per_class) parts.push(el('div', { className: 'note', text: `The confusion matrix is left out above 100 classes (${meta.classes} here).` }));
-  if (meta.per_class) parts.push(section('Accuracy by class, worst first', classBars(meta)));
+  if (meta.per_class && classCount(meta) <= CLASS_BARS_UP_TO) parts.push(section('Accuracy by class, worst first', classBars(meta)));
+  else if (meta.per_class) parts.push(section(`Per class (${classCount(meta)} classes)`, classTable(meta), 'class-table-section'));
   const attributes = Object.entries(meta.attributes || {});
   if (attributes.length) {
     parts.push(section(meta.why_empty ? 'Attributes (counts)' : 'Accuracy by image attribute',
@@ -149,7 +160,193 @@ function drawTile(canvas, sprite, layout, tile, heat = false) {
   canvas.dataset.drawn = 'true';
 }
 
+/* ------------------------------------------------------------------ many classes: confused pairs, PR curves */
+
+/**
+ * The most confused (true, predicted) pairs, most examples first, as logged in `confused_pairs`: the list to read
+ * when a 1000 x 1000 matrix is too big to draw. A click shows the pair's most confidently wrong examples.
+ */
+function confusedPairsSection(meta, sprites) {
+  const pairs = meta.confused_pairs.filter((pair) => pair && typeof pair.true === 'number' && typeof pair.predicted === 'number');
+  const left = `The confusion matrix is left out above 100 classes (${meta.classes} here)`;
+  if (!pairs.length) return section('Most confused classes', el('div', { className: 'note', text: `${left}; no example was confused.` }));
+  const intro = `${left}: the ${plural(pairs.length, 'pair')} of classes confused most often instead, most examples first. `
+    + 'Click one to see its most confidently wrong examples.';
+  const examples = el('div', { className: 'confusion-examples' });
+  const list = el('ol', { className: 'confused-pairs' }, pairs.map((pair, rank) => {
+    const button = el('button', { className: 'confused-pair', attrs: { type: 'button' },
+      dataset: { true: pair.true, predicted: pair.predicted, count: pair.count } }, [
+      el('span', { className: 'pair-rank', text: `${rank + 1}.` }),
+      el('span', { className: 'pair-classes' }, [
+        el('span', { className: 'pair-true', text: className(meta, pair.true) }),
+        el('span', { className: 'pair-arrow', text: ' → ' }),
+        el('span', { className: 'pair-predicted', text: className(meta, pair.predicted) })]),
+      el('span', { className: 'pair-count', text: plural(pair.count, 'example') }),
+      el('span', { className: 'pair-share', text: `${percent(pair.share)} of ${className(meta, pair.true)}`,
+        title: `share of the examples of ${className(meta, pair.true)} called ${className(meta, pair.predicted)}` }),
+    ]);
+    button.addEventListener('click', () => {
+      for (const other of list.querySelectorAll('.confused-pair.selected')) other.classList.remove('selected');
+      button.classList.add('selected');
+      examples.replaceChildren(confusionExamples(meta, sprites, pair.true, pair.predicted, pair.count));
+    });
+    return el('li', {}, [button]);
+  }));
+  return section('Most confused classes (true → predicted)', el('div', {}, [
+    el('div', { className: 'note', text: intro }), list, examples]), 'confused-pairs-section');
+}
+
+/**
+ * Which classes got a PR curve in TensorBoard's PR Curves tab (`pr_curves`): every class when there are few, else
+ * the worst by accuracy and the most frequent, and the micro-average over every class.
+ */
+function prCurvesNote(meta, sample) {
+  const chosen = meta.pr_curves;
+  const worst = asArray(chosen.worst);
+  const frequent = asArray(chosen.most_frequent);
+  const classes = asArray(chosen.classes);
+  const of = chosen.of ?? meta.classes;
+  const names = (list, why) => list.flatMap((c, i) => [i ? ', ' : '',
+    el('span', { className: 'pr-class', dataset: { class: c, why }, text: className(meta, c) })]);
+  const prefix = typeof sample.model === 'string' && sample.model ? `cnnviz.${sample.model}` : 'cnnviz';
+  const tags = `${prefix}/pr_curve/${sample.layer ?? meta.layer}`; // as metadata.tag_prefix and views/performance.py write them
+  const parts = ['PR curves in TensorBoard\'s PR Curves tab: '];
+  if (!worst.length && !frequent.length) {
+    parts.push(classes.length === of ? `every class (${of})` : `${classes.length} of ${of} classes`);
+  } else {
+    parts.push(`${classes.length} of ${of} classes, `);
+    if (worst.length) parts.push(`the ${worst.length} worst by accuracy (`, ...names(worst, 'worst'), ')');
+    if (worst.length && frequent.length) parts.push(' and ');
+    if (frequent.length) parts.push(`the ${frequent.length} most frequent (`, ...names(frequent, 'most_frequent'), ')');
+  }
+  if (chosen.micro) parts.push(`, plus the micro-average over all ${of} (${tags}/micro)`);
+  parts.push('.');
+  return el('div', { className: 'note pr-curves-note', title: `tags ${tags}/<class index> and ${tags}/micro` }, parts);
+}
+
 /* ------------------------------------------------------------------ per class */
+
+/** How many classes the per-class figures cover. */
+function classCount(meta) {
+  return asArray(meta.per_class && meta.per_class.support).length;
+}
+
+/** Sort and search of the per-class tables, shared by every run's column and kept as the step changes. */
+const tableState = { key: 'accuracy', descending: false, query: '', limit: TABLE_ROWS };
+const liveTables = new Set(); // refresh functions of the tables on screen
+
+function refreshTables() {
+  for (const refresh of [...liveTables]) if (!refresh()) liveTables.delete(refresh);
+}
+
+/**
+ * The table's columns: `value(i)` is class i's number (or name), null where undefined (accuracy of a class with
+ * no example, precision of a class never predicted), which sorts last either way; `first` is the direction of
+ * a column's first click.
+ */
+function classColumns(meta) {
+  const perClass = meta.per_class;
+  const support = asArray(perClass.support);
+  const predicted = Array.isArray(meta.predicted_count) ? meta.predicted_count : null;
+  const number = (list, i) => (typeof asArray(list)[i] === 'number' ? list[i] : null);
+  const columns = [
+    { key: 'index', title: '#', first: 'ascending', value: (i) => i, show: (i) => String(i) },
+    { key: 'name', title: 'class', first: 'ascending', value: (i) => className(meta, i), show: (i) => className(meta, i) },
+    { key: 'accuracy', title: 'accuracy (recall)', first: 'ascending',
+      value: (i) => (support[i] > 0 ? number(perClass.accuracy, i) : null), show: (i) => (support[i] > 0 ? percent(perClass.accuracy[i]) : '–') },
+    { key: 'precision', title: 'precision', first: 'ascending',
+      value: (i) => (predicted && !(predicted[i] > 0) ? null : number(perClass.precision, i)),
+      show: (i) => (predicted && !(predicted[i] > 0) ? '–' : percent(perClass.precision[i])) },
+    { key: 'support', title: 'examples', first: 'descending', value: (i) => number(support, i), show: (i) => String(support[i] ?? '–') },
+  ];
+  if (predicted) {
+    columns.push({ key: 'predicted', title: 'predicted as', first: 'descending', value: (i) => number(predicted, i),
+      show: (i) => String(predicted[i] ?? '–') });
+  }
+  return columns;
+}
+
+/** Sorts classes by `column`, undefined values last; ties go to the class with more examples (as the PR-curve
+ * choice of the worst does: 0% of 60 is worse news than 0% of 1), then the lower index. */
+function compareBy(column, descending, support) {
+  const tie = (a, b) => (support[b] ?? 0) - (support[a] ?? 0) || a - b;
+  return (a, b) => {
+    const [x, y] = [column.value(a), column.value(b)];
+    if (x === null || y === null) return x === y ? tie(a, b) : x === null ? 1 : -1;
+    const order = typeof x === 'string' ? x.localeCompare(y, undefined, { numeric: true, sensitivity: 'base' }) : x - y;
+    return (descending ? -order : order) || tie(a, b);
+  };
+}
+
+/**
+ * Every class's figures as a table: a click on a column's header sorts by it (again: the other way), the box
+ * keeps the classes whose name holds its text (any case). At most `tableState.limit` rows are drawn.
+ */
+function classTable(meta) {
+  const columns = classColumns(meta);
+  const chosen = meta.pr_curves || {};
+  const why = new Map([...asArray(chosen.worst).map((c) => [c, 'worst by accuracy']),
+    ...asArray(chosen.most_frequent).map((c) => [c, 'most frequent'])]);
+  const classes = classCount(meta);
+  const search = el('input', { className: 'class-search', attrs: { type: 'search', placeholder: 'Find a class by name',
+    'aria-label': 'Find a class by name', autocomplete: 'off', spellcheck: 'false' } });
+  const count = el('span', { className: 'class-table-count', attrs: { 'aria-live': 'polite' } });
+  const headers = columns.map((column) => {
+    const button = el('button', { className: 'sort-button', text: column.title, dataset: { key: column.key }, attrs: { type: 'button' },
+      title: `sort by ${column.title}` });
+    button.addEventListener('click', () => {
+      tableState.descending = tableState.key === column.key ? !tableState.descending : column.first === 'descending';
+      tableState.key = column.key;
+      refreshTables();
+    });
+    return el('th', { dataset: { key: column.key }, attrs: { scope: 'col' } }, [button]);
+  });
+  const body = el('tbody');
+  const more = el('button', { className: 'class-table-more', attrs: { type: 'button' } });
+  more.addEventListener('click', () => {
+    tableState.limit += TABLE_ROWS * 5;
+    refreshTables();
+  });
+  search.addEventListener('input', () => {
+    tableState.query = search.value;
+    tableState.limit = TABLE_ROWS;
+    refreshTables();
+  });
+  const table = el('table', { className: 'class-table', attrs: { 'aria-label': 'Per-class figures' } }, [
+    el('thead', {}, [el('tr', {}, headers)]), body]);
+  const element = el('div', { className: 'class-table-frame' }, [
+    el('div', { className: 'class-table-tools' }, [search, count]), el('div', { className: 'class-table-scroll' }, [table]), more]);
+
+  const refresh = () => {
+    if (element.dataset.drawn && !element.isConnected) return false; // its column was redrawn: forget it
+    const column = columns.find((candidate) => candidate.key === tableState.key) || columns[2];
+    const needle = tableState.query.trim().toLowerCase();
+    const order = [...Array(classes).keys()].filter((i) => !needle || className(meta, i).toLowerCase().includes(needle))
+      .sort(compareBy(column, tableState.descending, asArray(meta.per_class.support)));
+    const shown = order.slice(0, tableState.limit);
+    body.replaceChildren(...shown.map((i) => el('tr', { dataset: { class: i } }, columns.map((c) => {
+      const cell = el('td', { className: `cell-${c.key}`, text: c.show(i) });
+      if (c.key === 'name') {
+        cell.title = c.show(i);
+        if (why.has(i)) cell.append(el('span', { className: 'pr-mark', text: 'PR', title: `has a PR curve (${why.get(i)})` }));
+      }
+      return cell;
+    }))));
+    for (const th of headers) {
+      th.setAttribute('aria-sort', th.dataset.key === column.key ? (tableState.descending ? 'descending' : 'ascending') : 'none');
+    }
+    if (document.activeElement !== search) search.value = tableState.query;
+    count.textContent = needle ? `${order.length} of ${classes} classes match` : `${classes} classes`;
+    if (shown.length < order.length) count.textContent += `, ${shown.length} shown`;
+    more.hidden = shown.length >= order.length;
+    more.textContent = `Show ${Math.min(TABLE_ROWS * 5, order.length - shown.length)} more`;
+    element.dataset.drawn = 'true';
+    return true;
+  };
+  refresh();
+  liveTables.add(refresh);
+  return element;
+}
 
 function classBars(meta) {
   const perClass = meta.per_class;
