@@ -4,8 +4,9 @@ A summary's ``SummaryMetadata.plugin_data`` holds ``plugin_name = "cnnviz"`` and
 format ``version``, the ``kind`` of data and the ``layer`` it belongs to. TensorBoard keeps the metadata of a
 tag's *first* event only, so anything that changes per step lives in the data itself (blob 0 of a blob
 sequence is that step's JSON). Picture series of a long run are written thinned (:mod:`.thinning`): under
-the plugin name ``cnnviz_pictures``, tags ``<tag>@<slot>``, each meta JSON stamped with its ``call`` index. ``data_class`` is always set: TensorBoard infers it only for its own plugins,
-and without it a third-party plugin's data silently does not show.
+the plugin name ``cnnviz_pictures``, tags ``<tag>@<slot>``, each meta JSON stamped with its ``series_index``.
+``data_class`` is always set: TensorBoard infers it only for its own plugins, and without it a third-party
+plugin's data silently does not show.
 
 Kinds:
     ``activations``  blob sequence: [meta JSON, PNG mosaic per probe image]
@@ -145,15 +146,16 @@ def name_value(value: summary_pb2.Summary.Value, model: str) -> None:
 
 
 def stamp_call(value: summary_pb2.Summary.Value, call: int) -> None:
-    """Record in a picture value's meta JSON (blob 0) the index of its call in the series, in place: a thinned
-    series' latest sample then says how many calls were written (``call + 1``). Appended as the last key, so
-    it wins over an older stamp of copied data in every JSON reader."""
+    """Record in a picture value's meta JSON (blob 0) the index of its call in the series as ``series_index``
+    (not ``call``: an activation's meta says there which call of its module it is), in place. A thinned
+    series' latest sample then says how many calls were written. Appended as the last key, so it wins over
+    an older stamp of copied data in every JSON reader."""
     blobs = value.tensor.string_val
     head = blobs[0].rstrip()
     if not head.endswith(b"}"):
         raise ValueError("blob 0 of a CNNVIZ picture value must be its meta JSON object")
     separator = b"" if head[:-1].rstrip().endswith(b"{") else b","
-    blobs[0] = head[:-1] + separator + b'"call":' + str(int(call)).encode() + b"}"
+    blobs[0] = head[:-1] + separator + b'"series_index":' + str(int(call)).encode() + b"}"
 
 
 def create_summary_metadata(content: PluginContent) -> summary_pb2.SummaryMetadata:

@@ -243,7 +243,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
     def _calls_written(self, ctx: Any, run: str, latest: provider.BlobSequenceDatum) -> int:
         """The call count stamped in the meta of a thinned series' latest datum (see ``metadata.stamp_call``)."""
         try:
-            call = json.loads(self._read_blob(ctx, run, latest.values[0].blob_key).decode("utf-8")).get("call")
+            call = json.loads(self._read_blob(ctx, run, latest.values[0].blob_key).decode("utf-8")).get("series_index")
         except (ValueError, UnicodeDecodeError, AttributeError, IndexError, errors.PublicError):
             return 0
         return call + 1 if isinstance(call, int) and not isinstance(call, bool) and call >= 0 else 0

@@ -51,7 +51,8 @@ def test_activations_are_pngs_whose_tiles_are_the_normalised_channels(tiny_net, 
 
     meta_blob, *pngs = blobs(acc, tag)
     meta = json.loads(meta_blob)
-    assert acc.Tensors(tag)[-1].step == 7 and len(pngs) == 2 and meta["labels"] == [3, 5] and meta["call"] == 0
+    assert acc.Tensors(tag)[-1].step == 7 and len(pngs) == 2 and meta["labels"] == [3, 5]
+    assert meta["call"] == 1 and meta["series_index"] == 0  # the module's first call; the series' first
 
     with torch.no_grad():
         expected = tiny_net.conv1(x)

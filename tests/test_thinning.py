@@ -95,7 +95,7 @@ def test_tensorboard_holds_the_even_grid_and_every_flush(thinned_logdir, load_fa
     assert held == [EVERY * index for index in held_after(CALLS, KEEP)], held
     assert steps["written"] == CALLS
     status, sample = get_json(client, "sample", run="run", kind="activations", layer="conv", step=held[-1])
-    assert status == 200 and sample["meta"]["call"] == CALLS - 1
+    assert status == 200 and sample["meta"]["series_index"] == CALLS - 1
     status, dead = get_json(client, "dead", run="run", layer="relu")
     assert status == 200 and len(dead["steps"]) == CALLS  # every flush, none thinned
 

@@ -91,29 +91,26 @@ def log_filters(
     noise = []
     for order, (layer, conv) in enumerate(convs.items()):
         rgb = conv is first_conv and conv.weight.shape[1] == 3  # the input image's colours
-        sink.write(filter_summary(layer, conv.weight, order, max_filters, max_inputs, rgb=rgb), step)
-        noise.append(summary.scalar_value(metadata.FILTER_NOISE_PREFIX + layer, filter_noise(conv.weight)))
+        with torch.inference_mode():
+            scores = noise_score(conv.weight.detach()).cpu()  # every filter's, once: the picture shows the first
+        sink.write(filter_summary(layer, conv.weight, order, max_filters, max_inputs, rgb=rgb,
+                                  noise=scores[:max_filters]), step)
+        noise.append(summary.scalar_value(metadata.FILTER_NOISE_PREFIX + layer, float(scores.mean())))
     sink.write(summary.summary_pb2.Summary(value=noise), step)  # beside the loss: noisy filters over training
     return list(convs)
 
 
-def filter_noise(weight: torch.Tensor) -> float:
-    """A conv's mean noise score over all its filters: noisy filters that stay noisy mean too little training
-    or too weak regularisation (CS231n)."""
-    with torch.inference_mode():
-        return float(noise_score(weight.detach()).mean())
-
-
 def filter_summary(
-    layer: str, weight: torch.Tensor, order: int = 0, max_filters: int = 64, max_inputs: int = 16, rgb: bool = False
+    layer: str, weight: torch.Tensor, order: int = 0, max_filters: int = 64, max_inputs: int = 16, rgb: bool = False,
+    noise: torch.Tensor | None = None,
 ) -> summary.summary_pb2.Summary:
-    """One conv layer's filters: meta JSON (with each filter's noise score) and one PNG mosaic; ``rgb`` draws
-    each filter as a colour tile (for a first layer on RGB images)."""
+    """One conv layer's filters: meta JSON (with each filter's noise score: ``noise``, if the caller has it)
+    and one PNG mosaic; ``rgb`` draws each filter as a colour tile (for a first layer on RGB images)."""
     if weight.dim() != 4:
         raise ValueError(f"filters of {layer!r}: expected a 2-D conv weight (out, in, kH, kW); got {tuple(weight.shape)}")
     weight = weight.detach()
     shown = weight[:max_filters]
-    noise = noise_score(shown).cpu()
+    noise = noise_score(shown).cpu() if noise is None else noise
     picture, layout = render.filter_picture(shown, max_inputs=max_inputs, rgb=rgb)
     meta = {
         "shape": list(weight.shape),
