@@ -101,14 +101,13 @@ class HealthLog:
         warned |= now
         if newly and self.writes:
             listed = ", ".join(map(str, newly[:16])) + (", ..." if len(newly) > 16 else "")
-            what = ("went dormant", "never positive, though its gradient still flows") if report.health == "dormant" \
-                else ("died", "all-zero")
+            what = ("went dormant", "never positive", "; their gradient still flows") if report.health == "dormant" \
+                else ("died", "all-zero", "")
             of_model = f" of model {self.sink.model!r}" if self.sink.model else ""
             warnings.warn(
                 f"tb_cnnviz: {len(newly)} of {report.rates.numel()} channels of layer '{report.layer}'{of_model} "
                 f"{what[0]} by step {step} ({what[1]} for >= {report.threshold:.0%} of the {report.inputs} inputs "
-                f"measured since the last flush): "
-                f"channels {listed}",
+                f"measured since the last flush{what[2]}): channels {listed}",
                 DeadFilterWarning,
                 stacklevel=5,
             )
