@@ -53,6 +53,9 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
     def __init__(self, context: base_plugin.TBContext):
         self._provider = context.data_provider
+        samples = getattr(context.flags, "samples_per_plugin", None)
+        #: flushes TensorBoard keeps per layer, when a user's ``--samples_per_plugin cnnviz=N`` bounds them
+        self._flush_limit = samples.get(metadata.PLUGIN_NAME, 0) if isinstance(samples, dict) else 0
         self._static_dir = _frontend_dir()
         # A whitelist of the relative paths ("index.js", "views/top.js") of the scripts and stylesheets in the folder.
         self._static_files = {
@@ -147,15 +150,17 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
     # -- implementations: plain data in, plain data out ------------------------------------------------------
 
-    def _listing(self, ctx: Any, eid: str, run: str | None = None) -> dict[tuple[str, str], dict[str, dict[str, Series]]]:
-        """(run, model) -> kind -> layer -> :class:`Series`, for every CNNVIZ tag this reader understands.
-        Each model of a run (a CNNViz instance given a ``name``) is listed apart, like a run of its own."""
+    def _listing(self, ctx: Any, eid: str, run: str | None = None,
+                 families: tuple[str, ...] = ("pictures", "old pictures", "tensors")) -> dict[tuple[str, str], dict[str, dict[str, Series]]]:
+        """(run, model) -> kind -> layer -> :class:`Series`, for every CNNVIZ tag this reader understands (of
+        the ``families`` asked for: each is one request to the data server). Each model of a run (a CNNViz
+        instance given a ``name``) is listed apart, like a run of its own."""
         run_filter = provider.RunTagFilter(runs=[run]) if run is not None else None
-        listings = [(self._provider.list_blob_sequences, metadata.PLUGIN_NAME),  # files written before thinning
-                    (self._provider.list_blob_sequences, metadata.PICTURES_PLUGIN_NAME),
-                    (self._provider.list_tensors, metadata.PLUGIN_NAME)]
+        lists = {"pictures": (self._provider.list_blob_sequences, metadata.PICTURES_PLUGIN_NAME),
+                 "old pictures": (self._provider.list_blob_sequences, metadata.PLUGIN_NAME),  # before thinning
+                 "tensors": (self._provider.list_tensors, metadata.PLUGIN_NAME)}
         found: dict[tuple[str, str], dict[str, dict[str, Series]]] = {}
-        for lister, plugin_name in listings:
+        for lister, plugin_name in (lists[family] for family in families):
             by_run = lister(ctx, experiment_id=eid, plugin_name=plugin_name, run_tag_filter=run_filter)
             for run_name, tags in by_run.items():
                 for tag, time_series in tags.items():
@@ -170,7 +175,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
     def _series(self, ctx: Any, eid: str, run: str, kind: str, layer: str, model: str = "") -> Series:
         """Where one layer's series of one kind is. A tensor series has one tag named by model, kind and layer,
         so one filtered listing finds it; picture series are listed by run (their slot tags, see
-        :mod:`.thinning`). A miss names the layers there are."""
+        :mod:`.thinning`). A miss names the layers there are (from the run's whole listing)."""
         if kind in metadata.TENSOR_KINDS:
             tag = metadata.tag(kind, layer, model)
             found = self._provider.list_tensors(ctx, experiment_id=eid, plugin_name=self.plugin_name,
@@ -179,6 +184,11 @@ class CNNVizPlugin(base_plugin.TBPlugin):
             content = metadata.parse_plugin_content(time_series.plugin_content) if time_series is not None else None
             if content is not None and (content.kind, content.layer, content.model) == (kind, layer, model):
                 return Series(content, {self.plugin_name: [tag]})
+        else:  # one listing for a run written thinned, a second for files from before
+            for family in ("pictures", "old pictures"):
+                series = self._listing(ctx, eid, run, (family,)).get((run, model), {}).get(kind, {}).get(layer)
+                if series is not None:
+                    return series
         layers = self._source(self._listing(ctx, eid, run), run, model).get(kind, {})
         if layer not in layers:
             known = ", ".join(sorted(layers, key=lambda name: layers[name].content.order)) or "(none)"
@@ -222,12 +232,18 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         return one_per_step(data)
 
     def _tensor_series(self, ctx: Any, eid: str, run: str, series: Series) -> list[provider.TensorDatum]:
-        (tag,) = series.tags[self.plugin_name]
+        return self._tensor_serieses(ctx, eid, run, [series])[0]
+
+    def _tensor_serieses(self, ctx: Any, eid: str, run: str, serieses: list[Series]) -> list[list[provider.TensorDatum]]:
+        """Several tensor series of a run in one read (one request to the data server, not one per layer)."""
+        if not serieses:
+            return []
+        tags = [tag for series in serieses for tag in series.tags[self.plugin_name]]
         data = self._provider.read_tensors(
             ctx, experiment_id=eid, plugin_name=self.plugin_name, downsample=_ALL,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
-        )
-        return one_per_step(data.get(run, {}).get(tag, []))
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=tags),
+        ).get(run, {})
+        return [one_per_step(data.get(series.tags[self.plugin_name][0], [])) for series in serieses]
 
     def steps_impl(self, ctx: Any, eid: str, run: str, kind: str, layer: str, model: str = "") -> dict:
         """The steps held of one series; ``written``: how many calls wrote it, where TensorBoard holds fewer
@@ -294,7 +310,9 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         steps = [d.step for d in series]
         rows = [d.numpy.reshape(-1) for d in series]
         reply = {"run": run, "model": model, "layer": layer, "channels": len(rows[-1]) if rows else 0,
-                 "threshold": content.threshold, "health": content.health or "dead"}
+                 "threshold": content.threshold, "health": content.health or "dead",
+                 # TensorBoard held as many flushes as the user's flag allows: more may have been written
+                 "held_limit": self._flush_limit if 0 < self._flush_limit <= len(rows) else None}
         if len(rows) <= max_steps:
             return {**reply, "steps": steps, "rates": [_json_rates(row) for row in rows], "downsampled": None}
         width = max(len(row) for row in rows)
@@ -309,9 +327,10 @@ class CNNVizPlugin(base_plugin.TBPlugin):
     def dead_summary_impl(self, ctx: Any, eid: str, run: str, model: str = "") -> dict:
         kinds = self._source(self._listing(ctx, eid, run), run, model)
         layers = {}
-        for layer, found in sorted(kinds.get(metadata.DEAD, {}).items(), key=lambda kv: kv[1].content.order):
+        watched = sorted(kinds.get(metadata.DEAD, {}).items(), key=lambda kv: kv[1].content.order)
+        read = self._tensor_serieses(ctx, eid, run, [found for _, found in watched])
+        for (layer, found), series in zip(watched, read):
             content = found.content
-            series = self._tensor_series(ctx, eid, run, found)
             if not series:
                 continue
             rates = series[-1].numpy.reshape(-1)

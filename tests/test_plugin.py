@@ -154,11 +154,12 @@ def test_static_files_in_sub_folders_are_served(demo_client):
 def test_a_users_own_samples_per_plugin_wins(demo_logdir):
     client = tensorboard_client(demo_logdir, "false", ("--samples_per_plugin=cnnviz=3",))
     _, thinned = get_json(client, "dead", run=HEALTHY, layer="relu1")
-    assert len(thinned["steps"]) == 3
+    assert len(thinned["steps"]) == 3 and thinned["held_limit"] == 3  # the tab says more may have been logged
     client = tensorboard_client(demo_logdir, "false", ("--samples_per_plugin=cnnviz_pictures=0",))
     _, whole = get_json(client, "dead", run=HEALTHY, layer="relu1")  # our default keeps every flush
     _, steps = get_json(client, "steps", run=HEALTHY, kind="activations", layer="conv1")
-    assert len(whole["steps"]) > 3 and len(steps["steps"]) == steps["written"] > 3
+    assert len(whole["steps"]) > 3 and whole["held_limit"] is None
+    assert len(steps["steps"]) == steps["written"] > 3
 
 
 @pytest.mark.parametrize("load_fast", ["false", "true"])

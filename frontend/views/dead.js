@@ -35,8 +35,11 @@ async function column(ctx, reply, sliderStep) {
   if (reply === null) return { content: emptyBox(`No dead-filter statistics for layer ${ctx.layer} in this run.`) };
   if (reply instanceof Error) return { content: errorBox(reply.message) };
   const steps = reply.steps;
+  const limit = Number(reply.held_limit) > 0 // the user's --samples_per_plugin bounds the flushes held
+    ? ` · TensorBoard holds ${reply.held_limit} flushes of each layer (--samples_per_plugin cnnviz=${reply.held_limit}): more may have been logged`
+    : '';
   return { content: deadView(reply, Number(steps[deadColumnAt(reply, sliderStep)])),
-    stepText: steps.length ? `steps ${steps[0]}–${steps[steps.length - 1]}` : '' };
+    stepText: steps.length ? `steps ${steps[0]}–${steps[steps.length - 1]}${limit}` : '' };
 }
 
 /**
