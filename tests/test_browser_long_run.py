@@ -15,7 +15,7 @@ import torchvision
 
 from helpers import fetch, replicate_steps, tensorboard_process
 from playwright.sync_api import expect
-from test_browser import browser, open_tab  # noqa: F401  (the module-scoped Chromium fixture)
+from test_browser import DOCS, browser, open_tab  # noqa: F401  (the module-scoped Chromium fixture)
 from tb_cnnviz import CNNViz
 from tb_cnnviz.methods._hooks import every_conv_and_relu
 from tb_cnnviz.views.health import DeadFilterWarning
@@ -174,5 +174,7 @@ def test_a_block_rolls_up_the_dead_badges_of_its_layers(browser, long_run_url): 
     expect(frame.locator(".layer-item.selected")).to_have_attribute("data-layer", first)
     expect(frame.locator(".layer-item.selected")).to_be_visible()
     expect(frame.locator(".layer-item.selected .dead-badge")).to_have_text(f"{len(summary[first]['dead'])} dead")
+    frame.wait_for_selector("canvas.dead-timeline")
+    page.screenshot(path=str(DOCS / "screenshot-layer-tree.png"))  # for the README
     assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
     page.close()

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 from torch import nn
 
 from helpers import fetch, tensorboard_process
-from test_browser import browser, open_tab  # noqa: F401 (the module-scoped Chromium fixture)
+from test_browser import DOCS, browser, open_tab  # noqa: F401 (the module-scoped Chromium fixture)
 from tb_cnnviz import CNNViz
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -79,6 +79,7 @@ def test_the_most_confused_pairs_are_ranked_where_the_matrix_is_too_big(browser,
         expect(rows.nth(rank)).to_have_text(
             f"{rank + 1}.{true} → {predicted}{pair['count']} example{'s' if pair['count'] > 1 else ''}"
             f"{100 * pair['share']:.1f}% of {true}")
+    page.screenshot(path=str(DOCS / "screenshot-many-classes.png"))  # for the README
     rows.first.click()
     expect(column.locator(".confusion-examples")).to_contain_text(f"true {NAMES[pairs[0]['true']]} → predicted {NAMES[pairs[0]['predicted']]}")
     assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
