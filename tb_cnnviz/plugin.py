@@ -150,8 +150,10 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
     # -- implementations: plain data in, plain data out ------------------------------------------------------
 
-    def _listing(self, ctx: Any, eid: str, run: str | None = None,
-                 families: tuple[str, ...] = ("pictures", "old pictures", "tensors")) -> dict[tuple[str, str], dict[str, dict[str, Series]]]:
+    def _listing(
+        self, ctx: Any, eid: str, run: str | None = None,
+        families: tuple[str, ...] = ("pictures", "old pictures", "tensors"),
+    ) -> dict[tuple[str, str], dict[str, dict[str, Series]]]:
         """(run, model) -> kind -> layer -> :class:`Series`, for every CNNVIZ tag this reader understands (of
         the ``families`` asked for: each is one request to the data server). Each model of a run (a CNNViz
         instance given a ``name``) is listed apart, like a run of its own."""
