@@ -80,9 +80,7 @@ class SummarySink:
         self._closed = False
         self._at_exit = functools.partial(_flush_at_exit, weakref.ref(self))
         atexit.register(self._at_exit)
-        if keep_steps is not None:
-            thinning.SeriesThinning(keep_steps)  # a bad value fails here, not at the first picture
-        self._keep_steps = keep_steps
+        self._keep_steps = thinning.check_keep(keep_steps) if keep_steps is not None else None  # fails here
         self._series: dict[str, thinning.SeriesThinning] = {}
         self._session = f"r{purge_step}." if purge_step is not None else ""  # a resumed run thins apart
         if purge_step is not None:

@@ -25,13 +25,18 @@ LATEST = "latest"
 SEPARATOR = "@"  #: ``<tag>@<slot>``; layer names never contain it (module paths and ``#k`` call suffixes)
 
 
+def check_keep(keep: object) -> int:
+    """Slots per series: an int of at least 2 (one for call 0, one for the grid)."""
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 2:
+        raise ValueError(f"keep must be an int >= 2 (slots per series); got {keep!r}")
+    return keep
+
+
 class SeriesThinning:
     """Which slot each call of one series goes to, one call after another."""
 
     def __init__(self, keep: int = DEFAULT_KEEP):
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 2:
-            raise ValueError(f"keep must be an int >= 2 (slots per series); got {keep!r}")
-        self.keep = keep
+        self.keep = check_keep(keep)
         self.calls = 0  #: calls placed so far
         self._stride = 1
         self._slots: list[int | None] = [None] * keep  # the call index each slot holds
