@@ -112,3 +112,32 @@ def test_newer_format_versions_are_skipped_with_one_warning():
     with pytest.warns(UserWarning, match="format version"):
         assert metadata.parse_plugin_content(content) is None
     assert metadata.parse_plugin_content(b"not json") is None
+
+
+def test_json_floats_are_rounded_to_4_significant_digits_as_formatting_them_would():
+    """The vectorised rounding against the plain reference: each float formatted with ``.4g`` and parsed back,
+    non-finite ones as null, integers, booleans and ragged or mixed lists left to the element-wise path."""
+    from tb_cnnviz.summary import json_blob
+
+    def reference(values):
+        if isinstance(values, dict):
+            return {k: reference(v) for k, v in values.items()}
+        if isinstance(values, list):
+            return [reference(v) for v in values]
+        if isinstance(values, float):
+            return float(f"{values:.4g}") if np.isfinite(values) else None
+        return values
+
+    generator = np.random.default_rng(0)
+    magnitudes = 10.0 ** generator.integers(-18, 18, size=(64, 3))
+    payload = {
+        "nested": (generator.normal(size=(64, 3)) * magnitudes).tolist(),
+        "flat": generator.random(100).tolist(),
+        "with_nan": [0.5] * 8 + [float("nan"), float("inf")],
+        "tiny": [1e-30, 2.5e-25, 3.0] * 3,
+        "ints": list(range(20)),
+        "bools": [True, False] * 5,
+        "ragged": [[0.123456, 2.0], [3.0]],
+        "mixed": [1.23456, None, "x"] * 3,
+    }
+    assert json.loads(json_blob(payload)) == reference(payload)
