@@ -23,7 +23,7 @@ import numpy as np
 from werkzeug import wrappers
 
 from . import http_params as params
-from . import metadata
+from . import metadata, thinning
 from .series import one_per_step
 
 
@@ -222,16 +222,21 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
     def _blob_series(self, ctx: Any, eid: str, run: str, series: Series) -> list[provider.BlobSequenceDatum]:
         """One datum per step of a picture series; a thinned one's slots merged back in the order written."""
-        data = []
+        return [datum for datum, _ in self._merged_slots(ctx, eid, run, series)]
+
+    def _merged_slots(self, ctx: Any, eid: str, run: str, series: Series) -> list[tuple[provider.BlobSequenceDatum, str]]:
+        """:meth:`_blob_series`, each datum with the session that wrote it (see ``thinning.session_of``)."""
+        read = []
         for plugin_name, tags in series.tags.items():
             found = self._provider.read_blob_sequences(
                 ctx, experiment_id=eid, plugin_name=plugin_name, downsample=_ALL,
                 run_tag_filter=provider.RunTagFilter(runs=[run], tags=tags),
             ).get(run, {})
-            data += [datum for tag in tags for datum in found.get(tag, [])]
+            read += [(datum, thinning.session_of(tag)) for tag in tags for datum in found.get(tag, [])]
         if series.thinned:  # one_per_step wants the order of writing: the wall time, as each slot holds its last
-            data.sort(key=lambda datum: (datum.wall_time, datum.step))
-        return one_per_step(data)
+            read.sort(key=lambda pair: (pair[0].wall_time, pair[0].step))
+        session = {id(datum): name for datum, name in read}
+        return [(datum, session[id(datum)]) for datum in one_per_step([datum for datum, _ in read])]
 
     def _tensor_series(self, ctx: Any, eid: str, run: str, series: Series) -> list[provider.TensorDatum]:
         return self._tensor_serieses(ctx, eid, run, [series])[0]
@@ -251,20 +256,30 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         """The steps held of one series; ``written``: how many calls wrote it, where TensorBoard holds fewer
         (a thinned series, see :mod:`.thinning`, or a user's ``--samples_per_plugin``)."""
         series = self._series(ctx, eid, run, kind, layer, model)
-        read = self._tensor_series if kind in metadata.TENSOR_KINDS else self._blob_series
-        data = read(ctx, eid, run, series)
+        if kind in metadata.TENSOR_KINDS:
+            data, written = self._tensor_series(ctx, eid, run, series), 0
+        else:
+            merged = self._merged_slots(ctx, eid, run, series)
+            data = [datum for datum, _ in merged]
+            written = self._calls_written(ctx, run, merged) if series.thinned else 0
         steps = [{"step": d.step, "wall_time": d.wall_time} for d in data]
-        written = self._calls_written(ctx, run, data[-1]) if series.thinned and data else len(data)
         return {"run": run, "model": model, "kind": kind, "layer": layer, "steps": steps,
                 "written": max(written, len(steps))}
 
-    def _calls_written(self, ctx: Any, run: str, latest: provider.BlobSequenceDatum) -> int:
-        """The call count stamped in the meta of a thinned series' latest datum (see ``metadata.stamp_call``)."""
+    def _calls_written(self, ctx: Any, run: str, merged: list[tuple[provider.BlobSequenceDatum, str]]) -> int:
+        """Calls written to a thinned series, as far as the data held tell: each writing session's last datum
+        held carries its index in that session (``series_index``, see ``metadata.stamp_call``); a run resumed
+        from a checkpoint adds its sessions up (what a resume hid is not counted)."""
+        last = {name: datum for datum, name in merged}  # per session, its latest datum held
+        return sum(self._series_index(ctx, run, datum) + 1 for datum in last.values())
+
+    def _series_index(self, ctx: Any, run: str, datum: provider.BlobSequenceDatum) -> int:
+        """The ``series_index`` in a datum's meta JSON; -1 where there is none."""
         try:
-            call = json.loads(self._read_blob(ctx, run, latest.values[0].blob_key).decode("utf-8")).get("series_index")
+            index = json.loads(self._read_blob(ctx, run, datum.values[0].blob_key).decode("utf-8")).get("series_index")
         except (ValueError, UnicodeDecodeError, AttributeError, IndexError, errors.PublicError):
-            return 0
-        return call + 1 if isinstance(call, int) and not isinstance(call, bool) and call >= 0 else 0
+            return -1
+        return index if isinstance(index, int) and not isinstance(index, bool) and index >= 0 else -1
 
     def _datum(self, ctx: Any, eid: str, run: str, kind: str, layer: str, step: int, model: str = "") -> provider.BlobSequenceDatum:
         series = self._series(ctx, eid, run, kind, layer, model)

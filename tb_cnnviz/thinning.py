@@ -68,6 +68,12 @@ def slot_tag(tag: str, slot: str, session: str = "") -> str:
     return f"{tag}{SEPARATOR}{session}{slot}"
 
 
+def session_of(tag: str) -> str:
+    """The writing session a slot tag belongs to: ``""`` for a run's first, ``"r500."`` for one resumed at 500."""
+    slot = tag.rsplit(SEPARATOR, 1)[1] if SEPARATOR in tag else ""
+    return slot.rsplit(".", 1)[0] + "." if "." in slot else ""
+
+
 def base_tag(tag: str) -> str:
     """The series a slot tag belongs to (a tag without a slot is its own series)."""
     return tag.rsplit(SEPARATOR, 1)[0]

@@ -117,3 +117,21 @@ def test_an_unthinned_run_says_every_call_is_held(tmp_path):
     client = tensorboard_client(tmp_path, "false")
     status, steps = get_json(client, "steps", run="run", kind="activations", layer="conv")
     assert status == 200 and [e["step"] for e in steps["steps"]] == [0, 1, 2, 3, 4] and steps["written"] == 5
+
+
+@pytest.mark.parametrize("load_fast", ["false", "true"], ids=["python_loader", "rust_data_server"])
+def test_a_resumed_thinned_run_shows_both_sessions_and_counts_their_calls(tmp_path, load_fast):
+    """30 calls (steps 0..29) thinned to 4 slots, the process dies; resumed at step 20 with purge_step, 10 more
+    calls (steps 20..29). Held: the first session's kept calls before step 20, then the second session's."""
+    first_calls, resume, second_calls = 30, 20, 10
+    for start, calls, purge in ((0, first_calls, None), (resume, second_calls, resume)):
+        with CNNViz(Small(), str(tmp_path / "run"), probe_images=torch.randn(1, 1, 8, 8), keep_steps=KEEP,
+                    purge_step=purge, raise_errors=True) as viz:
+            for step in range(start, start + calls):
+                viz.log_activations(step)
+    before = [index for index in held_after(first_calls, KEEP) if index < resume]
+    after = [resume + index for index in held_after(second_calls, KEEP)]
+    client = tensorboard_client(tmp_path, load_fast)
+    status, steps = get_json(client, "steps", run="run", kind="activations", layer="conv")
+    assert status == 200 and [entry["step"] for entry in steps["steps"]] == before + after
+    assert steps["written"] == (before[-1] + 1) + second_calls  # each session's last held call, added up
