@@ -30,8 +30,8 @@ DEAD_LAYER = "layer2.1.relu#1"
 @pytest.fixture(scope="module")
 def long_run_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str]]]:
     """One call over every conv and ReLU call of resnet50 (one 64x64 probe) and one dead-filter flush, in which
-    DEAD_LAYER's channel 0 is dead, written at 30 steps (the pictures thinned to 17 of them, as a real run's
-    would be; the flushes kept whole)."""
+    DEAD_LAYER's channel 0 is dead, and one saliency map, written at 30 steps (the pictures thinned to 17 of
+    them, as a real run's would be; the flushes kept whole)."""
     root = tmp_path_factory.mktemp("long_run")
     torch.manual_seed(0)
     model = torchvision.models.resnet50(num_classes=1000)  # training mode: BN by batch statistics, no other channel off
@@ -45,6 +45,7 @@ def long_run_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
         with pytest.warns(DeadFilterWarning, match=re.escape(f"'{DEAD_LAYER}' died")):
             viz.flush_dead_filters(0)
         layers = viz.log_activations(0)
+        viz.log_saliency(0, method="saliency")
     replicate_steps(root / "one_call", root / "logs" / "resnet50", STEPS)
     with tensorboard_process(root / "logs", ready=b"resnet50") as url:
         yield url, layers
@@ -65,6 +66,9 @@ def test_every_layer_of_a_long_run_is_listed_and_the_latest_step_paints(browser,
         frame.wait_for_function("[...document.querySelectorAll('img.mosaic')].every(i => i.complete && i.naturalWidth > 0)")
         # 30 calls, thinned to the first, the latest and an even grid: the column says so.
         expect(frame.locator(".step-info").first).to_contain_text(f"of {len(STEPS)} logged steps")
+    frame.locator("button.view-button[data-view='attribution']").click()  # a view that picks many: said once too
+    frame.wait_for_selector(".attribution-cell")
+    expect(frame.locator(".step-info").first).to_contain_text(f"showing 17 of {len(STEPS)} logged steps")
     assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
     page.close()
 

@@ -49,7 +49,7 @@ async function column(ctx, stepLists, sliderStep) {
       at.sample = await model.fetchSample(ctx.run, 'attribution', method, step);
       const count = Number(at.sample.meta && at.sample.meta.images) || 0;
       const urls = { input: (n) => pictureUrl(at, n), map: (n) => pictureUrl(at, count + n) };
-      return { method, sample: at.sample, urls, stepText: `step ${step}${thinnedNote(steps)}` };
+      return { method, sample: at.sample, urls, stepText: `step ${step}` };
     } catch (error) {
       return { method, error: error.message };
     }
@@ -58,7 +58,9 @@ async function column(ctx, stepLists, sliderStep) {
   const trend = checksTrend(await trendSeries(ctx, entries, stepLists), sliderStep);
   const content = attributionView(entries);
   if (trend) content.append(trend);
-  return { content, stepText: steps.length ? `step ${steps.join(', ')}` : '' };
+  // Methods logged together are thinned alike: say it once for the column, as the other views do.
+  const thinned = [...new Set(stepLists.map(thinnedNote).filter(Boolean))].join('');
+  return { content, stepText: steps.length ? `step ${steps.join(', ')}${thinned}` : '' };
 }
 
 /** Each checked method's checks at its logged steps (at most TREND_STEPS of them), for the trend. */
