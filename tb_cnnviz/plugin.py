@@ -254,32 +254,51 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
     def steps_impl(self, ctx: Any, eid: str, run: str, kind: str, layer: str, model: str = "") -> dict:
         """The steps held of one series; ``written``: how many calls wrote it, where TensorBoard holds fewer
-        (a thinned series, see :mod:`.thinning`, or a user's ``--samples_per_plugin``)."""
+        (a thinned series, see :mod:`.thinning`, or a user's ``--samples_per_plugin``). A picture series also
+        answers ``latest``, its latest step's :meth:`sample_impl` reply: the tab opens on the latest step, and
+        this spares it a second request (and the server a second lookup) before the first paint."""
         series = self._series(ctx, eid, run, kind, layer, model)
+        reply: dict = {"run": run, "model": model, "kind": kind, "layer": layer}
         if kind in metadata.TENSOR_KINDS:
             data, written = self._tensor_series(ctx, eid, run, series), 0
         else:
             merged = self._merged_slots(ctx, eid, run, series)
             data = [datum for datum, _ in merged]
-            written = self._calls_written(ctx, run, merged) if series.thinned else 0
+            latest_meta = self._meta_if_readable(ctx, run, data[-1]) if data else None
+            if latest_meta is not None:
+                reply["latest"] = self._sample_reply(run, model, kind, layer, data[-1], latest_meta)
+            written = self._calls_written(ctx, run, merged, latest_meta) if series.thinned else 0
         steps = [{"step": d.step, "wall_time": d.wall_time} for d in data]
-        return {"run": run, "model": model, "kind": kind, "layer": layer, "steps": steps,
-                "written": max(written, len(steps))}
+        return {**reply, "steps": steps, "written": max(written, len(steps))}
 
-    def _calls_written(self, ctx: Any, run: str, merged: list[tuple[provider.BlobSequenceDatum, str]]) -> int:
+    def _calls_written(self, ctx: Any, run: str, merged: list[tuple[provider.BlobSequenceDatum, str]],
+                       latest_meta: dict | None) -> int:
         """Calls written to a thinned series, as far as the data held tell: each writing session's last datum
         held carries its index in that session (``series_index``, see ``metadata.stamp_call``); a run resumed
-        from a checkpoint adds its sessions up (what a resume hid is not counted)."""
+        from a checkpoint adds its sessions up (what a resume hid is not counted). ``latest_meta``: the meta of
+        the last datum of ``merged``, already read."""
         last = {name: datum for datum, name in merged}  # per session, its latest datum held
-        return sum(self._series_index(ctx, run, datum) + 1 for datum in last.values())
+        latest = merged[-1][0] if merged else None
+        metas = (latest_meta if datum is latest else self._meta_if_readable(ctx, run, datum) for datum in last.values())
+        return sum(_series_index(meta) + 1 for meta in metas)
 
-    def _series_index(self, ctx: Any, run: str, datum: provider.BlobSequenceDatum) -> int:
-        """The ``series_index`` in a datum's meta JSON; -1 where there is none."""
+    def _meta(self, ctx: Any, run: str, datum: provider.BlobSequenceDatum) -> dict | None:
+        """A picture datum's meta JSON (its first blob), or None where it has none or it is not a JSON object.
+        What the loader fails to read raises, with its own message (see :meth:`_read_blob`)."""
+        if not datum.values:
+            return None
         try:
-            index = json.loads(self._read_blob(ctx, run, datum.values[0].blob_key).decode("utf-8")).get("series_index")
-        except (ValueError, UnicodeDecodeError, AttributeError, IndexError, errors.PublicError):
-            return -1
-        return index if isinstance(index, int) and not isinstance(index, bool) and index >= 0 else -1
+            meta = json.loads(self._read_blob(ctx, run, datum.values[0].blob_key).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return meta if isinstance(meta, dict) else None
+
+    def _meta_if_readable(self, ctx: Any, run: str, datum: provider.BlobSequenceDatum) -> dict | None:
+        """:meth:`_meta`, None where the loader fails: what only adds to a reply must not fail it."""
+        try:
+            return self._meta(ctx, run, datum)
+        except errors.PublicError:
+            return None
 
     def _datum(self, ctx: Any, eid: str, run: str, kind: str, layer: str, step: int, model: str = "") -> provider.BlobSequenceDatum:
         series = self._series(ctx, eid, run, kind, layer, model)
@@ -292,10 +311,13 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         datum = self._datum(ctx, eid, run, kind, layer, step, model)
         if not datum.values:
             raise errors.NotFoundError(f"the {kind} of {layer!r} at step {step} in run {run!r} hold no data")
-        try:
-            meta = json.loads(self._read_blob(ctx, run, datum.values[0].blob_key).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise errors.NotFoundError(f"the {kind} of {layer!r} at step {step} in run {run!r} are unreadable") from exc
+        meta = self._meta(ctx, run, datum)
+        if meta is None:
+            raise errors.NotFoundError(f"the {kind} of {layer!r} at step {step} in run {run!r} are unreadable")
+        return self._sample_reply(run, model, kind, layer, datum, meta)
+
+    @staticmethod
+    def _sample_reply(run: str, model: str, kind: str, layer: str, datum: provider.BlobSequenceDatum, meta: dict) -> dict:
         return {"run": run, "model": model, "kind": kind, "layer": layer, "step": datum.step, "wall_time": datum.wall_time,
                 "images": len(datum.values) - 1, "blobs": [v.blob_key for v in datum.values[1:]], "meta": meta}
 
@@ -389,6 +411,12 @@ def dead_buckets(steps: np.ndarray, rates: np.ndarray, columns: int) -> tuple[li
     first = [*steps[starts].tolist(), int(steps[-1])]
     last = [*steps[ends].tolist(), int(steps[-1])]
     return first, last, highest, lowest
+
+
+def _series_index(meta: dict | None) -> int:
+    """The ``series_index`` in a picture's meta; -1 where there is none."""
+    index = meta.get("series_index") if meta is not None else None
+    return index if isinstance(index, int) and not isinstance(index, bool) and index >= 0 else -1
 
 
 def _of_model(model: str) -> str:

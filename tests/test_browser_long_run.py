@@ -46,9 +46,61 @@ def long_run_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
             viz.flush_dead_filters(0)
         layers = viz.log_activations(0)
         viz.log_saliency(0, method="saliency")
+        log_every_other_view(viz, model)
     replicate_steps(root / "one_call", root / "logs" / "resnet50", STEPS)
     with tensorboard_process(root / "logs", ready=b"resnet50") as url:
         yield url, layers
+
+
+def log_every_other_view(viz: CNNViz, model: torch.nn.Module) -> None:
+    """The views a long run logs beside activations, dead filters and saliency, each once, small (what is
+    checked is that the tab draws a thinned series of each, not what it shows)."""
+    generator = torch.Generator().manual_seed(0)
+    data = [(torch.randn(8, 3, 64, 64, generator=generator), torch.randint(0, 1000, (8,), generator=generator))
+            for _ in range(2)]
+    model.eval()
+    viz.log_filters(0)
+    viz.log_performance(data, 0)  # 1000 classes
+    viz.log_top_activations(data, "layer3", 0, k=4, channels=[0, 1, 2])
+    viz.log_embedding(data, "avgpool", 0, n=16, projector=False)
+    viz.log_inversion(0, steps=2)
+    viz.log_class_models(0, classes=[1, 2], steps=2)
+    viz.log_channel_visualizations(0, "layer3", channels=[0, 1], steps=2)
+    viz.log_correspondence(0, data[0][0][0], data[0][0][1], "layer3", k=8)
+
+
+#: Every column of the view drawn and every picture in it decoded (the tab sets ``data-drawn`` to the view).
+DRAWN = """kind => {
+  const root = document.getElementById('cnnviz-root');
+  return root.dataset.drawn === kind && root.dataset.pending === '0'
+    && [...document.querySelectorAll('.run-columns img')].every((img) => img.complete && img.naturalWidth > 0);
+}"""
+
+
+def test_every_view_of_a_long_run_draws_its_latest_step(browser, long_run_url):  # noqa: F811
+    """Each view, thinned to 17 of 30 steps, draws the latest step without an error (its first paint is timed
+    by benchmarks/long_run.py)."""
+    url, _ = long_run_url
+    runs = json.loads(fetch(url, "runs", {}))["runs"]
+    problems: list[str] = []
+    requests: list[str] = []
+    page, frame = open_tab(browser, url, problems, on_request=requests.append)
+    frame.wait_for_function(DRAWN, arg="activations", timeout=30_000)
+    # The tab opens on the latest step, which /steps answered with: no second request before the first paint.
+    assert any("/cnnviz/steps?" in request for request in requests), requests
+    assert not any("/cnnviz/sample?" in request for request in requests), requests
+    views = frame.eval_on_selector_all("button.view-button", "els => els.map(e => e.dataset.view)")
+    logged = [view for view in views if runs[0].get(view)]
+    assert sorted(logged) == sorted(views), set(views) - set(logged)  # the fixture logs every view
+    for view in views:
+        frame.locator(f"button.view-button[data-view='{view}']").click()
+        frame.wait_for_function(DRAWN, arg=view, timeout=30_000)
+        expect(frame.locator(".run-columns .state-box")).to_have_count(0)  # no error, no "nothing logged"
+        if view != "dead":  # a picture series: the latest of 30 steps, thinned
+            expect(frame.locator("#step-label")).to_contain_text(str(STEPS[-1]))
+            expect(frame.locator(".step-info").first).to_contain_text(f"of {len(STEPS)} logged steps")
+    assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
+    page.close()
 
 
 def test_every_layer_of_a_long_run_is_listed_and_the_latest_step_paints(browser, long_run_url):  # noqa: F811

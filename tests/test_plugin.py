@@ -25,6 +25,22 @@ def test_the_tab_is_listed_as_an_iframe_module(demo_client):
     assert b"export" in reply.data and b"render" in reply.data
 
 
+def test_the_entry_module_preloads_every_module_of_the_tab(demo_client):
+    """index.js names the tab's modules so the browser fetches them at once (model.js it imports first): a module
+    missing from its list would load late (one import level at a time), a listed one that is gone would be a 404
+    in the console."""
+    import re
+
+    entry = demo_client.get("/data/plugin/cnnviz/static/index.js").data.decode()
+    listed = re.findall(r"'([\w/]+\.js)'", entry[entry.index("const MODULES"):entry.index("];")])
+    frontend = Path(__file__).resolve().parent.parent / "frontend"
+    on_disk = sorted(path.relative_to(frontend).as_posix() for path in frontend.rglob("*.js") if path.name != "index.js" or path.parent != frontend)
+    assert sorted([*listed, "model.js"]) == on_disk and "import('./model.js')" in entry
+    for name in listed:  # each served as a module
+        reply = demo_client.get(f"/data/plugin/cnnviz/static/{name}")
+        assert reply.status_code == 200 and reply.headers["Content-Type"].startswith("text/javascript"), name
+
+
 def test_runs_list_layers_in_model_order(demo_client):
     status, body = get_json(demo_client, "runs")
     assert status == 200
@@ -41,6 +57,17 @@ def test_every_logged_step_comes_back_not_only_ten(demo_client):
     assert [s["step"] for s in body["steps"]] == LOGGED_STEPS and len(LOGGED_STEPS) > 10
     status, body = get_json(demo_client, "dead", run=HEALTHY, layer="relu1")
     assert len(body["steps"]) == QUICK_DEMO["steps"] // QUICK_DEMO["dead_every"] > 10
+
+
+@pytest.mark.parametrize("kind, layer", [("activations", "relu2"), ("filters", "conv1")])
+def test_steps_answer_the_latest_sample_as_sample_does(demo_client, kind, layer):
+    status, steps = get_json(demo_client, "steps", run=HEALTHY, kind=kind, layer=layer)
+    assert status == 200
+    latest = steps["steps"][-1]["step"]
+    status, sample = get_json(demo_client, "sample", run=HEALTHY, kind=kind, layer=layer, step=latest)
+    assert status == 200 and steps["latest"] == sample and sample["step"] == latest
+    status, dead = get_json(demo_client, "steps", run=HEALTHY, kind="dead", layer="relu1")
+    assert status == 200 and "latest" not in dead  # a tensor series has no sample
 
 
 def test_sample_and_image_of_activations(demo_client):
