@@ -5,8 +5,9 @@
 // Reload button) is the one way to see data logged since.
 
 // Routes live beside /static/, whatever URL prefix TensorBoard runs under. Relative URLs in fetch()
-// would resolve against the iframe document, so the base comes from this module's own URL.
-const BASE = new URL('../', import.meta.url);
+// would resolve against the iframe document, so the base comes from this module's own URL
+// (.../cnnviz/static/<version>/model.js: the part before static/).
+const BASE = new URL(import.meta.url.slice(0, import.meta.url.lastIndexOf('/static/') + 1));
 
 const jsonCache = new Map(); // url -> Promise<object>
 const bitmapCache = new Map(); // url -> Promise<ImageBitmap>

@@ -8,6 +8,7 @@ call a ``*_impl`` method returning plain data; see ``http_api.md`` beside this f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import mimetypes
@@ -32,6 +33,8 @@ from .series import one_per_step
 _ALL = 10**9
 _IMAGE_MAX_AGE_S = 24 * 3600
 _STATIC_ROUTE = f"/plugin/{metadata.PLUGIN_NAME}/static/"
+_VERSION_LENGTH = 12  # hex digits naming a version of the frontend
+_STATIC_MAX_AGE_S = 365 * 24 * 3600
 #: Columns of the dead-filter timeline (640 px at 2 px each): a longer series is answered in this many buckets,
 #: so 100,000 flushes cost the tab what 320 do.
 DEAD_MAX_STEPS = 320
@@ -84,19 +87,36 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         return (metadata.PLUGIN_NAME, metadata.PICTURES_PLUGIN_NAME)
 
     def frontend_metadata(self) -> base_plugin.FrontendMetadata:
-        return base_plugin.FrontendMetadata(es_module_path="/static/index.js", tab_name="CNNVIZ")
+        # Under a folder named by the frontend's version, so every module's URL carries it (imports are relative).
+        return base_plugin.FrontendMetadata(es_module_path=f"/static/{self._frontend_version()}/index.js", tab_name="CNNVIZ")
+
+    def _frontend_version(self) -> str:
+        """Names the frontend's files as they are now (names, sizes, modification times): a new version of the
+        tab is a new URL, so the browser may keep a version's modules (see :meth:`_serve_static`)."""
+        digest = hashlib.sha256()
+        for name in sorted(self._static_files):
+            stat = (self._static_dir / name).stat()
+            digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+        return digest.hexdigest()[:_VERSION_LENGTH]
 
     # -- routes: parse, call *_impl, respond ---------------------------------------------------------------
 
     @params.json_route
     def _serve_static(self, request: wrappers.Request) -> wrappers.Response:
+        """A file of the frontend, by its path (``views/top.js``) or under a version folder
+        (``<version>/views/top.js``, the URLs the tab uses). The browser keeps the current version's files (they
+        never change under that URL) and asks again for anything else: an older version's URL gets today's file."""
         name = request.path.split(_STATIC_ROUTE, 1)[-1]
+        version, _, versioned = name.partition("/")
+        max_age = 0
+        if len(version) == _VERSION_LENGTH and versioned in self._static_files:
+            name, max_age = versioned, (_STATIC_MAX_AGE_S if version == self._frontend_version() else 0)
         if name not in self._static_files:  # a whitelist: no path, however spelled, escapes the folder
             raise errors.NotFoundError(f"no static file {name[:80]!r}")
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         if name.endswith(".js"):
             content_type = "text/javascript"
-        return http_util.Respond(request, (self._static_dir / name).read_bytes(), content_type)
+        return http_util.Respond(request, (self._static_dir / name).read_bytes(), content_type, expires=max_age)
 
     @params.json_route
     def _serve_runs(self, request: wrappers.Request) -> dict:

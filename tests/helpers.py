@@ -80,15 +80,16 @@ def free_port() -> int:
 
 @contextmanager
 def tensorboard_process(logdir: Path, ready: bytes, extra_flags: tuple[str, ...] = ()) -> Iterator[str]:
-    """A real `tensorboard --logdir` process; yields its URL once ``/runs`` lists ``ready`` and what the plugin
-    sees has stopped changing. Stopped on exit."""
+    """A real `tensorboard --logdir` process; yields its URL (with its ``--path_prefix``) once ``/runs`` lists
+    ``ready`` and what the plugin sees has stopped changing. Stopped on exit."""
     port = free_port()
     tensorboard = Path(sys.executable).with_name("tensorboard")
     process = subprocess.Popen(
         [str(tensorboard), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port), *extra_flags],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    url = f"http://127.0.0.1:{port}"
+    prefix = next((flag.split("=", 1)[1] for flag in extra_flags if flag.startswith("--path_prefix=")), "")
+    url = f"http://127.0.0.1:{port}{prefix.rstrip('/')}"
     try:
         deadline = time.monotonic() + 60
         while ready not in fetch(url, "runs", {}):

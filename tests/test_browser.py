@@ -67,6 +67,19 @@ def open_tab(browser, url: str, problems: list[str], ready: str = ".layer-item",
     return page, frame
 
 
+def test_the_tab_works_under_a_path_prefix(browser, demo_logdir):
+    """TensorBoard behind a proxy (``--path_prefix``): the tab finds its modules and its routes under it."""
+    with tensorboard_process(demo_logdir, ready=b"too_high", extra_flags=("--path_prefix=/proxied/tb",)) as url:
+        assert url.endswith("/proxied/tb")
+        problems: list[str] = []
+        page, frame = open_tab(browser, url, problems)
+        frame.wait_for_function("[...document.querySelectorAll('img.mosaic')].length > 0 && "
+                                "[...document.querySelectorAll('img.mosaic')].every(i => i.complete && i.naturalWidth > 0)")
+        assert "/proxied/tb/data/plugin/cnnviz/blob?" in frame.eval_on_selector("img.mosaic", "img => img.src")
+        assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
+        page.close()
+
+
 def test_the_tab_shows_both_runs_and_flags_dead_layers(browser, tensorboard_url):
     problems: list[str] = []
     page, frame = open_tab(browser, tensorboard_url, problems)

@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,22 +17,63 @@ HEALTHY, TOO_HIGH = "healthy_lr0.05", "too_high_lr0.9"
 LOGGED_STEPS = list(range(0, QUICK_DEMO["steps"], QUICK_DEMO["log_every"])) + [QUICK_DEMO["steps"] - 1]
 
 
+def module_path(client) -> str:
+    """Where TensorBoard's page imports the tab from: /data/plugin/cnnviz/static/<version>/index.js."""
+    return json.loads(client.get("/data/plugins_listing").data)["cnnviz"]["loading_mechanism"]["module_path"]
+
+
 def test_the_tab_is_listed_as_an_iframe_module(demo_client):
     listing = json.loads(demo_client.get("/data/plugins_listing").data)["cnnviz"]
     assert listing["tab_name"] == "CNNVIZ" and listing["enabled"]
-    assert listing["loading_mechanism"] == {"type": "IFRAME", "module_path": "/data/plugin/cnnviz/static/index.js"}
-    reply = demo_client.get("/data/plugin/cnnviz/static/index.js")
+    assert listing["loading_mechanism"]["type"] == "IFRAME"
+    version = re.fullmatch(r"/data/plugin/cnnviz/static/([0-9a-f]{12})/index\.js", module_path(demo_client)).group(1)
+    reply = demo_client.get(module_path(demo_client))
     assert reply.status_code == 200 and "javascript" in reply.headers["Content-Type"]
     assert b"export" in reply.data and b"render" in reply.data
+    # That version's files never change under its URLs: the browser keeps them (a reload asks for none again).
+    assert reply.headers["Cache-Control"] == f"private, max-age={365 * 24 * 3600}"
+    nested = demo_client.get(f"/data/plugin/cnnviz/static/{version}/views/top.js")
+    assert nested.status_code == 200 and "max-age=31536000" in nested.headers["Cache-Control"]
+    assert nested.data == demo_client.get("/data/plugin/cnnviz/static/views/top.js").data
+    # Any other version (a page opened before the plugin was upgraded), or none, gets today's file, not kept.
+    for path in ("0123456789ab/index.js", "index.js"):
+        other = demo_client.get(f"/data/plugin/cnnviz/static/{path}")
+        assert other.status_code == 200 and other.data == reply.data, path
+        assert other.headers["Cache-Control"] == "no-cache, must-revalidate", path
+    for path in (f"{version}/no_such.js", f"{version}/../plugin.py", f"{version}", f"{version}/"):
+        assert demo_client.get(f"/data/plugin/cnnviz/static/{path}").status_code == 404, path
+
+
+def test_a_changed_frontend_is_a_new_version(tmp_path):
+    """Editing a file of the tab (a new release, or a developer at work) changes the URL its modules load from,
+    so a browser never keeps an old module under the new version's URL."""
+    import shutil
+    from argparse import Namespace
+
+    from tensorboard.plugins import base_plugin
+
+    from tb_cnnviz import plugin as plugin_module
+
+    frontend = tmp_path / "frontend"
+    shutil.copytree(plugin_module._frontend_dir(), frontend)
+    original = plugin_module._frontend_dir
+    plugin_module._frontend_dir = lambda: frontend
+    try:
+        tab = plugin_module.CNNVizPlugin(base_plugin.TBContext(flags=Namespace(samples_per_plugin={})))
+    finally:
+        plugin_module._frontend_dir = original
+    before = tab.frontend_metadata().es_module_path
+    assert tab.frontend_metadata().es_module_path == before  # stable while nothing changes
+    (frontend / "views" / "top.js").write_text((frontend / "views" / "top.js").read_text() + "\n// edited\n")
+    after = tab.frontend_metadata().es_module_path
+    assert after != before and after.endswith("/index.js")
 
 
 def test_the_entry_module_preloads_every_module_of_the_tab(demo_client):
     """index.js names the tab's modules so the browser fetches them at once (model.js it imports first): a module
     missing from its list would load late (one import level at a time), a listed one that is gone would be a 404
     in the console."""
-    import re
-
-    entry = demo_client.get("/data/plugin/cnnviz/static/index.js").data.decode()
+    entry = demo_client.get(module_path(demo_client)).data.decode()
     listed = re.findall(r"'([\w/]+\.js)'", entry[entry.index("const MODULES"):entry.index("];")])
     frontend = Path(__file__).resolve().parent.parent / "frontend"
     on_disk = sorted(path.relative_to(frontend).as_posix() for path in frontend.rglob("*.js") if path.name != "index.js" or path.parent != frontend)
