@@ -384,7 +384,10 @@ class CNNVizPlugin(base_plugin.TBPlugin):
                                 "min_rates": [_json_rates(row) for row in lowest]}}
 
     def dead_summary_impl(self, ctx: Any, eid: str, run: str, model: str = "") -> dict:
-        kinds = self._source(self._listing(ctx, eid, run), run, model)
+        listing = self._listing(ctx, eid, run, ("tensors",))  # the flushes are tensors: one listing, not three
+        if (run, model) not in listing:  # no tensors: a run of pictures only has no layer watched, not no data
+            listing = self._listing(ctx, eid, run)
+        kinds = self._source(listing, run, model)
         layers = {}
         watched = sorted(kinds.get(metadata.DEAD, {}).items(), key=lambda kv: kv[1].content.order)
         read = self._tensor_serieses(ctx, eid, run, [found for _, found in watched])

@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import torch
 from PIL import Image
 
 from tb_cnnviz import CNNViz, metadata
@@ -247,6 +248,27 @@ def test_names_with_markup_and_unicode_round_trip_as_text(tmp_path, tiny_net, lo
         assert reply.status_code == 400 and "--load_fast=false" in json.loads(reply.data)["error"]
     else:
         assert reply.status_code == 200 and json.loads(reply.data)["run"] == name
+
+
+@pytest.mark.parametrize("load_fast", ["false", "true"])
+def test_the_dead_summary_of_a_run_without_flushes_is_empty_not_missing(tmp_path, tiny_net, load_fast):
+    """/dead_summary reads the flushes alone; a run that logged pictures only watched no layer (an empty
+    summary), where a run or model with no CNNVIZ data at all is a 404 that says what there is."""
+    with CNNViz(tiny_net, str(tmp_path / "pictures"), probe_images=torch.rand(1, 1, 8, 8), raise_errors=True) as viz:
+        viz.log_activations(0)
+    with CNNViz(tiny_net, str(tmp_path / "watched"), raise_errors=True) as viz:
+        viz.watch_dead_filters(every=1)
+        tiny_net(torch.rand(2, 1, 8, 8))
+        viz.flush_dead_filters(0)
+    client = tensorboard_client(tmp_path, load_fast)
+    status, body = get_json(client, "dead_summary", run="pictures")
+    assert status == 200 and body["layers"] == {}
+    status, body = get_json(client, "dead_summary", run="watched")
+    assert status == 200 and set(body["layers"]) == {"relu1", "relu2"}
+    status, body = get_json(client, "dead_summary", run="pictures", model="gan")
+    assert status == 404 and "its models are: ''" in body["error"]
+    status, body = get_json(client, "dead_summary", run="nowhere")
+    assert status == 404 and "no CNNVIZ data for run 'nowhere'" in body["error"]
 
 
 def test_data_from_a_newer_format_is_skipped_not_fatal(tmp_path, tiny_net):
