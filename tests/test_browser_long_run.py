@@ -89,6 +89,8 @@ def test_every_view_of_a_long_run_draws_its_latest_step(browser, long_run_url): 
     # The tab opens on the latest step, which /steps answered with: no second request before the first paint.
     assert any("/cnnviz/steps?" in request for request in requests), requests
     assert not any("/cnnviz/sample?" in request for request in requests), requests
+    # The runs were asked for once: index.js's preload is the request model.js makes (else a console warning).
+    assert sum(request.endswith("/cnnviz/runs") for request in requests) == 1, requests
     views = frame.eval_on_selector_all("button.view-button", "els => els.map(e => e.dataset.view)")
     logged = [view for view in views if runs[0].get(view)]
     assert sorted(logged) == sorted(views), set(views) - set(logged)  # the fixture logs every view
