@@ -220,6 +220,7 @@ def test_static_files_in_sub_folders_are_served(demo_client):
     assert reply.data == (Path(__file__).resolve().parent.parent / "frontend" / "views" / "top.js").read_bytes()
 
 
+@pytest.mark.slow  # two more TensorBoard loads of the demo (5 s): outside the quick subset
 def test_a_users_own_samples_per_plugin_wins(demo_logdir):
     client = tensorboard_client(demo_logdir, "false", ("--samples_per_plugin=cnnviz=3",))
     _, thinned = get_json(client, "dead", run=HEALTHY, layer="relu1")
