@@ -232,14 +232,6 @@ def memory(logdir: Path, calls: int, flag_sets: tuple[tuple[str, ...], ...]) -> 
             stop(process)
 
 
-#: Every column of the view drawn and every picture in it decoded (the tab sets ``data-drawn`` to the view).
-DRAWN = """kind => {
-  const root = document.getElementById('cnnviz-root');
-  const pictures = [...document.querySelectorAll('.run-columns img')];
-  return root && root.dataset.drawn === kind && pictures.every((img) => img.complete && img.naturalWidth > 0);
-}"""
-
-
 def first_paints(port: int, openings: int = 5) -> tuple[list[tuple[float, float]], dict[str, float]]:
     """Each view's first paint in a fresh Chromium (an empty cache), in seconds: the tab opened on its first
     view (activations), ``openings`` times, from the page's navigation start (TensorBoard's own page included)
@@ -261,11 +253,10 @@ def first_paints(port: int, openings: int = 5) -> tuple[list[tuple[float, float]
                 while (frame := next((f for f in page.frames if "plugin_entry.html?name=cnnviz" in f.url), None)) is None:
                     assert time.monotonic() < deadline, "the CNNVIZ iframe never loaded"
                     page.wait_for_timeout(10)
-                frame.wait_for_function(DRAWN, arg="activations", timeout=60_000, polling="raf")
-                painted = frame.evaluate("performance.timeOrigin + performance.now()")
+                painted = drawn_at(frame, "activations")
                 top_origin = page.evaluate("performance.timeOrigin")
                 tab_origin = frame.evaluate("performance.timeOrigin")  # when TensorBoard's page made our iframe
-                opened.append(((painted - top_origin) / 1000, (tab_origin - top_origin) / 1000))
+                opened.append(((tab_origin + painted - top_origin) / 1000, (tab_origin - top_origin) / 1000))
                 if opening:
                     continue
                 for view in frame.eval_on_selector_all("button.view-button", "els => els.map(e => e.dataset.view)"):
@@ -273,11 +264,17 @@ def first_paints(port: int, openings: int = 5) -> tuple[list[tuple[float, float]
                         continue
                     start = frame.evaluate("view => { const t = performance.now(); document.querySelector("
                                            "`button.view-button[data-view='${view}']`).click(); return t; }", view)
-                    frame.wait_for_function(DRAWN, arg=view, timeout=60_000, polling="raf")
-                    views[view] = (frame.evaluate("performance.now()") - start) / 1000
+                    views[view] = (drawn_at(frame, view) - start) / 1000
             finally:
                 browser.close()
     return opened, views
+
+
+def drawn_at(frame, view: str) -> float:
+    """The frame's ``performance.now()`` when ``view`` was drawn (checked every animation frame)."""
+    from test_browser import VIEW_DRAWN
+
+    return frame.wait_for_function(VIEW_DRAWN, arg=view, timeout=60_000, polling="raf").json_value()
 
 
 def start_up(workdir: Path, repeats: int = 3) -> None:

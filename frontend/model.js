@@ -79,18 +79,14 @@ export function fetchRuns() {
  * cache, so the tab, which opens on the latest step, paints without asking for it again.
  */
 export function fetchSteps(run, kind, layer) {
-  const url = routeUrl('steps', { run, kind, layer });
-  const known = jsonCache.has(url);
-  const reply = getJson(url);
-  if (!known) {
-    reply.then((steps) => {
-      const latest = steps && steps.latest;
-      if (latest && Number.isInteger(latest.step)) {
-        const sampleUrl = routeUrl('sample', { run, kind, layer, step: latest.step });
-        if (!jsonCache.has(sampleUrl)) jsonCache.set(sampleUrl, Promise.resolve(latest));
-      }
-    }, () => {});
-  }
+  const reply = getJson(routeUrl('steps', { run, kind, layer }));
+  reply.then((steps) => {
+    const latest = steps && steps.latest;
+    if (latest && Number.isInteger(latest.step)) {
+      const sampleUrl = routeUrl('sample', { run, kind, layer, step: latest.step });
+      if (!jsonCache.has(sampleUrl)) jsonCache.set(sampleUrl, Promise.resolve(latest));
+    }
+  }, () => {});
   return reply;
 }
 

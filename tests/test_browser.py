@@ -20,6 +20,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+#: The view ``kind`` is drawn: every column filled (the tab sets ``data-drawn`` to the view) and every picture in
+#: them decoded. Truthy then: the frame's ``performance.now()`` (polled every frame, the moment it was drawn).
+VIEW_DRAWN = """kind => {
+  const root = document.getElementById('cnnviz-root');
+  const drawn = root && root.dataset.drawn === kind
+    && [...document.querySelectorAll('.run-columns img')].every((img) => img.complete && img.naturalWidth > 0);
+  return drawn ? performance.now() : 0;
+}"""
 
 
 def chromium_path() -> str:

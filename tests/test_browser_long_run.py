@@ -15,7 +15,7 @@ import torchvision
 
 from helpers import fetch, replicate_steps, tensorboard_process
 from playwright.sync_api import expect
-from test_browser import DOCS, browser, open_tab  # noqa: F401  (the module-scoped Chromium fixture)
+from test_browser import DOCS, VIEW_DRAWN, browser, open_tab  # noqa: F401  (the module-scoped Chromium fixture)
 from tb_cnnviz import CNNViz
 from tb_cnnviz.methods._hooks import every_conv_and_relu
 from tb_cnnviz.views.health import DeadFilterWarning
@@ -69,14 +69,6 @@ def log_every_other_view(viz: CNNViz, model: torch.nn.Module) -> None:
     viz.log_correspondence(0, data[0][0][0], data[0][0][1], "layer3", k=8)
 
 
-#: Every column of the view drawn and every picture in it decoded (the tab sets ``data-drawn`` to the view).
-DRAWN = """kind => {
-  const root = document.getElementById('cnnviz-root');
-  return root.dataset.drawn === kind && root.dataset.pending === '0'
-    && [...document.querySelectorAll('.run-columns img')].every((img) => img.complete && img.naturalWidth > 0);
-}"""
-
-
 def test_every_view_of_a_long_run_draws_its_latest_step(browser, long_run_url):  # noqa: F811
     """Each view, thinned to 17 of 30 steps, draws the latest step without an error (its first paint is timed
     by benchmarks/long_run.py)."""
@@ -85,7 +77,7 @@ def test_every_view_of_a_long_run_draws_its_latest_step(browser, long_run_url): 
     problems: list[str] = []
     requests: list[str] = []
     page, frame = open_tab(browser, url, problems, on_request=requests.append)
-    frame.wait_for_function(DRAWN, arg="activations", timeout=30_000)
+    frame.wait_for_function(VIEW_DRAWN, arg="activations", timeout=30_000)
     # The tab opens on the latest step, which /steps answered with: no second request before the first paint.
     assert any("/cnnviz/steps?" in request for request in requests), requests
     assert not any("/cnnviz/sample?" in request for request in requests), requests
@@ -96,7 +88,8 @@ def test_every_view_of_a_long_run_draws_its_latest_step(browser, long_run_url): 
     assert sorted(logged) == sorted(views), set(views) - set(logged)  # the fixture logs every view
     for view in views:
         frame.locator(f"button.view-button[data-view='{view}']").click()
-        frame.wait_for_function(DRAWN, arg=view, timeout=30_000)
+        frame.wait_for_function(VIEW_DRAWN, arg=view, timeout=30_000)
+        expect(frame.locator("#cnnviz-root")).to_have_attribute("data-pending", "0")  # every request answered
         expect(frame.locator(".run-columns .state-box")).to_have_count(0)  # no error, no "nothing logged"
         if view != "dead":  # a picture series: the latest of 30 steps, thinned
             expect(frame.locator("#step-label")).to_contain_text(str(STEPS[-1]))
