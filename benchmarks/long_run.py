@@ -43,7 +43,7 @@ from storage import mosaics_and_bytes, write_image_summaries  # the images plugi
 from helpers import free_port, replicate_steps  # noqa: I001  (tests/helpers.py, put on the path by storage)
 from tb_cnnviz import CNNViz
 from tb_cnnviz.methods._hooks import every_conv_and_relu
-from tb_cnnviz.views.health import DeadFilterWarning
+from tb_cnnviz.views.dead import DeadFilterWarning
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGENET_MEAN, IMAGENET_STD = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])

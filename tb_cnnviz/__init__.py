@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 #: public name -> the module that defines it
 _LAZY = {
     "CNNViz": ".logger",
-    "DeadFilterWarning": ".views.health",
+    "DeadFilterWarning": ".views.dead",
     "LoggingFailedWarning": ".guard",
     "StorageFailedWarning": ".sink",
     "DeadFilterMonitor": ".methods.activations.dead_filters",

@@ -21,10 +21,15 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from .logger import CNNViz
+from .methods._hooks import conv_layers, preserved_state, relu_layers
+from .views import registry
 
-DEFAULT_VIEWS = ("activations", "filters", "top", "embedding", "saliency", "occlusion", "performance")
+_DECLARED = [view for view in registry.declarations() if view.analyze is not None]
+#: What ``--views`` names: each view's stem, and the former names that still work (``top``, ``saliency``, ...).
+VIEW_NAMES = {name: view for view in _DECLARED for name in (view.stem, *view.analyze_names)}
+DEFAULT_VIEWS = tuple(view.stem for view in _DECLARED if not view.opt_in)
 #: Image-synthesis views: opt-in (``--views ...`` or ``--views all``), as each optimises inputs for a while.
-OPT_IN_VIEWS = ("inversion", "class_models", "channel_images", "correspondence")
+OPT_IN_VIEWS = tuple(view.stem for view in _DECLARED if view.opt_in)
 VIEWS = DEFAULT_VIEWS + OPT_IN_VIEWS
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -152,12 +157,31 @@ def image_folder(root: str | Path, size: int = 224, mean: Sequence[float] = IMAG
     return ImageFolderData(files, labels, classes, size, mean, std, batch_size)
 
 
+@dataclass
+class Analysis:
+    """What a view's ``analyze`` hook (``views/<stem>.py``) logs with: the CNNViz, the images, the step, and
+    the spatial layers for the per-layer views (``--layers``, else a middle conv: neither edge of the net)."""
+
+    viz: CNNViz
+    model: nn.Module
+    data: ImageFolderData
+    spatial: list[str]
+    step: int
+    error: type[Exception] = AnalyzeError
+
+    def code_layer(self) -> str:
+        return _code_layer(self.model)
+
+    def model_class_names(self) -> list[str] | None:
+        return _model_class_names(self.model, self.viz.probe_images, self.data.classes)
+
+
 def analyze(model: nn.Module, data: ImageFolderData, logdir: str | Path, layers: Sequence[str] | None = None,
             views: Sequence[str] = DEFAULT_VIEWS, probes: int = 8, step: int = 0) -> list[str]:
-    """Log every requested view for ``model`` over ``data`` into ``logdir``; returns the views written.
-    ``views`` may be ``["all"]``: the default ones and the opt-in image-synthesis ones."""
+    """Log every requested view for ``model`` over ``data`` into ``logdir``; returns the views written, by the
+    names asked for. ``views`` may be ``["all"]``: the default ones and the opt-in image-synthesis ones."""
     views = VIEWS if list(views) == ["all"] else views
-    unknown = [v for v in views if v not in VIEWS]
+    unknown = [v for v in views if v not in VIEW_NAMES]
     if unknown:
         raise AnalyzeError(f"--views: unknown {', '.join(unknown)}; the views are {', '.join(VIEWS)}")
     first = next(iter(data), None)
@@ -166,17 +190,16 @@ def analyze(model: nn.Module, data: ImageFolderData, logdir: str | Path, layers:
     probe_images, probe_labels, _ = first
     probe_images = probe_images[:probes]
     labels = probe_labels[:probes] if probe_labels is not None else None
-    from .methods._hooks import conv_layers
-
     convs = list(conv_layers(model))
     spatial = list(layers or []) or convs[len(convs) // 2 : len(convs) // 2 + 1]  # a middle conv: neither edges nor whole images
     written: list[str] = []
     failures: list[str] = []
     with CNNViz(model, str(logdir), probe_images=probe_images, probe_labels=labels, layers=layers, raise_errors=True) as viz:
+        job = Analysis(viz, model, data, spatial, step)
         for view in views:
             print(f"tb-cnnviz analyze: {view}", file=sys.stderr)
             try:
-                _log_view(viz, view, data, model, spatial, step)
+                VIEW_NAMES[view].analyze(job)
             except Exception as exc:  # one failing view does not stop the others; the exit code says so
                 failures.append(f"{view}: {type(exc).__name__}: {exc}")
                 print(f"tb-cnnviz analyze: {view} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -187,47 +210,11 @@ def analyze(model: nn.Module, data: ImageFolderData, logdir: str | Path, layers:
     return written
 
 
-def _log_view(viz: CNNViz, view: str, data: ImageFolderData, model: nn.Module, spatial: list[str], step: int) -> None:
-    if view == "activations":
-        viz.log_activations(step)
-    elif view == "filters":
-        viz.log_filters(step)
-    elif view == "saliency":
-        for method in ("saliency", "guided_backprop", "grad_cam"):
-            viz.log_saliency(step, method=method)
-    elif view == "occlusion":
-        viz.log_occlusion(step)
-    elif view == "top":
-        for layer in spatial:
-            viz.log_top_activations(data, layer, step, to_pixels=data.to_pixels, directions=8)
-    elif view == "embedding":
-        viz.log_embedding(data, _code_layer(model), step, n=2000, to_pixels=data.to_pixels,
-                          class_names=_model_class_names(model, viz.probe_images, data.classes))
-    elif view == "inversion":
-        viz.log_inversion(step)
-    elif view == "class_models":
-        viz.log_class_models(step, class_names=data.classes)
-    elif view == "channel_images":
-        for layer in spatial:
-            viz.log_channel_visualizations(step, layer)
-    elif view == "correspondence":
-        probes = viz.probe_images
-        if len(probes) < 2:
-            raise AnalyzeError("correspondence matches the first two images: --images needs at least two readable")
-        viz.log_correspondence(step, probes[0], probes[1], spatial[0], to_pixels=data.to_pixels, name="images 0 and 1")
-    elif view == "performance":
-        if data.labels is None:
-            raise AnalyzeError("a flat folder has no labels: give one subfolder per class for the accuracy views")
-        viz.log_performance(data, step, class_names=data.classes, to_pixels=data.to_pixels)
-
-
 def _model_class_names(model: nn.Module, probes: torch.Tensor, classes: list[str] | None) -> list[str] | None:
     """The folder's class names when they are the model's classes (as many as its outputs), else None: a
     10-class model shown a 2-class folder names its predictions by number."""
     if classes is None:
         return None
-    from .methods._hooks import preserved_state
-
     with preserved_state(model), torch.inference_mode():
         outputs = model(probes[:1])
     return classes if outputs.shape[-1] == len(classes) else None
@@ -239,8 +226,6 @@ def _code_layer(model: nn.Module) -> str:
     names = [name for name, module in model.named_modules() if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))]
     if names:
         return names[-1]
-    from .methods._hooks import relu_layers
-
     relus = list(relu_layers(model))
     if not relus:
         raise AnalyzeError("embedding: the model has no global pooling or ReLU layer to take codes from; pass --layers")

@@ -111,7 +111,7 @@ def train_run(
             if step in (0, steps - 1):  # images made by the network: at initialisation, and trained
                 viz.log_inversion(step, steps=150)
                 viz.log_class_models(step, classes=list(range(10)), class_names=[f"digit {c}" for c in range(10)])
-                viz.log_channel_visualizations(step, "relu2", channels=list(range(8)))
+                viz.log_channel_images(step, "relu2", channels=list(range(8)))
             start_index = (step * batch_size) % (len(order) - batch_size)
             batch = order[start_index : start_index + batch_size]
             model.train()

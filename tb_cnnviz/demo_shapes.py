@@ -125,7 +125,7 @@ def shapes_run(logdir: Path, steps: int = 800, log_every: int = 200, size: int =
             if not synthesis:
                 return
             viz.log_class_models(step, classes=list(range(len(CLASSES))), class_names=names, jitter_pixels=2, blur=1.0)
-            viz.log_channel_visualizations(step, "relu2", channels=list(range(12)))
+            viz.log_channel_images(step, "relu2", channels=list(range(12)))
 
         def after_step(step: int, loss: float) -> None:
             writer.add_scalar("loss", loss, step)

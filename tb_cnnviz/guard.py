@@ -1,6 +1,7 @@
 """The guard around every CNNViz logging call: a failure warns once and training goes on.
 
-Why a module of its own: the facade (``logger.py``) and the mixins that hold its view families share it.
+Why a module of its own: one policy for every logging call, kept apart from the facade (``logger.py``) whose
+methods it wraps, and from the views, which raise like any library code.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ by every rank in the same order; every other view does no collective and is skip
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -22,13 +22,38 @@ from . import distributed, metadata, sink, thinning
 from .guard import LoggingFailedWarning, logging_call
 from .methods._hooks import check_images, check_positive_int, resolve_layers, unwrap_model
 from .methods.activations.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor
-from .methods.attribution.grad_cam import last_conv_name
-from .methods.synthesis.activation_maximization import check_size
-from .views import activations, attribution, correspondence, embedding, health, performance, synthesis, top_patches
+from .views import (activations, attribution, channel_images, class_models, correspondence, dead, embedding, filters,
+                    inversion, performance, top_activations)
 from .views.attribution import Targets
-from .views.health import DeadFilterWarning
+from .views.dead import DeadFilterWarning
+from .views.declaration import LoggingRun
 
 __all__ = ["CNNViz", "DeadFilterWarning", "LoggingFailedWarning"]
+
+
+class _RunAttribute:
+    """A CNNViz attribute kept in its :class:`LoggingRun` (one place: what a logging call reads)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, viz: Any, owner: type | None = None) -> Any:
+        return self if viz is None else getattr(viz._run, self.name)
+
+    def __set__(self, viz: Any, value: Any) -> None:
+        setattr(viz._run, self.name, value)
+
+
+def _checked_labels(labels: Sequence[int] | torch.Tensor | None, images: torch.Tensor | None) -> list[int] | None:
+    if labels is None:
+        return None
+    values = labels.flatten().tolist() if isinstance(labels, torch.Tensor) else list(labels)
+    if images is not None and len(values) != len(images):
+        raise ValueError(
+            f"probe_labels has {len(values)} labels but probe_images has {len(images)} images; "
+            "give one label per image"
+        )
+    return [int(v) for v in values]
 
 
 class CNNViz:
@@ -92,12 +117,10 @@ class CNNViz:
                                 ("max_filters", max_filters), ("max_inputs", max_inputs)):
             check_positive_int(value, argument)
         self.model = model = unwrap_model(model)  # DataParallel / DDP / torch.compile: the module they wrap
-        self.layers = list(layers) if layers is not None else None
-        resolve_layers(model, self.layers)  # a mistyped name fails here, listing the layers there are
-        self.probe_images = check_images(probe_images, "probe_images") if probe_images is not None else None
-        self.probe_labels = self._check_labels(probe_labels)
-        self.max_channels, self.max_size = max_channels, max_size
-        self.max_filters, self.max_inputs = max_filters, max_inputs
+        layers = list(layers) if layers is not None else None
+        resolve_layers(model, layers)  # a mistyped name fails here, listing the layers there are
+        probe_images = check_images(probe_images, "probe_images") if probe_images is not None else None
+        probe_labels = _checked_labels(probe_labels, probe_images)
         self.raise_errors = raise_errors
         self.writes = distributed.world()[0] == distributed.WRITER_RANK  #: False on DDP ranks other than 0
         if name is not None:
@@ -106,22 +129,21 @@ class CNNViz:
                       if self.writes
                       else sink.DiscardingSink(name))
         self.name: str = self._sink.model  #: the model's name in the run ("" unnamed)
-        self._health = health.HealthLog(model, self._sink, self.writes)
+        #: what every logging call gets: the sink, the model, the probe images and the bounds of each picture
+        self._run = LoggingRun(self._sink, model, probe_images, probe_labels, layers, max_channels, max_size,
+                               max_filters, max_inputs)
+        self._health = dead.HealthLog(model, self._sink, self.writes)
         self._last_step: int | None = None
         self._reported_failures: set[tuple[str, str, str]] = set()
-        self._grad_cam_layer: str | None = None
         self._closed = False
 
-    def _check_labels(self, labels: Sequence[int] | torch.Tensor | None) -> list[int] | None:
-        if labels is None:
-            return None
-        values = labels.flatten().tolist() if isinstance(labels, torch.Tensor) else list(labels)
-        if self.probe_images is not None and len(values) != len(self.probe_images):
-            raise ValueError(
-                f"probe_labels has {len(values)} labels but probe_images has {len(self.probe_images)} images; "
-                "give one label per image"
-            )
-        return [int(v) for v in values]
+    probe_images = _RunAttribute()
+    probe_labels = _RunAttribute()
+    layers = _RunAttribute()
+    max_channels = _RunAttribute()
+    max_size = _RunAttribute()
+    max_filters = _RunAttribute()
+    max_inputs = _RunAttribute()
 
     # -- dead filters ---------------------------------------------------------------------------------------
 
@@ -165,15 +187,12 @@ class CNNViz:
     @logging_call
     def log_activations(self, step: int, images: torch.Tensor | None = None) -> list[str] | None:
         """Write each selected layer's maps for the probe images (or ``images``); returns the layers written."""
-        images = self._images(images)
-        with self._health.paused():
-            return activations.log_activations(self._sink, self.model, images, step, self.layers,
-                                               self._labels_of(images), self.max_channels, self.max_size)
+        return self._log(activations.log_activations, locals())
 
     @logging_call
     def log_filters(self, step: int) -> list[str] | None:
         """Write every 2-D conv layer's weights (of ``layers``, if given) with per-filter noise scores."""
-        return activations.log_filters(self._sink, self.model, step, self.layers, self.max_filters, self.max_inputs)
+        return self._log(filters.log_filters, locals())
 
     # -- where the network looks ----------------------------------------------------------------------------
 
@@ -188,11 +207,7 @@ class CNNViz:
         be trusted (sanity check, deletion / insertion against a random order; pointing game and mass in mask
         against ``masks`` (N, H, W) of the objects, when given): one map per conv and linear layer and 4 x 33
         forwards per image more."""
-        images = self._images(images)
-        with self._health.paused():
-            cam_layer = self._cam_layer(images) if method in attribution.CAM_METHODS else None
-            return attribution.log_saliency(self._sink, self.model, images, step, self._labels_of(images), targets,
-                                            method, smooth, n, sigma, cam_layer, checks, masks)
+        return self._log(attribution.log_saliency, locals())
 
     @logging_call
     def log_occlusion(self, step: int, images: torch.Tensor | None = None, targets: Targets = None,
@@ -201,10 +216,7 @@ class CNNViz:
         """Write occlusion maps (Zeiler & Fergus) for the probe images (or ``images``). ``window`` defaults to
         32 px on images of 128 px and more, else a quarter of the shorter side; ``stride`` to half the window.
         ``checks`` and ``masks`` as for :meth:`log_saliency`."""
-        images = self._images(images)
-        with self._health.paused():
-            return attribution.log_occlusion(self._sink, self.model, images, step, self._labels_of(images), targets,
-                                             window, stride, fill, batch_size, checks, masks)
+        return self._log(attribution.log_occlusion, locals())
 
     # -- where the network fails -----------------------------------------------------------------------------
 
@@ -221,9 +233,7 @@ class CNNViz:
         ``to_pixels`` maps model inputs to [0, 1] pixels for the attributes and thumbnails (undo your
         normalisation). ``saliency_concentration`` adds that attribute (the share of each image's saliency
         in its top 10% of pixels, a proxy for object size; one backward per batch). Returns the top-k accuracies."""
-        with self._health.paused():
-            return performance.log_performance(self._sink, self.model, data, step, attributes, class_names, examples,
-                                               to_pixels, name, bins, topk, saliency_concentration)
+        return self._log(performance.log_performance, locals())
 
     # -- what a channel responds to ---------------------------------------------------------------------------
 
@@ -242,9 +252,7 @@ class CNNViz:
 
         Under DDP every rank calls it with its shard of the data (batches carrying data set indices, so that
         images do not collide); rank 0 gathers every rank's candidates, merges them exactly and writes."""
-        with self._health.paused():
-            return top_patches.log_top_activations(self._sink, self.model, data, layer, step, k, directions, to_pixels,
-                                                   channels, self.max_channels, patch_size, whole_size)
+        return self._log(top_activations.log_top_activations, locals())
 
     # -- embedding of CNN codes ------------------------------------------------------------------------------
 
@@ -256,9 +264,7 @@ class CNNViz:
         """Lay out the codes of ``layer`` for the first ``n`` images of ``data`` in 2-D (t-SNE after PCA) and
         write the layout with labels, predictions and thumbnails; the first ``grid`` points are also snapped
         to a grid. With ``projector`` the codes also go to TensorBoard's Projector tab. Returns how many."""
-        with self._health.paused():
-            return embedding.log_embedding(self._sink, self.model, data, layer, step, n, to_pixels, class_names,
-                                           method, grid, projector)
+        return self._log(embedding.log_embedding, locals())
 
     # -- images made by the network --------------------------------------------------------------------------
 
@@ -268,12 +274,7 @@ class CNNViz:
         """Reconstruct one image (default: the first probe image) from its code at each of ``layers``
         (default: up to four convs from first to last, and the last linear layer), shallow to deep, and
         write the original beside the reconstructions; returns the name shown in the tab."""
-        if image is None:
-            images, name, label = self._images(None)[:1], name or "probe 0", (self.probe_labels or [None])[0]
-        else:
-            images, name, label = synthesis.one_image(image), name or "image", None
-        with self._health.paused():
-            return synthesis.log_inversion(self._sink, self.model, step, images, name, label, layers, steps, seed)
+        return self._log(inversion.log_inversion, locals())
 
     @logging_call
     def log_class_models(self, step: int, classes: Sequence[int] | None = None,
@@ -283,29 +284,22 @@ class CNNViz:
         classes) at the probe images' size (or ``size``, (C, H, W)); returns the name shown in the tab.
         ``jitter_pixels`` and ``blur`` regularise as in :func:`~tb_cnnviz.methods.class_model` (without them a
         net that reads fine texture gives noise)."""
-        size = self._input_size(size)
-        if classes is None and self.probe_labels:
-            classes = sorted(set(self.probe_labels))
-        with self._health.paused():
-            return synthesis.log_class_models(self._sink, self.model, step, classes, class_names, size, steps, seed,
-                                              jitter_pixels, blur)
+        return self._log(class_models.log_class_models, locals())
 
     @logging_call
-    def log_channel_visualizations(self, step: int, layer: str, channels: Sequence[int] | None = None,
-                                   size: tuple[int, int, int] | None = None,
-                                   input_range: tuple[float, float] | None = None, steps: int = 256,
-                                   seed: int = 0) -> str | None:
+    def log_channel_images(self, step: int, layer: str, channels: Sequence[int] | None = None,
+                           size: tuple[int, int, int] | None = None,
+                           input_range: tuple[float, float] | None = None, steps: int = 256,
+                           seed: int = 0) -> str | None:
         """Write one optimised image per channel of ``layer`` (default: its first 16 channels) at the probe
         images' size (or ``size``), with pixels inside ``input_range`` (default: the probe images' range,
         else [0, 1]); the tab shows them beside the channel's top patches and filter when those are logged."""
-        resolve_layers(self.model, [layer], "layer")
-        size = self._input_size(size)
-        if input_range is None:
-            input_range = ((self.probe_images.min().item(), self.probe_images.max().item())
-                           if self.probe_images is not None else (0.0, 1.0))
-        with self._health.paused():
-            return synthesis.log_channel_visualizations(self._sink, self.model, step, layer, channels, size,
-                                                        input_range, steps, seed)
+        return self._log(channel_images.log_channel_images, locals())
+
+    @logging_call
+    def log_channel_visualizations(self, *args: Any, **kwargs: Any) -> str | None:
+        """The former name of :meth:`log_channel_images` (the same arguments), kept for existing code."""
+        return CNNViz.log_channel_images.__wrapped__(self, *args, **kwargs)
 
     @logging_call
     def log_correspondence(self, step: int, image_a: torch.Tensor, image_b: torch.Tensor, layer: str, k: int = 256,
@@ -317,35 +311,15 @@ class CNNViz:
         the ``k`` best matches (pixel points, cosine scores, mutual flags); the tab draws them as lines.
         ``to_pixels`` maps model inputs to [0, 1] pixels (else each image is stretched to its range); ``name``
         (default: the layer) tells several pairs apart. Returns how many matches were written."""
+        return self._log(correspondence.log_correspondence, locals())
+
+    def _log(self, log: Callable[..., Any], arguments: dict[str, Any]) -> Any:
+        """Call a view's logging function with this method's arguments, by name (a view's parameters are
+        keyword-only: a reordered one cannot swap values), with the dead-filter hooks paused (our own forward
+        passes are not training inputs)."""
+        arguments.pop("self")
         with self._health.paused():
-            return correspondence.log_correspondence(self._sink, self.model, step, image_a, image_b, layer, k, grid,
-                                                     points, to_pixels, name)
-
-    # -- inputs ---------------------------------------------------------------------------------------------
-
-    def _images(self, images: torch.Tensor | None) -> torch.Tensor:
-        if images is None:
-            if self.probe_images is None:
-                raise ValueError("no images to show: pass images=... or give CNNViz probe_images=...")
-            return self.probe_images
-        return check_images(images)
-
-    def _labels_of(self, images: torch.Tensor) -> list[int] | None:
-        """The probe labels when ``images`` are the probe images; other images come without labels."""
-        return self.probe_labels if images is self.probe_images else None
-
-    def _input_size(self, size: tuple[int, int, int] | None) -> tuple[int, int, int]:
-        if size is not None:
-            return check_size(size)
-        if self.probe_images is None:
-            raise ValueError("no input size: pass size=(channels, height, width) or give CNNViz probe_images=...")
-        return tuple(self.probe_images.shape[1:])
-
-    def _cam_layer(self, images: torch.Tensor) -> str:
-        """Grad-CAM's layer, the last conv the forward runs: found once (one forward of one image), then kept."""
-        if self._grad_cam_layer is None:
-            self._grad_cam_layer = last_conv_name(self.model, images)
-        return self._grad_cam_layer
+            return log(self._run, **arguments)
 
     # -- lifetime -------------------------------------------------------------------------------------------
 

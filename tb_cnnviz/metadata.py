@@ -4,40 +4,15 @@ A summary's ``SummaryMetadata.plugin_data`` holds ``plugin_name = "cnnviz"`` and
 format ``version``, the ``kind`` of data and the ``layer`` it belongs to. TensorBoard keeps the metadata of a
 tag's *first* event only, so anything that changes per step lives in the data itself (blob 0 of a blob
 sequence is that step's JSON). Picture series of a long run are written thinned (:mod:`.thinning`): under
-the plugin name ``cnnviz_pictures``, tags ``<tag>@<slot>``, each meta JSON stamped with its ``series_index``.
+the plugin name ``cnnviz_pictures``, tags ``<tag>@<slot>``, each meta JSON with its ``series_index``.
 ``data_class`` is always set: TensorBoard infers it only for its own plugins, and without it a third-party
 plugin's data silently does not show.
 
-Kinds:
-    ``activations``  blob sequence: [meta JSON, PNG mosaic per probe image]
-    ``filters``      blob sequence: [meta JSON, PNG mosaic]
-    ``dead``         tensor float32 (C,): per channel, share of inputs whose map was all zero (all <= 0); the
-                     content's ``health`` says what an off channel is: ``"dead"`` (a ReLU's, no gradient) or
-                     ``"dormant"`` (a smooth activation's, never positive, gradient still flows); files
-                     without it (written before it existed) are ``"dead"``
-    ``attribution``  blob sequence: [meta JSON, input PNG per probe image, map PNG per probe image (none for
-                     occlusion, whose probabilities are numbers in the meta)]; the "layer" is the method; with
-                     ``checks=True`` the meta also holds the map checks (sanity, deletion / insertion, pointing)
-    ``performance``  blob sequence: [meta JSON (accuracy by class, confusion, attribute bins, calibration),
-                     PNG sprite of the most confidently wrong examples, PNG sprite of their saliency maps];
-                     the "layer" is the data set's name
-    ``top``          blob sequence: [meta JSON (per unit: values, image indices, positions, boxes), PNG sprite
-                     of the units' top patches, a row of k per unit]; the "layer" is the layer (``<layer>
-                     (random directions)`` for Szegedy et al.'s control)
-    ``embedding``    blob sequence: [meta JSON (2-D layout, labels, predictions, grid cells), PNG sprite of
-                     the thumbnails]; the "layer" is the layer whose codes were laid out. The codes also go
-                     to TensorBoard's Projector (``SummaryWriter.add_embedding``).
-    ``correspondence`` blob sequence: [meta JSON (matched pixel points in each image, scores, mutual flags),
-                     PNG of image a, PNG of image b]; the "layer" is the name given (default: the layer)
-    ``cnnviz/accuracy/<name>/top<k>`` scalars, and ``cnnviz/pr_curve/<name>/<class>`` in the PR Curves
-    plugin's own format (every class up to 20; above, the 10 worst and the most frequent, as the performance
-    meta's ``pr_curves`` records) with ``cnnviz/pr_curve/<name>/micro`` (micro-average over every class), go
-    beside them for TensorBoard's own tabs.
-    ``cnnviz/dead_fraction/<layer>`` (or ``cnnviz/dormant_fraction/<layer>``) and ``cnnviz/sparsity/<layer>``
-    are also written as ordinary scalars with each flush, and ``cnnviz/filter_noise/<layer>`` with each
-    ``log_filters``, for the Scalars tab.
-
-    ``cnnviz/dead_fraction/<layer>`` is also written as an ordinary scalar, for the Scalars tab.
+Kinds: each view's stem (``views/registry.py`` lists them, with how each is stored); what a kind's blobs or
+tensor hold is said in the docstring of its view module, ``tb_cnnviz/views/<stem>.py``. Views also write
+ordinary scalars (``cnnviz/dead_fraction/<layer>``, ``cnnviz/filter_noise/<layer>``, ...) and PR curves in
+TensorBoard's own formats, for its own tabs. A view's records are encoded once, by :mod:`.summary`, when the
+sink knows the model, the thinning slot and the call's index in its series.
 
 Several models in one run (a GAN's generator and discriminator): each ``CNNViz(..., name=...)`` writes its tags
 under ``cnnviz.<name>/`` instead of ``cnnviz/`` (so the Scalars tab groups each model's scalars) and its
@@ -88,9 +63,6 @@ def canonical_kind(kind: str) -> str:
 
 
 TAG_PREFIX = "cnnviz"
-DORMANT = "dormant"
-SPARSITY_PREFIX = "cnnviz/sparsity/"  #: under a named model, name_value moves it to cnnviz.<name>/ as every tag
-FILTER_NOISE_PREFIX = "cnnviz/filter_noise/"
 HEALTH_STATES = ("dead", "dormant")  #: what an off channel of a ``dead``-kind layer is
 
 
@@ -116,10 +88,6 @@ def tag(kind: str, layer: str, model: str = "") -> str:
     return f"{tag_prefix(model)}/{kind}/{layer}"
 
 
-def dead_fraction_tag(layer: str, model: str = "", health: str = "dead") -> str:
-    return f"{tag_prefix(model)}/{'dormant_fraction' if health == DORMANT else 'dead_fraction'}/{layer}"
-
-
 def check_model_name(name: object) -> str:
     """A model name goes into tags: text, not empty, without ``/`` (it would split the Scalars tab's groups)."""
     if not isinstance(name, str):
@@ -127,33 +95,6 @@ def check_model_name(name: object) -> str:
     if not name or "/" in name or not name.isprintable():
         raise ValueError(f"name must be non-empty printable text without '/' (e.g. 'discriminator'); got {name!r}")
     return name
-
-
-def name_value(value: summary_pb2.Summary.Value, model: str) -> None:
-    """Put one summary value of ours under ``model`` (in place): the tag's ``cnnviz/`` becomes
-    ``cnnviz.<model>/`` and our plugin content records the model. Other plugins' content (PR curves) is kept."""
-    if not model:
-        return
-    if value.tag.startswith(TAG_PREFIX + "/"):
-        value.tag = tag_prefix(model) + value.tag[len(TAG_PREFIX):]
-    plugin_data = value.metadata.plugin_data
-    if plugin_data.plugin_name == PLUGIN_NAME:
-        payload = json.loads(plugin_data.content.decode("utf-8"))
-        payload.update(version=FORMAT_VERSION, model=model)
-        plugin_data.content = json.dumps(payload).encode("utf-8")
-
-
-def stamp_call(value: summary_pb2.Summary.Value, call: int) -> None:
-    """Record in a picture value's meta JSON (blob 0) the index of its call in the series as ``series_index``
-    (not ``call``: an activation's meta says there which call of its module it is), in place. A thinned
-    series' latest sample then says how many calls were written. Appended as the last key, so it wins over
-    an older stamp of copied data in every JSON reader."""
-    blobs = value.tensor.string_val
-    head = blobs[0].rstrip()
-    if not head.endswith(b"}"):
-        raise ValueError("blob 0 of a CNNVIZ picture value must be its meta JSON object")
-    separator = b"" if head[:-1].rstrip().endswith(b"{") else b","
-    blobs[0] = head[:-1] + separator + b'"series_index":' + str(int(call)).encode() + b"}"
 
 
 def create_summary_metadata(content: PluginContent) -> summary_pb2.SummaryMetadata:

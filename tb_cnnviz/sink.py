@@ -14,13 +14,13 @@ import struct
 import time
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Union
 
 import torch
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
-from . import event_checksums, metadata, thinning
+from . import event_checksums, metadata, summary, thinning
 from .remote_storage import is_remote, storage_errors, writer_thread_alive
 
 
@@ -44,7 +44,7 @@ class SummarySink:
     writer's thread lives is retried by the next flush with nothing lost (see :mod:`.remote_storage`).
 
     ``model`` names the model whose summaries these are (``CNNViz(..., name=...)``): every tag is written
-    under it (see :func:`metadata.name_value`). Two open sinks of this process never write the same name
+    under it (see :func:`summary.encode`). Two open sinks of this process never write the same name
     to one log directory: the second one takes a distinct name, with a warning. ``purge_step`` marks a run
     resumed from a checkpoint (see :meth:`_mark_restart`).
 
@@ -90,28 +90,31 @@ class SummarySink:
     def logdir(self) -> str:
         return self._writer.get_logdir()
 
-    def add_projector_embedding(self, codes: torch.Tensor, labels: list, thumbnails: torch.Tensor, step: int, tag: str) -> None:
-        """The codes for TensorBoard's own Projector, as ``SummaryWriter.add_embedding`` writes them."""
-        if self.model and tag.startswith(metadata.TAG_PREFIX + "/"):
-            tag = metadata.tag_prefix(self.model) + tag[len(metadata.TAG_PREFIX):]
+    def add_projector_embedding(self, codes: torch.Tensor, labels: list, thumbnails: torch.Tensor, step: int, name: str) -> None:
+        """The codes for TensorBoard's own Projector, as ``SummaryWriter.add_embedding`` writes them, tagged
+        ``cnnviz/<name>`` (``cnnviz.<model>/<name>``)."""
+        tag = f"{metadata.tag_prefix(self.model)}/{name}"
         self._guarded(lambda: self._writer.add_embedding(
             codes, metadata=labels, label_img=thumbnails.float() / 255, global_step=int(step), tag=tag))
 
-    def write(self, summary: summary_pb2.Summary, step: int) -> None:
-        for value in summary.value:
-            metadata.name_value(value, self.model)
-            if self._keep_steps is not None and _is_picture(value):
-                self._thin(value)
-        self._guarded(lambda: self._writer._get_file_writer().add_summary(summary, global_step=int(step), walltime=time.time()))
+    def write(self, records: Iterable[summary.Record], step: int) -> None:
+        """Encode a view's records at ``step`` under this sink's model, each once, and write them as one event.
+        A picture record goes to its series' slot tag (see :mod:`.thinning`), stamped with its call's index."""
+        values = [self._encode(record) for record in records]
+        if values:
+            event = summary_pb2.Summary(value=values)
+            self._guarded(lambda: self._writer._get_file_writer().add_summary(event, global_step=int(step), walltime=time.time()))
 
-    def _thin(self, value: summary_pb2.Summary.Value) -> None:
-        """Move one picture value to its series' slot tag, stamped with its call index (in place)."""
-        series = self._series.get(value.tag)
+    def _encode(self, record: summary.Record) -> summary_pb2.Summary.Value:
+        if self._keep_steps is None or not isinstance(record, summary.Pictures):
+            return summary.encode(record, self.model)
+        tag = metadata.tag(record.kind, record.name, self.model)
+        series = self._series.get(tag)
         if series is None:
-            series = self._series[value.tag] = thinning.SeriesThinning(self._keep_steps)
-        metadata.stamp_call(value, series.calls)
-        value.tag = thinning.slot_tag(value.tag, series.place(), self._session)
-        value.metadata.plugin_data.plugin_name = metadata.PICTURES_PLUGIN_NAME
+            series = self._series[tag] = thinning.SeriesThinning(self._keep_steps)
+        index = series.calls
+        return summary.encode(record, self.model, tag=thinning.slot_tag(tag, series.place(), self._session),
+                              plugin_name=metadata.PICTURES_PLUGIN_NAME, series_index=index)
 
     def _mark_restart(self, step: int) -> None:
         """Write TensorBoard's restart marker at ``step`` (a ``SessionLog.START``, as PyTorch's
@@ -160,7 +163,7 @@ class SummarySink:
                 return
             except self._storage_errors as exc:  # the writer thread's failure, re-raised here, or "Writer is closed"
                 if self._remote and writer_thread_alive(self._writer):
-                    self._warn(exc)  # an upload failed; the writer still holds every record: the next flush retries
+                    self._warn(exc, kept=True)  # an upload failed; the writer still holds every record
                     return
                 self._failed(exc)
                 if attempt or not (reopen and isinstance(exc, FileNotFoundError) and self._reopened(force=True)):
@@ -172,12 +175,17 @@ class SummarySink:
         self._abandon_event_file()
         self._failed_at = time.monotonic()
 
-    def _warn(self, exc: BaseException) -> None:
+    def _warn(self, exc: BaseException, kept: bool = False) -> None:
+        """Warn once. ``kept``: an upload to a remote log directory failed while its writer still holds every
+        record, so nothing is lost and the next flush uploads them again."""
         if not self._warned:
             self._warned = True
+            outcome = ("nothing is lost: the writer keeps every record and the next flush uploads them again" if kept
+                       else "records are dropped until a new event file can be opened "
+                            f"(retried every {REOPEN_EVERY_S:.0f} s)")
             warnings.warn(
                 f"tb_cnnviz: writing to {self.logdir} failed ({type(exc).__name__}: {exc}); training continues, "
-                f"records are dropped until a new event file can be opened (retried every {REOPEN_EVERY_S:.0f} s)",
+                f"{outcome}",
                 StorageFailedWarning,
                 stacklevel=5,
             )
@@ -209,11 +217,6 @@ class SummarySink:
             return False
         self._failed_at = None
         return True
-
-
-def _is_picture(value: summary_pb2.Summary.Value) -> bool:
-    return (value.metadata.plugin_data.plugin_name == metadata.PLUGIN_NAME
-            and value.metadata.data_class == summary_pb2.DATA_CLASS_BLOB_SEQUENCE)
 
 
 #: Log directory -> the model names open sinks of this process write to it ("" is the unnamed model).
@@ -284,7 +287,7 @@ class DiscardingSink:
     def add_projector_embedding(self, *args: object) -> None:
         pass
 
-    def write(self, summary: summary_pb2.Summary, step: int) -> None:
+    def write(self, records: Iterable[summary.Record], step: int) -> None:
         pass
 
     def flush(self) -> None:

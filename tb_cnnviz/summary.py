@@ -1,7 +1,9 @@
-"""Build CNNVIZ summaries as TensorBoard protos, without TensorFlow: the shapes every view writes.
+"""What a view hands the sink (records), and their encoding as TensorBoard protos, without TensorFlow.
 
-A view's summary is one blob sequence (meta JSON first, then its PNGs) or one float tensor, tagged and
-described by :mod:`.metadata`; the views in :mod:`.views` fill them, :mod:`.sink` writes them.
+A view returns records: :class:`Pictures` (one step of a picture view: meta JSON and PNGs), :class:`Rates`
+(a tensor view's values), :class:`Scalar` and :class:`PRCurve` (for TensorBoard's own tabs). The sink
+(:mod:`.sink`) knows what a view does not -- the model's name, the thinning slot, the call's index in its
+series -- and encodes each record once with :func:`encode`, tagged and described by :mod:`.metadata`.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Union
 
 import numpy as np
 from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
@@ -69,13 +73,83 @@ def _round_float(value: float) -> float | None:
     return round(value, digits) if -290 < digits < 290 else float(f"{value:.4g}")
 
 
-def blob_sequence_value(tag: str, content: metadata.PluginContent, blobs: Sequence[bytes]) -> summary_pb2.Summary.Value:
-    tensor = tensor_pb2.TensorProto(
+@dataclass(frozen=True)
+class Pictures:
+    """One step of a picture view: the tab's meta JSON and PNGs (in the order ``meta`` lists them) of one layer,
+    or of one name where the view is not per layer, written as ``cnnviz/<kind>/<name>``."""
+
+    kind: str
+    name: str
+    meta: dict
+    pictures: Sequence[bytes]
+    order: int = 0  #: position of the layer in the model's forward pass (the tab's list order)
+
+
+@dataclass(frozen=True)
+class Rates:
+    """One step of a tensor view: float values per channel of one layer (the dead kind's off rates)."""
+
+    kind: str
+    name: str
+    values: np.ndarray
+    order: int = 0
+    threshold: float | None = None  #: rate at or above which a channel is off
+    health: str | None = None  #: what an off channel is: "dead" or "dormant"
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """An ordinary scalar for TensorBoard's Scalars tab, tagged ``cnnviz/<name>`` (``cnnviz.<model>/<name>``)."""
+
+    name: str
+    value: float
+
+
+@dataclass(frozen=True)
+class PRCurve:
+    """One class's PR curve for TensorBoard's PR Curves tab (rows tp, fp, tn, fn, precision, recall)."""
+
+    name: str
+    counts: Sequence[np.ndarray]
+    display_name: str
+
+
+Record = Union[Pictures, Rates, Scalar, PRCurve]
+
+
+def encode(record: Record, model: str = "", tag: str | None = None, plugin_name: str = metadata.PLUGIN_NAME,
+           series_index: int | None = None) -> summary_pb2.Summary.Value:
+    """One record as a summary value of ``model`` (``""``: the unnamed one). A picture series thinned by the
+    sink passes its slot ``tag``, ``plugin_name`` and the call's ``series_index`` (stamped in the meta JSON:
+    a thinned series' latest sample then says how many calls were written)."""
+    prefix = metadata.tag_prefix(model)
+    if isinstance(record, Scalar):
+        return summary_pb2.Summary.Value(tag=f"{prefix}/{record.name}", simple_value=float(record.value))
+    if isinstance(record, PRCurve):
+        return pr_curve_value(f"{prefix}/{record.name}", record.counts, record.display_name)
+    if isinstance(record, Rates):
+        content = metadata.PluginContent(kind=record.kind, layer=record.name, order=record.order, model=model,
+                                         threshold=record.threshold, health=record.health)
+        return summary_pb2.Summary.Value(tag=tag or metadata.tag(record.kind, record.name, model),
+                                         metadata=metadata.create_summary_metadata(content),
+                                         tensor=_float_tensor(record.values))
+    if isinstance(record, Pictures):
+        content = metadata.PluginContent(kind=record.kind, layer=record.name, order=record.order, model=model)
+        stamp = {} if series_index is None else {"series_index": int(series_index)}
+        blobs = [json_blob({"kind": record.kind, "layer": record.name, **record.meta, **stamp}), *record.pictures]
+        summary_metadata = metadata.create_summary_metadata(content)
+        summary_metadata.plugin_data.plugin_name = plugin_name
+        return summary_pb2.Summary.Value(tag=tag or metadata.tag(record.kind, record.name, model),
+                                         metadata=summary_metadata, tensor=_string_tensor(blobs))
+    raise TypeError(f"a view returns summary records (Pictures, Rates, Scalar, PRCurve); got {type(record).__name__}")
+
+
+def _string_tensor(blobs: Sequence[bytes]) -> tensor_pb2.TensorProto:
+    return tensor_pb2.TensorProto(
         dtype=types_pb2.DT_STRING,
         tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(blobs))]),
         string_val=list(blobs),
     )
-    return summary_pb2.Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(content), tensor=tensor)
 
 
 def _float_tensor(values: np.ndarray) -> tensor_pb2.TensorProto:
@@ -85,24 +159,12 @@ def _float_tensor(values: np.ndarray) -> tensor_pb2.TensorProto:
 
 
 def float_tensor_value(tag: str, content: metadata.PluginContent, values: np.ndarray) -> summary_pb2.Summary.Value:
+    """A tensor value with its content as given (tests write files as older versions did with it)."""
     return summary_pb2.Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(content), tensor=_float_tensor(values))
-
-
-def scalar_value(tag: str, value: float) -> summary_pb2.Summary.Value:
-    """An ordinary scalar, read by TensorBoard's own Scalars tab."""
-    return summary_pb2.Summary.Value(tag=tag, simple_value=float(value))
 
 
 def json_blob(payload: dict) -> bytes:
     return json.dumps(_rounded(payload), separators=(",", ":"), allow_nan=False).encode("utf-8")
-
-
-def pictures_summary(kind: str, name: str, meta: dict, pictures: Sequence[bytes], order: int = 0) -> summary_pb2.Summary:
-    """The shape of every picture view: one blob sequence of meta JSON (with its ``kind`` and ``layer``), then
-    the view's PNGs in the order ``meta`` lists them, tagged ``cnnviz/<kind>/<name>``."""
-    content = metadata.PluginContent(kind=kind, layer=name, order=order)
-    blobs = [json_blob({"kind": kind, "layer": name, **meta}), *pictures]
-    return summary_pb2.Summary(value=[blob_sequence_value(metadata.tag(kind, name), content, blobs)])
 
 
 def pr_curve_value(tag: str, counts: Sequence[np.ndarray], display_name: str) -> summary_pb2.Summary.Value:

@@ -224,24 +224,42 @@ def replicate_steps(source_run: Path, target_run: Path, steps: list[int], keep_s
     through tb_cnnviz's own sink, so pictures are thinned (``keep_steps``) as a real run's would be."""
     from tensorboard.backend.event_processing import event_file_loader
 
-    from tb_cnnviz import metadata
     from tb_cnnviz.sink import SummarySink
-    from tb_cnnviz.thinning import base_tag
 
-    summaries = [event.summary for path in sorted(source_run.glob("events.out.tfevents.*"))
-                 for event in event_file_loader.EventFileLoader(str(path)).Load() if event.HasField("summary")]
-    for summary in summaries:  # back to one tag per series, as written before thinning
-        for value in summary.value:
-            if value.metadata.plugin_data.plugin_name == metadata.PICTURES_PLUGIN_NAME:
-                value.tag = base_tag(value.tag)
-                value.metadata.plugin_data.plugin_name = metadata.PLUGIN_NAME
+    records = [_as_records(event.summary) for path in sorted(source_run.glob("events.out.tfevents.*"))
+               for event in event_file_loader.EventFileLoader(str(path)).Load() if event.HasField("summary")]
     sink = SummarySink(str(target_run), keep_steps=keep_steps)
     for step in steps:
-        for summary in summaries:
-            copy = type(summary)()
-            copy.CopyFrom(summary)
-            sink.write(copy, step)
+        for written in records:
+            sink.write(written, step)
     sink.close()
+
+
+def _as_records(summary) -> list:
+    """One event's values as the records a view hands the sink (the unnamed model's)."""
+    from tensorboard.util import tensor_util
+
+    from tb_cnnviz import metadata
+    from tb_cnnviz.summary import Pictures, PRCurve, Rates, Scalar
+
+    records = []
+    for value in summary.value:
+        name = value.tag.split("/", 1)[1]
+        if value.HasField("simple_value"):
+            records.append(Scalar(name, value.simple_value))
+        elif value.metadata.plugin_data.plugin_name == "pr_curves":
+            rows = tensor_util.make_ndarray(value.tensor)
+            records.append(PRCurve(name.removesuffix("/pr_curves"), list(rows), value.metadata.display_name))
+        else:
+            content = metadata.parse_plugin_content(value.metadata.plugin_data.content)
+            if content.kind in metadata.TENSOR_KINDS:
+                records.append(Rates(content.kind, content.layer, tensor_util.make_ndarray(value.tensor), content.order,
+                                     content.threshold, content.health))
+            else:
+                blobs = list(value.tensor.string_val)
+                meta = {k: v for k, v in json.loads(blobs[0]).items() if k not in ("kind", "layer", "series_index")}
+                records.append(Pictures(content.kind, content.layer, meta, blobs[1:], content.order))
+    return records
 
 
 def clustered_codes(n: int, dimensions: int = 512, classes: int = 20, intrinsic: int = 8, seed: int = 0):

@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 from test_browser import DOCS, VIEW_DRAWN, browser, open_tab  # noqa: F401  (the module-scoped Chromium fixture)
 from tb_cnnviz import CNNViz
 from tb_cnnviz.methods._hooks import every_conv_and_relu
-from tb_cnnviz.views.health import DeadFilterWarning
+from tb_cnnviz.views.dead import DeadFilterWarning
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -19,7 +19,7 @@ from helpers import can_measure_peak_memory, get_json, peak_memory_growth, tenso
 
 from tb_cnnviz import CNNViz, metadata
 from tb_cnnviz.thinning import base_tag
-from tb_cnnviz.plugin import DEAD_MAX_STEPS, dead_buckets
+from tb_cnnviz.dead_routes import DEAD_MAX_STEPS, dead_buckets
 
 FLUSHES = 1000  # over 3 flushes a column
 SPIKE = 617  # the one flush at which channel 5 is dead

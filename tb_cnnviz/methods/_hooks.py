@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 #: Activation modules whose output is exactly zero where a unit is off: "dead" is well defined for them.
-#: LeakyReLU, GELU and SiLU never output exact zeros, so they are not watched.
+#: LeakyReLU, GELU, SiLU and the other smooth activations never output exact zeros: the health monitor watches
+#: them as well, for *dormant* channels (never positive; ``activations/activation_sites.py``).
 RELU_LIKE: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
 
 CALL_SEPARATOR = "#"

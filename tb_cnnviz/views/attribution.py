@@ -1,50 +1,47 @@
 """The "Where it looks" view: attribution maps (saliency, DeconvNet, guided backprop, Grad-CAM, SmoothGrad) and
 occlusion heat maps for the probe images, each recording which class it explains and how sure the net was, and
 with ``checks=True`` whether it can be trusted (map_checks.py).
+
+Kind ``attribution``, a blob sequence per method (the "layer" is the method's name): [meta JSON (classes
+explained and their probabilities, display style and scale; with ``checks=True`` the map checks: sanity,
+deletion / insertion, pointing), input PNG per probe image, map PNG per probe image (none for occlusion, whose
+probabilities are numbers in the meta)].
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Union
+from typing import Any, Union
 
 import torch
 from torch import nn
 
-from .. import metadata, render, summary
+from .. import render, summary
 from ..methods.attribution.occlusion import occlusion, occlusion_grid
 from ..methods.attribution.registry import CAM_METHODS, METHODS, attribution_map, check_method
 from ..methods.checks import check_map, occlusion_importance
 from ..methods.targets import class_probabilities, resolve_targets
-from ..sink import Sink
+from .declaration import LoggingRun, View
 from .map_checks import CHECK_STEPS, check_masks, checks_meta, checks_scalars
 
 #: The classes to explain: one for all images, one per image, or None (the labels, else the prediction).
 Targets = Union[int, Sequence[int], torch.Tensor, None]
+KIND = "attribution"
 
 
-def log_saliency(
-    sink: Sink,
-    model: nn.Module,
-    images: torch.Tensor,
-    step: int,
-    labels: list[int] | None,
-    targets: Targets,
-    method: str,
-    smooth: bool,
-    n: int,
-    sigma: float,
-    cam_layer: str | None,
-    checks: bool = False,
-    masks: torch.Tensor | None = None,
-) -> str:
-    """Write one method's maps; returns the name shown in the tab (``smoothgrad(<method>)`` when smoothed).
-    ``checks``: also the map checks (map_checks.py), scored against ``masks`` (N, H, W) when given."""
+def log_saliency(run: LoggingRun, *, step: int, images: torch.Tensor | None = None, targets: Targets = None,
+                 method: str = "guided_backprop", smooth: bool = False, n: int = 25, sigma: float = 0.15,
+                 checks: bool = False, masks: torch.Tensor | None = None) -> str:
+    """Write one attribution method's maps for the probe images (or ``images``); returns the name shown in the
+    tab (``smoothgrad(<method>)`` when smoothed). ``checks``: also the map checks (map_checks.py), scored
+    against ``masks`` (N, H, W) when given."""
+    images = run.images(images)
+    model, labels = run.model, run.labels_of(images)
     check_method(method)
     masks = check_masks(masks, images, checks)
     probabilities, chosen = explained_classes(model, images, targets, labels)
-    cam_layer = cam_layer if method in CAM_METHODS else None
+    cam_layer = run.cam_layer(images) if method in CAM_METHODS else None
     raw = attribution_map(method, model, images, chosen, smooth=smooth, n=n, sigma=sigma, layer=cam_layer)
     style, values, scale, nonfinite = render.display_map(method, raw)
     name = f"smoothgrad({method})" if smooth else method
@@ -63,30 +60,22 @@ def log_saliency(
         options = {"smooth": smooth, "n": n, "sigma": sigma, "layer": cam_layer}
         found = check_map(model, images, chosen, method, raw, masks=masks, steps=CHECK_STEPS, **options)
         meta["checks"] = checks_meta(found)
-        sink.write(checks_scalars(name, found), step)
     order = list(METHODS).index(method) + (len(METHODS) if smooth else 0)
     pictures = [*render.input_pictures(images), *render.unit_pictures(values)]
-    sink.write(summary.pictures_summary(metadata.ATTRIBUTION, name, meta, pictures, order), step)
+    run.sink.write([summary.Pictures(KIND, name, meta, pictures, order), *(checks_scalars(name, found) if checks else [])],
+                   step)
     return name
 
 
-def log_occlusion(
-    sink: Sink,
-    model: nn.Module,
-    images: torch.Tensor,
-    step: int,
-    labels: list[int] | None,
-    targets: Targets,
-    window: int | None,
-    stride: int | None,
-    fill: float,
-    batch_size: int,
-    checks: bool = False,
-    masks: torch.Tensor | None = None,
-) -> str:
-    """Write occlusion maps (Zeiler & Fergus): the probability of the explained class as the occluder slides.
-    ``window`` defaults to 32 px on images of 128 px and more, else a quarter of the shorter side; ``stride`` to
-    half the window. ``checks``: also the map checks, the pixels ranked by :func:`occlusion_importance`."""
+def log_occlusion(run: LoggingRun, *, step: int, images: torch.Tensor | None = None, targets: Targets = None,
+                  window: int | None = None, stride: int | None = None, fill: float = 0.0, batch_size: int = 64,
+                  checks: bool = False, masks: torch.Tensor | None = None) -> str:
+    """Write occlusion maps (Zeiler & Fergus) for the probe images (or ``images``): the probability of the
+    explained class as the occluder slides. ``window`` defaults to 32 px on images of 128 px and more, else a
+    quarter of the shorter side; ``stride`` to half the window. ``checks``: also the map checks, the pixels
+    ranked by :func:`occlusion_importance`."""
+    images = run.images(images)
+    model, labels = run.model, run.labels_of(images)
     masks = check_masks(masks, images, checks)
     height, width = images.shape[2:]
     if window is None:
@@ -111,9 +100,9 @@ def log_occlusion(
         pixels = occlusion_importance(raw, height, width, window, stride)
         found = check_map(model, images, chosen, again, raw, importance=pixels, masks=masks, steps=CHECK_STEPS)
         meta["checks"] = checks_meta(found)
-        sink.write(checks_scalars("occlusion", found), step)
     pictures = render.input_pictures(images)
-    sink.write(summary.pictures_summary(metadata.ATTRIBUTION, "occlusion", meta, pictures, 2 * len(METHODS)), step)
+    run.sink.write([summary.Pictures(KIND, "occlusion", meta, pictures, 2 * len(METHODS)),
+                    *(checks_scalars("occlusion", found) if checks else [])], step)
     return "occlusion"
 
 
@@ -144,3 +133,12 @@ def class_meta(probabilities: torch.Tensor, targets: torch.Tensor, labels: list[
         "predicted_probability": predicted_probability.tolist(),
         "labels": list(labels) if labels is not None else [None] * len(probabilities),
     }
+
+
+def _analyze(job: Any) -> None:
+    for method in ("saliency", "guided_backprop", "grad_cam"):
+        job.viz.log_saliency(job.step, method=method)
+    job.viz.log_occlusion(job.step)
+
+
+VIEW = View(KIND, calls=(log_saliency, log_occlusion), analyze=_analyze, analyze_names=("saliency", "occlusion"))

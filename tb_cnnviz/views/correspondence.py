@@ -1,35 +1,34 @@
 """The Correspondence view: matches between two images by nearest neighbours in a layer's features (Long et
 al., "Do ConvNets learn correspondence?"), written as the two images with pixel points, scores and mutual flags.
+
+Kind ``correspondence``, a blob sequence (the "layer" is the name given, default the layer): [meta JSON (matched
+pixel points in each image, scores, mutual flags, the layer's receptive field), PNG of image a, PNG of image b].
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Callable
+from typing import Any, Callable
 
 import torch
-from torch import nn
 
-from .. import metadata, render, summary
+from .. import render, summary
 from ..methods._hooks import check_positive_int
 from ..methods.synthesis.correspondence import correspondence
-from ..sink import Sink
+from .declaration import LoggingRun, View
+
+KIND = "correspondence"
 
 
-def log_correspondence(
-    sink: Sink,
-    model: nn.Module,
-    step: int,
-    image_a: torch.Tensor,
-    image_b: torch.Tensor,
-    layer: str,
-    k: int,
-    grid: int,
-    points: torch.Tensor | Sequence[Sequence[float]] | None,
-    to_pixels: Callable[[torch.Tensor], torch.Tensor] | None,
-    name: str | None,
-) -> int:
-    """Match ``image_a``'s keypoints to ``image_b`` and write the ``k`` best; returns how many were written."""
+def log_correspondence(run: LoggingRun, *, step: int, image_a: torch.Tensor, image_b: torch.Tensor, layer: str,
+                       k: int = 256, grid: int = 1, points: torch.Tensor | Sequence[Sequence[float]] | None = None,
+                       to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None, name: str | None = None) -> int:
+    """Match keypoints of ``image_a`` (every ``grid``-th cell of ``layer``'s map, or ``points``) to ``image_b`` by
+    nearest neighbours in ``layer``'s features (Long et al.) and write the two images with the ``k`` best matches
+    (pixel points, cosine scores, mutual flags); the tab draws them as lines. ``to_pixels`` maps model inputs
+    to [0, 1] pixels (else each image is stretched to its range); ``name`` (default: the layer) tells several
+    pairs apart. Returns how many matches were written."""
+    model = run.model
     check_positive_int(k, "k", "matches written, best first")
     if name is not None and (not isinstance(name, str) or not name):
         raise ValueError(f"name must be a non-empty string naming this pair; got {name!r}")
@@ -47,5 +46,16 @@ def log_correspondence(
         "points_a": found.points_a[:shown].tolist(), "points_b": found.points_b[:shown].tolist(),
         "scores": found.scores[:shown].tolist(), "mutual": found.mutual[:shown].tolist(),
     }
-    sink.write(summary.pictures_summary(metadata.CORRESPONDENCE, name or layer, meta, pictures), step)
+    run.sink.write([summary.Pictures(KIND, name or layer, meta, pictures)], step)
     return shown
+
+
+def _analyze(job: Any) -> None:
+    probes = job.viz.probe_images
+    if len(probes) < 2:
+        raise job.error("correspondence matches the first two images: --images needs at least two readable")
+    job.viz.log_correspondence(job.step, probes[0], probes[1], job.spatial[0], to_pixels=job.data.to_pixels,
+                               name="images 0 and 1")
+
+
+VIEW = View(KIND, calls=(log_correspondence,), analyze=_analyze, opt_in=True)

@@ -1,36 +1,35 @@
 """The Embedding view: CNN codes of many images laid out in 2-D (t-SNE), as a scatter coloured by label and as
 a grid of thumbnails snapped to the layout; the codes also go to TensorBoard's own Projector.
+
+Kind ``embedding``, a blob sequence (the "layer" is the layer whose codes were laid out): [meta JSON (2-D
+layout, labels, predictions, grid cells), PNG sprite of the thumbnails]. The codes also go to TensorBoard's
+Projector (``SummaryWriter.add_embedding``, tag ``cnnviz/<layer>``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
-from torch import nn
 
-from .. import metadata, render, summary
+from .. import render, summary
 from ..methods.dataset.embedding import MAX_GRID_POINTS, collect_codes, embed, grid_layout
-from ..sink import Sink
+from .declaration import LoggingRun, View
+
+KIND = "embedding"
 
 
-def log_embedding(
-    sink: Sink,
-    model: nn.Module,
-    data: Iterable,
-    layer: str,
-    step: int,
-    n: int,
-    to_pixels: Callable[[torch.Tensor], torch.Tensor] | None,
-    class_names: Sequence[str] | None,
-    method: str,
-    grid: int,
-    projector: bool,
-) -> int:
-    """Collect the codes of the first ``n`` images, lay them out and write the view; returns how many."""
+def log_embedding(run: LoggingRun, *, data: Iterable, layer: str, step: int, n: int = 2000,
+                  to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                  class_names: Sequence[str] | None = None, method: str = "tsne", grid: int = 1024,
+                  projector: bool = True) -> int:
+    """Lay out the codes of ``layer`` for the first ``n`` images of ``data`` in 2-D (t-SNE after PCA) and write
+    the layout with labels, predictions and thumbnails; the first ``grid`` points are also snapped to a grid.
+    With ``projector`` the codes also go to TensorBoard's Projector tab. Returns how many."""
+    model = run.model
     if isinstance(grid, bool) or not isinstance(grid, int) or not 0 <= grid <= MAX_GRID_POINTS:
         raise ValueError(f"grid must be an int in 0..{MAX_GRID_POINTS} (points snapped to the grid); got {grid!r}")
     kept = collect_codes(model, data, layer, n=n, to_pixels=to_pixels, thumbnail=32 if n <= 2500 else 16)
@@ -49,15 +48,23 @@ def log_embedding(
         "index": kept.index.tolist(), "class_names": [str(c) for c in class_names] if class_names is not None else None,
         "grid": {"count": snapped, "cols": cols, "rows": math.ceil(snapped / cols) if cols else 0, "cells": cells.tolist()},
     }
-    sink.write(embedding_summary(layer, meta, kept.thumbnails), step)
+    run.sink.write([embedding_record(layer, meta, kept.thumbnails)], step)
     if projector:
         names = [class_names[v] if class_names is not None and v >= 0 else str(v) for v in kept.labels.tolist()]
-        sink.add_projector_embedding(kept.codes, names, kept.thumbnails, step, f"cnnviz/{layer}")
+        run.sink.add_projector_embedding(kept.codes, names, kept.thumbnails, step, layer)
     return count
 
 
-def embedding_summary(layer: str, meta: dict, thumbnails: torch.Tensor) -> summary.summary_pb2.Summary:
+def embedding_record(layer: str, meta: dict, thumbnails: torch.Tensor) -> summary.Pictures:
     """A layout of CNN codes: meta JSON, then the sprite of thumbnails (N, C, t, t) uint8 in the squarest grid."""
     tiles = thumbnails.permute(0, 2, 3, 1).numpy() if thumbnails.shape[1] == 3 else thumbnails[:, 0].numpy()
     picture, layout = render.mosaic(np.ascontiguousarray(tiles), gap=0)
-    return summary.pictures_summary(metadata.EMBEDDING, layer, {**meta, "tile": layout}, [render.png_bytes(picture)])
+    return summary.Pictures(KIND, layer, {**meta, "tile": layout}, [render.png_bytes(picture)])
+
+
+def _analyze(job: Any) -> None:
+    job.viz.log_embedding(job.data, job.code_layer(), job.step, n=2000, to_pixels=job.data.to_pixels,
+                          class_names=job.model_class_names())
+
+
+VIEW = View(KIND, calls=(log_embedding,), analyze=_analyze)

@@ -1,19 +1,17 @@
 """The map checks beside each map of "Where it looks" (``checks=True``): the numbers of
 :func:`tb_cnnviz.methods.checks.check_map` as JSON in the map's own meta (per image, in probe order), and the
-mean of each as an ordinary scalar, ``cnnviz/checks/<map>/<number>``, for the Scalars tab.
+mean of each as an ordinary scalar, ``cnnviz/checks/<map>/<number>``, for the Scalars tab. A helper of the
+attribution view (``attribution.py``), not a view of its own.
 """
 
 from __future__ import annotations
 
 import torch
-from tensorboard.compat.proto import summary_pb2
-
 from .. import summary
 from ..methods.checks import SANITY_THRESHOLD, MapChecks
 from ..methods.checks.deletion import DeletionCurve
 
 CHECK_STEPS = 32  #: deletion / insertion steps of each curve
-SCALAR_PREFIX = "cnnviz/checks/"
 
 
 def check_masks(masks: object, images: torch.Tensor, checks: bool) -> torch.Tensor | None:
@@ -52,7 +50,7 @@ def checks_meta(checks: MapChecks) -> dict:
     }
 
 
-def checks_scalars(name: str, checks: MapChecks) -> summary_pb2.Summary:
+def checks_scalars(name: str, checks: MapChecks) -> list[summary.Scalar]:
     """Each check's mean over the images, as ordinary scalars."""
     numbers = {
         "sanity_similarity": checks.randomization.similarity.mean(),
@@ -64,6 +62,4 @@ def checks_scalars(name: str, checks: MapChecks) -> summary_pb2.Summary:
     if checks.pointing is not None:
         numbers["pointing_game"] = checks.pointing.float().mean()
         numbers["mass_in_mask"] = checks.mass.mean()
-    return summary_pb2.Summary(
-        value=[summary.scalar_value(f"{SCALAR_PREFIX}{name}/{key}", value.item()) for key, value in numbers.items()]
-    )
+    return [summary.Scalar(f"checks/{name}/{key}", value.item()) for key, value in numbers.items()]

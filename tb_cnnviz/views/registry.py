@@ -41,3 +41,11 @@ VIEWS = (
 )
 
 STEMS = tuple(view.stem for view in VIEWS)
+
+
+def declarations() -> list:
+    """Each view module's ``VIEW`` (see :mod:`.declaration`), in tab order. Imports the view modules, and so
+    torch: for the logging side, never the plugin."""
+    import importlib
+
+    return [importlib.import_module(f"{__package__}.{stem}").VIEW for stem in STEMS]

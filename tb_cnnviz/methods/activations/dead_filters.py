@@ -147,7 +147,7 @@ class DeadFilterMonitor:
         self._skipped: set[str] = set()
         self._paused = 0
         #: While True the hooks stay but count nothing: a caller measuring one training step in k (see
-        #: ``views.health.HealthLog``) sets it between steps, at the cost of one Python call per hooked module.
+        #: ``views.dead.HealthLog``) sets it between steps, at the cost of one Python call per hooked module.
         self.idle = False
         self._hooks: ExitStack | None = None
 

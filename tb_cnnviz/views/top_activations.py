@@ -1,38 +1,38 @@
-"""The Top patches view: over a data set, each channel's strongest images with the receptive-field patch each
-was seen in (Zeiler & Fergus), and the same along random directions of the layer (Szegedy et al.'s control).
+"""The Top activations view ("top patches"): over a data set, each channel's strongest images with the
+receptive-field patch each was seen in (Zeiler & Fergus), and the same along random directions of the layer
+(Szegedy et al.'s control).
+
+Kind ``top_activations`` (``top`` in files written before the rename), a blob sequence: [meta JSON (per unit:
+values, image indices, positions, boxes), PNG sprite of the units' top patches, a row of k per unit, and the
+same of the whole images]; the "layer" is the layer (``<layer> (random directions)`` for the control).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
-from torch import nn
 
-from .. import distributed, metadata, render, summary
+from .. import distributed, render, summary
 from ..methods.dataset.receptive_field import feeding_conv
 from ..methods.dataset.top_activations import TopActivations, random_directions, top_activations
-from ..sink import Sink
+from .declaration import LoggingRun, View
+
+KIND = "top_activations"
 
 
-def log_top_activations(
-    sink: Sink,
-    model: nn.Module,
-    data: Iterable,
-    layer: str,
-    step: int,
-    k: int,
-    directions: int | torch.Tensor | None,
-    to_pixels: Callable[[torch.Tensor], torch.Tensor] | None,
-    channels: Sequence[int] | None,
-    max_channels: int,
-    patch_size: int,
-    whole_size: int,
-) -> list[str]:
-    """Stream ``data`` once (twice with ``directions``) and write the view; returns the names written.
-    Collective under DDP: every rank ranks its shard, rank 0 merges the candidates exactly and writes."""
+def log_top_activations(run: LoggingRun, *, data: Iterable, layer: str, step: int, k: int = 9,
+                        directions: int | torch.Tensor | None = None,
+                        to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                        channels: Sequence[int] | None = None, patch_size: int = 32,
+                        whole_size: int = 48) -> list[str]:
+    """Stream ``data`` once (twice with ``directions``) and write, per channel of ``layer`` (the first
+    ``max_channels``, or ``channels``), its ``k`` strongest images with the receptive-field patch each was seen
+    in; returns the names written. Collective under DDP: every rank ranks its shard, rank 0 merges the
+    candidates exactly and writes."""
+    model, max_channels = run.model, run.max_channels
     if directions is not None and iter(data) is data:
         raise ValueError("directions need data that can be read twice (a DataLoader or a list of batches), "
                          "not a generator: the random directions are ranked in a second pass")
@@ -45,14 +45,14 @@ def log_top_activations(
         raise ValueError(f"channels {bad[:5]} are out of range: layer {layer!r} has {total} channels (0..{total - 1})")
     merged = distributed.gather_top(result)
     if merged is not None:
-        sink.write(top_summary(layer, merged, units, order=0, filter_layer=feeding_conv(model, layer)), step)
+        run.sink.write([top_record(layer, merged, units, order=0, filter_layer=feeding_conv(model, layer))], step)
     names = [layer]
     if directions is not None:
         vectors = random_directions(total, directions, seed=0) if isinstance(directions, int) else directions
         merged = distributed.gather_top(top_activations(model, data, layer, directions=vectors, **options))
         name = f"{layer} (random directions)"
         if merged is not None:
-            sink.write(top_summary(name, merged, list(range(len(vectors))), order=1), step)
+            run.sink.write([top_record(name, merged, list(range(len(vectors))), order=1)], step)
         names.append(name)
     return names
 
@@ -64,8 +64,8 @@ def _unit_sprite(pictures: torch.Tensor, k: int) -> tuple[bytes, dict]:
     return render.png_bytes(picture), layout
 
 
-def top_summary(name: str, result: TopActivations, units: Sequence[int], order: int = 0,
-                filter_layer: str | None = None) -> summary.summary_pb2.Summary:
+def top_record(name: str, result: TopActivations, units: Sequence[int], order: int = 0,
+               filter_layer: str | None = None) -> summary.Pictures:
     """Top activations of ``units`` (indices into ``result``): meta JSON, one sprite with a row of k patches
     per unit (empty slots stay background), and the same for the whole images when ``result`` has them."""
     k = result.values.shape[1]
@@ -94,4 +94,12 @@ def top_summary(name: str, result: TopActivations, units: Sequence[int], order: 
         "tile": layout, "whole_tile": whole_layout, "input_size": list(result.input_size or []),
         "filter_layer": filter_layer,
     }
-    return summary.pictures_summary(metadata.TOP, name, meta, sprites, order)
+    return summary.Pictures(KIND, name, meta, sprites, order)
+
+
+def _analyze(job: Any) -> None:
+    for layer in job.spatial:
+        job.viz.log_top_activations(job.data, layer, job.step, to_pixels=job.data.to_pixels, directions=8)
+
+
+VIEW = View(KIND, calls=(log_top_activations,), analyze=_analyze, analyze_names=("top",))

@@ -1,6 +1,12 @@
 """The Dead filters view (activation health): the window of a training run, flushed every ``every`` steps as
 per-channel rates (for the tab), and per layer the share of dead -- or, for smooth activations, dormant --
 channels and the layer's sparsity (scalars beside the loss), with a warning when channels go off.
+
+Kind ``dead``, a float32 tensor (C,): per channel, the share of inputs whose map was all zero (all <= 0); the
+content's ``health`` says what an off channel is: ``"dead"`` (a ReLU's, no gradient) or ``"dormant"`` (a
+smooth activation's, never positive, its gradient still flowing); files without it (written before it existed)
+are ``"dead"``. Scalars ``cnnviz/dead_fraction/<layer>`` (or ``cnnviz/dormant_fraction/<layer>``) and
+``cnnviz/sparsity/<layer>`` go with each flush.
 """
 
 from __future__ import annotations
@@ -11,10 +17,13 @@ from contextlib import contextmanager, nullcontext
 
 from torch import nn
 
-from .. import distributed, metadata, summary
+from .. import distributed, summary
 from ..methods._hooks import check_positive_int
 from ..methods.activations.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor, DeadReport
 from ..sink import Sink
+from .declaration import View
+
+KIND = "dead"
 
 
 class DeadFilterWarning(UserWarning):
@@ -89,7 +98,7 @@ class HealthLog:
             return {}
         off = {}
         for order, report in enumerate(reports.values()):
-            self.sink.write(dead_summary(report, order=order), step)
+            self.sink.write(dead_records(report, order=order), step)
             off[report.layer] = sorted(report.flagged)
             self._warn_newly_off(report, step)
         return off
@@ -117,16 +126,20 @@ class HealthLog:
             self.monitor.close()
 
 
-def dead_summary(report: DeadReport, order: int = 0) -> summary.summary_pb2.Summary:
+def dead_records(report: DeadReport, order: int = 0) -> list[summary.Record]:
     """Per-channel off rates (tensor, for the tab; the content says dead or dormant), and as scalars for the
     Scalars tab the layer's dead (or dormant) fraction and its sparsity."""
-    content = metadata.PluginContent(kind=metadata.DEAD, layer=report.layer, order=order, threshold=report.threshold,
-                                     health=report.health)
-    fraction = report.dormant_fraction if report.health == "dormant" else report.dead_fraction
-    values = [
-        summary.float_tensor_value(metadata.tag(metadata.DEAD, report.layer), content, report.rates.numpy()),
-        summary.scalar_value(metadata.dead_fraction_tag(report.layer, health=report.health), fraction),
+    dormant = report.health == "dormant"
+    records = [
+        summary.Rates(KIND, report.layer, report.rates.numpy(), order, threshold=report.threshold, health=report.health),
+        summary.Scalar(f"{'dormant' if dormant else 'dead'}_fraction/{report.layer}",
+                       report.dormant_fraction if dormant else report.dead_fraction),
     ]
     if report.sparsity == report.sparsity:  # not NaN: the window saw elements
-        values.append(summary.scalar_value(metadata.SPARSITY_PREFIX + report.layer, report.sparsity))
-    return summary.summary_pb2.Summary(value=values)
+        records.append(summary.Scalar(f"sparsity/{report.layer}", report.sparsity))
+    return records
+
+
+#: Watched during training (``CNNViz.watch_dead_filters``, flushed by ``CNNViz.step``): no logging call of its
+#: own, and nothing for ``analyze``, which sees no training.
+VIEW = View(KIND)
