@@ -22,6 +22,7 @@ from torch import nn
 
 from .logger import CNNViz
 from .methods._hooks import conv_layers, preserved_state, relu_layers
+from .methods.targets import check_scores
 from .views import registry
 
 _DECLARED = [view for view in registry.declarations() if view.analyze is not None]
@@ -216,8 +217,8 @@ def _model_class_names(model: nn.Module, probes: torch.Tensor, classes: list[str
     if classes is None:
         return None
     with preserved_state(model), torch.inference_mode():
-        outputs = model(probes[:1])
-    return classes if outputs.shape[-1] == len(classes) else None
+        scores = check_scores(model(probes[:1]), 1)
+    return classes if scores.shape[-1] == len(classes) else None
 
 
 def _code_layer(model: nn.Module) -> str:

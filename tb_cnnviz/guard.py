@@ -7,6 +7,7 @@ methods it wraps, and from the views, which raise like any library code.
 from __future__ import annotations
 
 import functools
+import inspect
 import warnings
 from typing import Any, Callable, TypeVar
 
@@ -19,7 +20,9 @@ class LoggingFailedWarning(UserWarning):
 
 def logging_call(method: F | None = None, *, collective: bool = False) -> Any:
     """Turn an exception into one warning per distinct failure, unless the user asked for errors. A view that
-    is not ``collective`` does nothing on DDP ranks that do not write (no work, no collective)."""
+    is not ``collective`` does nothing on DDP ranks that do not write (no work, no collective). Failures are
+    told apart by the call's text arguments too (``method="grad_cam"`` failing as ``method="saliency"`` did is
+    another failure, warned again)."""
     if method is None:
         return functools.partial(logging_call, collective=collective)
 
@@ -32,7 +35,7 @@ def logging_call(method: F | None = None, *, collective: bool = False) -> Any:
         except Exception as exc:
             if self.raise_errors:
                 raise
-            key = (method.__name__, type(exc).__name__, str(exc))
+            key = (method.__name__, _named_choices(method, self, args, kwargs), type(exc).__name__, str(exc))
             if key not in self._reported_failures:
                 self._reported_failures.add(key)
                 warnings.warn(
@@ -44,3 +47,12 @@ def logging_call(method: F | None = None, *, collective: bool = False) -> Any:
             return None
 
     return guarded  # type: ignore[return-value]
+
+
+def _named_choices(method: Callable[..., Any], viz: Any, args: tuple, kwargs: dict) -> tuple:
+    """The call's text arguments (a method's name, a layer): what tells one use of a logging call from another."""
+    try:
+        bound = inspect.signature(method).bind(viz, *args, **kwargs)
+    except TypeError:  # the call itself was malformed: its message says so
+        return ()
+    return tuple((name, value) for name, value in bound.arguments.items() if isinstance(value, str))

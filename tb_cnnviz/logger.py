@@ -22,6 +22,7 @@ from . import distributed, metadata, sink, thinning
 from .guard import LoggingFailedWarning, logging_call
 from .methods._hooks import check_images, check_positive_int, resolve_layers, unwrap_model
 from .methods.activations.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor
+from .methods.targets import Output, check_output
 from .views import (activations, attribution, channel_images, class_models, correspondence, dead, embedding, filters,
                     inversion, performance, top_activations)
 from .views.attribution import Targets
@@ -89,6 +90,10 @@ class CNNViz:
         keep_steps: how many steps of each view TensorBoard holds in a long run: the first, the latest and the
             rest on an even grid over the run (at most ``keep_steps + 1``; see ``tb_cnnviz.thinning``). ``None``
             keeps every step (TensorBoard's memory then grows with the run).
+        output: where the class scores are in what the model returns, when that is not a tensor: an index
+            (``0``) or key (``"logits"``) of its tuple or dict, or a callable from its output to the (N, classes)
+            scores. By default a tuple or list whose first element is (N, classes), and a dict's ``logits`` (or
+            its one (N, classes) tensor), are found; anything else is an error naming what the model returned.
 
     Under DDP (``torch.distributed`` initialised, world size > 1) only rank 0 writes: pass the writer (or log
     directory) there and ``None`` on the other ranks. Every rank calls :meth:`step`, :meth:`log_top_activations`
@@ -110,12 +115,14 @@ class CNNViz:
         name: str | None = None,
         purge_step: int | None = None,
         keep_steps: int | None = thinning.DEFAULT_KEEP,
+        output: Output = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
         for argument, value in (("max_channels", max_channels), ("max_size", max_size),
                                 ("max_filters", max_filters), ("max_inputs", max_inputs)):
             check_positive_int(value, argument)
+        output = check_output(output)
         self.model = model = unwrap_model(model)  # DataParallel / DDP / torch.compile: the module they wrap
         layers = list(layers) if layers is not None else None
         resolve_layers(model, layers)  # a mistyped name fails here, listing the layers there are
@@ -131,10 +138,10 @@ class CNNViz:
         self.name: str = self._sink.model  #: the model's name in the run ("" unnamed)
         #: what every logging call gets: the sink, the model, the probe images and the bounds of each picture
         self._run = LoggingRun(self._sink, model, probe_images, probe_labels, layers, max_channels, max_size,
-                               max_filters, max_inputs)
+                               max_filters, max_inputs, output)
         self._health = dead.HealthLog(model, self._sink, self.writes)
         self._last_step: int | None = None
-        self._reported_failures: set[tuple[str, str, str]] = set()
+        self._reported_failures: set[tuple] = set()
         self._closed = False
 
     probe_images = _RunAttribute()
@@ -144,6 +151,7 @@ class CNNViz:
     max_size = _RunAttribute()
     max_filters = _RunAttribute()
     max_inputs = _RunAttribute()
+    output = _RunAttribute()
 
     # -- dead filters ---------------------------------------------------------------------------------------
 

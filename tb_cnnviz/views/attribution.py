@@ -21,7 +21,7 @@ from .. import render, summary
 from ..methods.attribution.occlusion import occlusion, occlusion_grid
 from ..methods.attribution.registry import CAM_METHODS, METHODS, attribution_map, check_method
 from ..methods.checks import check_map, occlusion_importance
-from ..methods.targets import class_probabilities, resolve_targets
+from ..methods.targets import Output, class_probabilities, resolve_targets
 from .declaration import LoggingRun, View
 from .map_checks import CHECK_STEPS, check_masks, checks_meta, checks_scalars
 
@@ -40,9 +40,10 @@ def log_saliency(run: LoggingRun, *, step: int, images: torch.Tensor | None = No
     model, labels = run.model, run.labels_of(images)
     check_method(method)
     masks = check_masks(masks, images, checks)
-    probabilities, chosen = explained_classes(model, images, targets, labels)
+    probabilities, chosen = explained_classes(model, images, targets, labels, run.output)
     cam_layer = run.cam_layer(images) if method in CAM_METHODS else None
-    raw = attribution_map(method, model, images, chosen, smooth=smooth, n=n, sigma=sigma, layer=cam_layer)
+    raw = attribution_map(method, model, images, chosen, smooth=smooth, n=n, sigma=sigma, layer=cam_layer,
+                          output=run.output)
     style, values, scale, nonfinite = render.display_map(method, raw)
     name = f"smoothgrad({method})" if smooth else method
     meta = {
@@ -58,7 +59,8 @@ def log_saliency(run: LoggingRun, *, step: int, images: torch.Tensor | None = No
     }
     if checks:
         options = {"smooth": smooth, "n": n, "sigma": sigma, "layer": cam_layer}
-        found = check_map(model, images, chosen, method, raw, masks=masks, steps=CHECK_STEPS, **options)
+        found = check_map(model, images, chosen, method, raw, masks=masks, steps=CHECK_STEPS, output=run.output,
+                          **options)
         meta["checks"] = checks_meta(found)
     order = list(METHODS).index(method) + (len(METHODS) if smooth else 0)
     pictures = [*render.input_pictures(images), *render.unit_pictures(values)]
@@ -83,8 +85,9 @@ def log_occlusion(run: LoggingRun, *, step: int, images: torch.Tensor | None = N
     if stride is None:
         stride = max(1, window // 2)
     rows, cols = occlusion_grid(height, width, window, stride)
-    probabilities, chosen = explained_classes(model, images, targets, labels)
-    raw = occlusion(model, images, chosen, window=window, stride=stride, fill=fill, batch_size=batch_size)
+    probabilities, chosen = explained_classes(model, images, targets, labels, run.output)
+    raw = occlusion(model, images, chosen, window=window, stride=stride, fill=fill, batch_size=batch_size,
+                    output=run.output)
     heat, nonfinite = render.finite(raw.float().cpu())
     meta = {
         **class_meta(probabilities, chosen, labels),
@@ -96,9 +99,11 @@ def log_occlusion(run: LoggingRun, *, step: int, images: torch.Tensor | None = N
         "grid": {"window": window, "stride": stride, "fill": fill, "rows": rows, "cols": cols, "values": heat.tolist()},
     }
     if checks:
-        again = functools.partial(occlusion, window=window, stride=stride, fill=fill, batch_size=batch_size, progress=False)
+        again = functools.partial(occlusion, window=window, stride=stride, fill=fill, batch_size=batch_size, progress=False,
+                                  output=run.output)
         pixels = occlusion_importance(raw, height, width, window, stride)
-        found = check_map(model, images, chosen, again, raw, importance=pixels, masks=masks, steps=CHECK_STEPS)
+        found = check_map(model, images, chosen, again, raw, importance=pixels, masks=masks, steps=CHECK_STEPS,
+                          output=run.output)
         meta["checks"] = checks_meta(found)
     pictures = render.input_pictures(images)
     run.sink.write([summary.Pictures(KIND, "occlusion", meta, pictures, 2 * len(METHODS)),
@@ -107,11 +112,11 @@ def log_occlusion(run: LoggingRun, *, step: int, images: torch.Tensor | None = N
 
 
 def explained_classes(
-    model: nn.Module, images: torch.Tensor, targets: Targets, labels: list[int] | None
+    model: nn.Module, images: torch.Tensor, targets: Targets, labels: list[int] | None, output: Output = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(class probabilities, the class each map explains): ``targets`` given, else the labels, else the
     predicted class."""
-    probabilities = class_probabilities(model, images)
+    probabilities = class_probabilities(model, images, output)
     if targets is not None and not isinstance(targets, (int, torch.Tensor)):
         targets = torch.as_tensor(list(targets))
     if targets is None and labels is not None:

@@ -16,7 +16,7 @@ from torch import nn
 from .. import render, summary
 from ..methods._hooks import model_device
 from ..methods.synthesis.activation_maximization import check_size, class_model
-from ..methods.targets import class_probabilities
+from ..methods.targets import Output, class_probabilities
 from .declaration import LoggingRun, View
 
 KIND = "class_models"
@@ -34,9 +34,10 @@ def log_class_models(run: LoggingRun, *, step: int, classes: Sequence[int] | Non
     if classes is None and run.probe_labels:
         classes = sorted(set(run.probe_labels))
     if classes is None:
-        classes = list(range(min(10, class_count(model, size))))
-    result = class_model(model, list(classes), size=size, steps=steps, seed=seed, jitter_pixels=jitter_pixels, blur=blur)
-    probabilities = class_probabilities(model, result.images).cpu()
+        classes = list(range(min(10, class_count(model, size, run.output))))
+    result = class_model(model, list(classes), size=size, steps=steps, seed=seed, jitter_pixels=jitter_pixels, blur=blur,
+                         output=run.output)
+    probabilities = class_probabilities(model, result.images, run.output).cpu()
     units = torch.tensor(result.units)
     meta = {
         "classes": result.units,
@@ -52,8 +53,8 @@ def log_class_models(run: LoggingRun, *, step: int, classes: Sequence[int] | Non
     return "classes"
 
 
-def class_count(model: nn.Module, size: tuple[int, int, int]) -> int:
-    return class_probabilities(model, torch.zeros((1, *size), device=model_device(model))).shape[1]
+def class_count(model: nn.Module, size: tuple[int, int, int], output: Output = None) -> int:
+    return class_probabilities(model, torch.zeros((1, *size), device=model_device(model)), output).shape[1]
 
 
 def _analyze(job: Any) -> None:

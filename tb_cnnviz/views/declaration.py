@@ -19,6 +19,7 @@ from torch import nn
 from ..methods._hooks import check_images
 from ..methods.attribution.grad_cam import last_conv_name
 from ..methods.synthesis.activation_maximization import check_size
+from ..methods.targets import Output
 from ..sink import Sink
 
 
@@ -47,6 +48,7 @@ class LoggingRun:
     max_size: int = 56
     max_filters: int = 64
     max_inputs: int = 16
+    output: Output = None  #: where the class scores are in the model's output (see ``methods.targets``)
     _cam_layer: str | None = field(default=None, repr=False)
 
     def images(self, images: torch.Tensor | None) -> torch.Tensor:

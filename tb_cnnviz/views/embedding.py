@@ -32,7 +32,8 @@ def log_embedding(run: LoggingRun, *, data: Iterable, layer: str, step: int, n: 
     model = run.model
     if isinstance(grid, bool) or not isinstance(grid, int) or not 0 <= grid <= MAX_GRID_POINTS:
         raise ValueError(f"grid must be an int in 0..{MAX_GRID_POINTS} (points snapped to the grid); got {grid!r}")
-    kept = collect_codes(model, data, layer, n=n, to_pixels=to_pixels, thumbnail=32 if n <= 2500 else 16)
+    kept = collect_codes(model, data, layer, n=n, to_pixels=to_pixels, thumbnail=32 if n <= 2500 else 16,
+                         output=run.output)
     count = len(kept.codes)
     largest = max(kept.labels.max().item(), kept.predicted.max().item())
     if class_names is not None and largest >= len(class_names):

@@ -36,7 +36,7 @@ def log_performance(run: LoggingRun, *, data: Iterable, step: int, attributes: M
     if not isinstance(name, str) or not name or "/" in name:
         raise ValueError(f"name must be a non-empty string without '/', naming the data set; got {name!r}")
     result = evaluate(model, data, topk=topk, attributes=True, to_pixels=to_pixels, pr_curves=True,
-                      wrong_examples=examples, saliency=saliency_concentration)
+                      wrong_examples=examples, saliency=saliency_concentration, output=run.output)
     if class_names is not None and len(class_names) != result.classes:
         raise ValueError(f"class_names has {len(class_names)} names but the model has {result.classes} classes")
     meta, sprites = performance_report(result, align_attributes(attributes, result.index), class_names, bins)

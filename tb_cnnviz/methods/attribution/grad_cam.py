@@ -15,7 +15,7 @@ from torch import nn
 
 from .._hooks import preserved_state, run_order, split_call, unknown_layer_message
 from .gradients import guided_backprop
-from ..targets import check_inputs, check_scores, resolve_targets
+from ..targets import Output, check_inputs, check_scores, resolve_targets
 
 
 class GradCam(tuple):
@@ -62,9 +62,11 @@ def _layer_module(model: nn.Module, layer: str) -> tuple[nn.Module, int | None]:
 
 
 def grad_cam(
-    model: nn.Module, images: torch.Tensor, target: int | torch.Tensor | None = None, layer: str | None = None
+    model: nn.Module, images: torch.Tensor, target: int | torch.Tensor | None = None, layer: str | None = None,
+    output: Output = None,
 ) -> GradCam:
-    """Grad-CAM of ``target`` (default: the predicted class) at ``layer`` (default: the last conv run)."""
+    """Grad-CAM of ``target`` (default: the predicted class) at ``layer`` (default: the last conv run);
+    ``output``: where the scores are in a model's output that is not a tensor (see ``methods.targets``)."""
     images = check_inputs(model, images)
     layer = last_conv_name(model, images) if layer is None else layer
     module, wanted_call = _layer_module(model, layer)
@@ -90,7 +92,7 @@ def grad_cam(
         handle = module.register_forward_hook(capture)
         try:
             with torch.enable_grad():
-                scores = check_scores(model(images.detach()), len(images))
+                scores = check_scores(model(images.detach()), len(images), output)
                 targets = resolve_targets(target, scores)
                 if not captured:
                     raise ValueError(f"grad_cam: layer {layer!r} did not run in the forward (it ran {calls[0]} time(s))")
@@ -110,8 +112,9 @@ def grad_cam(
 
 
 def guided_grad_cam(
-    model: nn.Module, images: torch.Tensor, target: int | torch.Tensor | None = None, layer: str | None = None
+    model: nn.Module, images: torch.Tensor, target: int | torch.Tensor | None = None, layer: str | None = None,
+    output: Output = None,
 ) -> torch.Tensor:
     """Guided backprop times upsampled Grad-CAM (Selvaraju et al.), shape of ``images``."""
-    cam = grad_cam(model, images, target, layer)
-    return guided_backprop(model, images, cam.targets) * cam.upsampled[:, None]
+    cam = grad_cam(model, images, target, layer, output)
+    return guided_backprop(model, images, cam.targets, output) * cam.upsampled[:, None]

@@ -17,7 +17,7 @@ from .._hooks import check_positive_int, preserved_state
 from .incremental_inference import IncrementalOcclusion, trace
 from .incremental_plan import Plan
 from ..streaming import PROGRESS_DELAY_S
-from ..targets import check_inputs, check_scores, resolve_targets
+from ..targets import Output, check_inputs, check_scores, resolve_targets
 
 def occlusion_grid(height: int, width: int, window: int, stride: int) -> tuple[int, int]:
     """(nh, nw): how many occluder positions fit, top-left corners at multiples of ``stride``."""
@@ -52,6 +52,7 @@ def occlusion(
     incremental: bool = True,
     approximate: float | None = None,
     max_memory_mb: float | None = None,
+    output: Output = None,
 ) -> torch.Tensor:
     """(N, nh, nw): softmax probability of ``target`` (default: the predicted class of the unoccluded
     image) with a ``fill`` square of side ``window`` at top-left corner ``(i * stride, j * stride)``.
@@ -61,6 +62,7 @@ def occlusion(
     the plain batched forward. ``approximate`` (Krypton's tau in (0, 1], needs ``incremental``) caps each
     changed region at that fraction of its map: faster and no longer exact. ``max_memory_mb`` caps the
     memory of one batch (lowering ``batch_size`` as needed); the base activations of one image come on top.
+    ``output``: where the scores are in a model's output that is not a tensor (see ``methods.targets``).
     """
     images = check_inputs(model, images)
     check_positive_int(batch_size, "batch_size")
@@ -78,7 +80,7 @@ def occlusion(
     result = torch.empty(count, positions, dtype=images.dtype, device=images.device)
     with torch.inference_mode(), preserved_state(model):
         model.eval()
-        targets = resolve_targets(target, check_scores(model(images), count))
+        targets = resolve_targets(target, check_scores(model(images), count, output))
         graph = trace(model) if incremental else None
         engine = IncrementalOcclusion(graph, window, stride, (nh, nw), approximate) if graph is not None else None
         bar = tqdm(total=count * positions, desc="occlusion", unit="map", delay=0 if progress else PROGRESS_DELAY_S,
@@ -86,14 +88,14 @@ def occlusion(
         with bar:
             if engine is None:
                 batch = _capped_batch(batch_size, max_memory_mb, images[0].numel() * 4, images.element_size())
-                _plain_batches(model, images, targets, window, stride, fill, batch, result, bar)
+                _plain_batches(model, images, targets, window, stride, fill, batch, result, bar, output)
             else:
                 for n in range(count):
                     plan = engine.start(images[n : n + 1])
                     batch = _capped_batch(batch_size, max_memory_mb, plan.batch_elements(), images.element_size())
                     for start in range(0, positions, batch):
                         index = torch.arange(start, min(start + batch, positions), device=images.device)
-                        scores = check_scores(engine.forward(index, fill), len(index))
+                        scores = check_scores(engine.forward(index, fill), len(index), output)
                         result[n, index] = scores.softmax(dim=1)[:, targets[n]]
                         bar.update(len(index))
     return result.view(count, nh, nw)
@@ -108,7 +110,7 @@ def _capped_batch(batch_size: int, max_memory_mb: float | None, elements_per_pos
 
 
 def _plain_batches(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, window: int, stride: int,
-                   fill: float, batch_size: int, result: torch.Tensor, bar: tqdm) -> None:
+                   fill: float, batch_size: int, result: torch.Tensor, bar: tqdm, output: Output = None) -> None:
     """Every occluded copy through the whole model, ``batch_size`` at a time (batches may span images)."""
     count, _, height, width = images.shape
     positions = result.shape[1]
@@ -119,7 +121,7 @@ def _plain_batches(model: nn.Module, images: torch.Tensor, targets: torch.Tensor
         image, position = index // positions, index % positions
         mask = occluder_masks(position, nw, height, width, window, stride)
         occluded = torch.where(mask, fill_value, images[image]).contiguous(memory_format=torch.channels_last)
-        scores = check_scores(model(occluded), len(index))  # channels-last: the CPU conv kernels' own layout
+        scores = check_scores(model(occluded), len(index), output)  # channels-last: the CPU conv kernels' own layout
         result.view(-1)[index] = scores.softmax(dim=1).gather(1, targets[image, None])[:, 0]
         bar.update(len(index))
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .._hooks import check_positive_int, preserved_state
-from ..targets import check_inputs, check_scores, resolve_targets
+from ..targets import Output, check_inputs, check_scores, resolve_targets
 from .importance import pixel_importance
 
 MODES = ("deletion", "insertion")
@@ -65,11 +65,13 @@ def deletion_curve(
     mode: str = "deletion",
     baseline: float | torch.Tensor = 0.0,
     batch_size: int = 64,
+    output: Output = None,
 ) -> DeletionCurve:
     """Delete (``mode="deletion"``: set to ``baseline``) or reveal (``"insertion"``: copy onto ``baseline``) the
     pixels of ``images`` (all channels at a location) in descending order of ``maps`` ((N, H, W), or (N, C, H, W)
     read as max |.| over channels), ``round(k * H * W / steps)`` of them at step k = 0..steps, and record the
-    softmax probability of ``target`` (default: the class predicted for the whole image).
+    softmax probability of ``target`` (default: the class predicted for the whole image). ``output``: where the
+    scores are in a model's output that is not a tensor (see ``methods.targets``).
 
         curve = deletion_curve(model, x, y, saliency(model, x, y).abs().amax(1))
         curve.auc   # lower is better for deletion, higher for insertion
@@ -99,7 +101,7 @@ def deletion_curve(
                 batch = torch.where(hidden, fill[image], images[image])
             else:
                 batch = torch.where(hidden, images[image], fill[image])
-            probabilities.append(check_scores(model(batch), len(batch)).float().softmax(dim=1))
+            probabilities.append(check_scores(model(batch), len(batch), output).float().softmax(dim=1))
     every = torch.cat(probabilities).view(steps + 1, count, -1)
     whole = every[0] if mode == "deletion" else every[-1]  # the untouched images
     targets = resolve_targets(target, whole)

@@ -24,7 +24,7 @@ from torch import nn
 
 from .._hooks import is_conv, resolve_layers, run_order
 from ..attribution.registry import attribution_map, check_method
-from ..targets import class_probabilities, check_inputs, resolve_targets
+from ..targets import Output, class_probabilities, check_inputs, resolve_targets
 from .importance import pixel_importance
 
 MapFunction = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -117,21 +117,23 @@ def randomization_check(
     seed: int = 0,
     cascading: bool = True,
     maps: torch.Tensor | None = None,
+    output: Output = None,
     **options: object,
 ) -> RandomizationCheck:
     """Adebayo et al.'s model-randomisation check of ``method`` (a name: saliency, deconvnet, guided_backprop,
     grad_cam, guided_grad_cam, with ``options`` for :func:`attribution_map` such as ``smooth=True``; or a
     callable ``method(model, images, targets)`` returning (N, ...) maps) for ``target`` (default: the predicted
     class, kept for every re-drawn model). ``layers`` default to :func:`randomizable_layers` (logits first);
-    ``maps``: the trained model's maps if already made (saves one map).
+    ``maps``: the trained model's maps if already made (saves one map). ``output``: where the scores are in a
+    model's output that is not a tensor (see ``methods.targets``), for a named method too.
 
         check = randomization_check(model, x, y, "guided_backprop")
         check.similarity[0]   # after the logits layer alone: near 1 for guided backprop, lower for saliency
     """
     images = check_inputs(model, images)
-    function = _map_function(method, options)
+    function = _map_function(method, {**options, "output": output} if isinstance(method, str) else options)
     # the trained model's prediction, kept for every re-drawn model; a given target is checked by the method
-    targets = resolve_targets(None, class_probabilities(model, images)) if target is None else target
+    targets = resolve_targets(None, class_probabilities(model, images, output)) if target is None else target
     if layers is None:
         names = randomizable_layers(model, images)
     else:

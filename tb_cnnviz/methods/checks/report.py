@@ -20,6 +20,7 @@ from torch import nn
 
 from .deletion import DeletionCurve, deletion_curve, random_maps
 from .localization import mass_in_mask, pointing_game
+from ..targets import Output
 from .randomization import MapFunction, RandomizationCheck, randomization_check
 
 #: a map whose similarity, averaged over the cascade, stays at or above this has not passed the sanity check
@@ -58,15 +59,17 @@ def check_map(
     steps: int = 32,
     baseline: float = 0.0,
     seed: int = 0,
+    output: Output = None,
     **options: object,
 ) -> MapChecks:
     """Every check of ``maps`` (what ``method`` gave for ``targets``): ``importance`` (N, H, W) is the per-pixel
     order for the curves and the masks when it is not ``maps`` itself (occlusion's grid of probabilities);
-    ``options`` go to :func:`randomization_check`."""
+    ``options`` go to :func:`randomization_check`; ``output``: where the scores are in a model's output that is not
+    a tensor (see ``methods.targets``)."""
     order = maps if importance is None else importance
-    randomization = randomization_check(model, images, targets, method, seed=seed, maps=maps, **options)
+    randomization = randomization_check(model, images, targets, method, seed=seed, maps=maps, output=output, **options)
     shuffled = random_maps(images, seed)
-    curves = [deletion_curve(model, images, targets, ranking, steps=steps, mode=mode, baseline=baseline)
+    curves = [deletion_curve(model, images, targets, ranking, steps=steps, mode=mode, baseline=baseline, output=output)
               for ranking in (order, shuffled) for mode in ("deletion", "insertion")]
     located = {}
     if masks is not None:

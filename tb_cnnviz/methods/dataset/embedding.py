@@ -23,6 +23,7 @@ from sklearn.decomposition import PCA
 from torch import nn
 
 from .._hooks import check_images, forward_hooks, model_device, preserved_state, split_call, unknown_layer_message
+from ..targets import Output, check_scores
 from ..streaming import progress as streamed
 from ..streaming import split_batch, thumbnails
 
@@ -155,10 +156,12 @@ class Codes:
 
 
 def collect_codes(model: nn.Module, data: Iterable, layer: str, n: int = 2000,
-                  to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None, thumbnail: int = 32) -> Codes:
+                  to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None, thumbnail: int = 32,
+                  output: Output = None) -> Codes:
     """Stream ``data`` until ``n`` images and keep each one's code at ``layer`` (flattened: for a conv layer
     every channel at every position; take the codes after a ReLU, as the notes do with AlexNet's fc7),
-    its label, the model's prediction and a thumbnail of ``to_pixels(images)``."""
+    its label, the model's prediction (where ``output`` finds class scores in what it returns; see
+    ``methods.targets``: -1 where it has none) and a thumbnail of ``to_pixels(images)``."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"n must be an int >= 2 (images to lay out); got {n!r}")
     module_name, call = split_call(layer)
@@ -181,12 +184,11 @@ def collect_codes(model: nn.Module, data: Iterable, layer: str, n: int = 2000,
             images = check_images(images, "the data's images")[: n - seen].to(device)
             count = len(images)
             captured.clear()
-            output = model(images)
+            raw = model(images)
             if not captured:
                 raise ValueError(f"layer {layer!r} did not run in the forward")
             parts["codes"].append(captured[0].flatten(1).float().cpu())
-            parts["predicted"].append(output.argmax(dim=1).cpu() if isinstance(output, torch.Tensor) and output.dim() == 2
-                                      else torch.full((count,), -1))
+            parts["predicted"].append(_predictions(raw, count, output))
             parts["labels"].append(torch.as_tensor(labels).flatten()[:count].long().cpu() if labels is not None
                                    else torch.full((count,), -1))
             parts["index"].append(torch.as_tensor(index).flatten()[:count].long().cpu() if index is not None
@@ -199,3 +201,11 @@ def collect_codes(model: nn.Module, data: Iterable, layer: str, n: int = 2000,
     if seen < 2:
         raise ValueError(f"data gave {seen} image(s): an embedding needs at least 2")
     return Codes(**{name: torch.cat(values) for name, values in parts.items()})
+
+
+def _predictions(raw: object, count: int, output: Output) -> torch.Tensor:
+    """The predicted class of each image, or -1 where the output holds no class scores (a backbone)."""
+    try:
+        return check_scores(raw, count, output).argmax(dim=1).cpu()
+    except ValueError:
+        return torch.full((count,), -1)

@@ -21,7 +21,7 @@ from ..attribution.gradients import input_gradient
 from .image_attributes import image_attributes, saliency_concentration
 from ..streaming import progress as streamed
 from ..streaming import split_batch, thumbnails
-from ..targets import check_scores
+from ..targets import Output, check_scores
 
 PR_THRESHOLDS = 127  #: TensorBoard's PR-curve default
 WRONG_POOL_BYTES = 256 * 2**20  #: the most the pool may hold of model inputs, for the wrong examples' saliency
@@ -127,6 +127,7 @@ def evaluate(
     progress: bool | None = None,
     saliency: bool = False,
     wrong_saliency: bool = True,
+    output: Output = None,
 ) -> Evaluation:
     """Stream ``data`` once through ``model`` (eval mode, inference mode, left as found).
 
@@ -137,7 +138,8 @@ def evaluate(
     attribute ``saliency_concentration`` of each image's saliency map for its predicted class (one backward
     per batch). ``wrong_saliency`` gives each pooled wrong example the saliency map of the class it wrongly
     chose ("why did it say that?"), computed once the pass is over for the examples left in the pool (whose
-    inputs the pool keeps meanwhile, when they fit in ``WRONG_POOL_BYTES``).
+    inputs the pool keeps meanwhile, when they fit in ``WRONG_POOL_BYTES``). ``output``: where the scores are
+    in a model's output that is not a tensor (see ``methods.targets``).
     """
     if not topk or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in topk):
         raise ValueError(f"topk must be positive ints such as (1, 5); got {topk!r}")
@@ -155,7 +157,7 @@ def evaluate(
             images, labels, index = split_batch(batch)
             images = check_images(images, "the data's images").to(device, non_blocking=True)
             count = len(images)
-            scores = check_scores(model(images), count)
+            scores = check_scores(model(images), count, output)
             probabilities = scores.float().softmax(dim=1)
             if classes is None:
                 classes = scores.shape[1]
@@ -191,7 +193,7 @@ def evaluate(
                     attribute_parts.setdefault(name, []).append(value)
             if saliency:
                 with torch.inference_mode(False):  # clones made here are ordinary tensors autograd can use
-                    maps = input_gradient(model, images.clone(), top.indices[:, 0].clone())
+                    maps = input_gradient(model, images.clone(), top.indices[:, 0].clone(), output=output)
                 attribute_parts.setdefault("saliency_concentration", []).append(saliency_concentration(maps))
             if positive is not None:
                 bucket = (probabilities * (PR_THRESHOLDS - 1)).floor().long().clamp(0, PR_THRESHOLDS - 1)
@@ -207,7 +209,7 @@ def evaluate(
                                thumbnails(pixels[rows], thumbnail), images[rows] if keep else None))
         wrong = pool.result() if pool is not None else {}
         if wrong_saliency:
-            _add_saliency(model, [example for kept in wrong.values() for example in kept], device, thumbnail)
+            _add_saliency(model, [example for kept in wrong.values() for example in kept], device, thumbnail, output)
     if classes is None:
         raise ValueError("data yielded no batches: nothing to evaluate")
     if bool(bad_label):
@@ -231,23 +233,25 @@ def _pool_bytes(classes: int, size: int, images: torch.Tensor) -> int:
     return classes * size * images[0].numel() * images.element_size()
 
 
-def _add_saliency(model: nn.Module, examples: list[WrongExample], device: torch.device, size: int, batch: int = 64) -> None:
+def _add_saliency(model: nn.Module, examples: list[WrongExample], device: torch.device, size: int,
+                  output: Output = None, batch: int = 64) -> None:
     """Each example's saliency thumbnail for the class it chose, from its kept input; the input is dropped."""
     kept = [example for example in examples if example.image is not None]
     for start in range(0, len(kept), batch):
         chunk = kept[start : start + batch]
         images = torch.stack([example.image for example in chunk]).to(device)
         predicted = torch.tensor([example.predicted for example in chunk], device=device)
-        for example, heat in zip(chunk, _saliency_thumbnails(model, images, predicted, size).cpu()):
+        for example, heat in zip(chunk, _saliency_thumbnails(model, images, predicted, size, output).cpu()):
             example.saliency = heat
     for example in examples:
         example.image = None
 
 
-def _saliency_thumbnails(model: nn.Module, images: torch.Tensor, predicted: torch.Tensor, size: int) -> torch.Tensor:
+def _saliency_thumbnails(model: nn.Module, images: torch.Tensor, predicted: torch.Tensor, size: int,
+                         output: Output = None) -> torch.Tensor:
     """(B, t, t) uint8 saliency heat maps of the predicted class, each scaled to its own maximum."""
     with torch.inference_mode(False):  # clones made here are ordinary tensors autograd can use
-        maps = input_gradient(model, images.clone(), predicted.clone())
+        maps = input_gradient(model, images.clone(), predicted.clone(), output=output)
     heat = maps.abs().amax(dim=1, keepdim=True)
     heat = F.interpolate(heat, size=(size, size), mode="area") if heat.shape[-1] != size else heat
     heat = heat / heat.flatten(1).amax(dim=1).clamp_min(torch.finfo(heat.dtype).tiny)[:, None, None, None]

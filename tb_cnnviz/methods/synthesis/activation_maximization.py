@@ -23,7 +23,7 @@ from torch import nn
 from .._hooks import is_relu_like, layer_output, split_call
 from .image_priors import FourierImage, gaussian_blur, jitter
 from .input_optimization import check_non_negative, check_positive, check_steps, frozen, optimize, seeded_generator
-from ..targets import check_scores
+from ..targets import Output, check_scores
 
 PARAMETERIZATIONS = ("fourier", "pixel")
 REDIRECT_STEPS = 16  #: first steps whose ReLU gradient goes to the pre-activation (Lucid's redirected ReLU)
@@ -136,19 +136,21 @@ def class_model(
     blur: float = 0.0,
     seed: int | None = 0,
     progress: bool | None = None,
+    output: Output = None,
 ) -> Visualization:
     """The image of ``size`` (C, H, W) that maximises ``score[target] - l2_weight * mean(image^2)``, one per
     target class. The score is the model's unnormalised output, as in the paper: maximising a softmax
-    probability can succeed by lowering the other classes instead of raising this one."""
+    probability can succeed by lowering the other classes instead of raising this one. ``output``: where the
+    scores are in a model's output that is not a tensor (see ``methods.targets``)."""
     size = check_size(size)
     classes = None
     with frozen(model) as device, torch.no_grad():
-        classes = check_scores(model(torch.zeros((1, *size), device=device)), 1).shape[1]
+        classes = check_scores(model(torch.zeros((1, *size), device=device)), 1, output).shape[1]
     targets = _check_units(target, "target", classes)
     index = torch.tensor(targets)
 
     def scores(images: torch.Tensor, _step: int) -> torch.Tensor:
-        return model(images).gather(1, index.to(images.device)[:, None])[:, 0]
+        return check_scores(model(images), len(images), output).gather(1, index.to(images.device)[:, None])[:, 0]
 
     images, history = _maximize(
         model, len(targets), size, scores, steps=steps, lr=lr, parameterization="pixel", input_range=None,
