@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import make_blobs
+from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE, trustworthiness
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
@@ -27,8 +28,23 @@ def test_tsne_keeps_known_clusters_apart_and_is_reproducible():
     assert neighbours.score(layout[1::2], labels[1::2]) >= 0.98
     assert trustworthiness(codes, layout, n_neighbors=10) >= 0.9
     np.testing.assert_array_equal(layout, embed(codes, seed=3))
-    pca = embed(codes, method="pca")
-    assert pca.shape == (400, 2)
+
+
+def test_pca_layout_is_scikit_learn_s_first_two_components_up_to_sign_on_one_scale():
+    codes, _ = make_blobs(n_samples=300, n_features=40, centers=4, cluster_std=3.0, random_state=2)
+    codes = codes * np.linspace(0.5, 3.0, 40)  # distinct variances: the components are well separated
+    layout = embed(codes, method="pca")
+    reference = PCA(n_components=2, svd_solver="full").fit_transform(codes.astype(np.float64))
+    # embed shifts each axis to start at 0 and divides both by the largest value: a sign flip of an axis
+    # keeps its range, so the divisor is the same whichever sign each component came out with
+    shifted = reference - reference.min(axis=0)
+    scale = shifted.max()
+    assert layout.shape == (300, 2) and layout.min() == 0 and layout.max() == pytest.approx(1.0)
+    for axis in range(2):
+        component = reference[:, axis]
+        candidates = [(sign * component - (sign * component).min()) / scale for sign in (1, -1)]
+        error = min(np.abs(layout[:, axis] - candidate).max() for candidate in candidates)
+        assert error < 1e-4, (axis, error)
 
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 from helpers import assert_same_state, get_json, model_state, tensorboard_client
 from tb_cnnviz import CNNViz
 from tb_cnnviz.demo import DigitsNet, load_digits
+from tb_cnnviz.methods import class_model
 from tb_cnnviz.methods._hooks import layer_output
 
 
@@ -92,11 +93,32 @@ def test_class_models_read_back_with_their_class_probabilities(logged):
         _, sample = get_json(client, "sample", run="run", kind="class_model", layer="classes", step=step)
         meta = sample["meta"]
         assert meta["classes"] == [0, 1, 2] and meta["class_names"] == ["0", "1", "2"] and sample["images"] == 3
-        assert all(0 <= p <= 1 for p in meta["probability"])
+        assert all(0 <= p <= 1 for p in meta["probability"])  # and exactly: the test below
         pictures[step] = np.stack([blob_picture(client, "run", key) for key in sample["blobs"]])
         assert pictures[step].shape == (3, 16, 16)
     difference = np.abs(pictures[0] - pictures[100]).mean()
     assert difference > 0.05  # the class models changed as the network learned
+
+
+@pytest.mark.parametrize("step", [0, 100])
+def test_class_model_probabilities_are_the_softmax_of_the_net_on_the_pictured_images(logged, step):
+    """The logged probabilities, recomputed: the class models made again with the logged call's arguments,
+    checked to be the images pictured, then the net's softmax on them (eval mode), at each image's class."""
+    client, model, _, states = logged
+    _, sample = get_json(client, "sample", run="run", kind="class_model", layer="classes", step=step)
+    meta = sample["meta"]
+    model.load_state_dict(states[step])
+    images = class_model(model, meta["classes"], size=(1, 16, 16), steps=30, seed=0).images.detach()
+    flat = images.flatten(1)
+    lo, hi = flat.min(dim=1).values[:, None, None, None], flat.max(dim=1).values[:, None, None, None]
+    shown = np.stack([blob_picture(client, "run", key) for key in sample["blobs"]])
+    np.testing.assert_allclose(shown, ((images - lo) / (hi - lo))[:, 0].numpy(), atol=0.5 / 255 + 1e-6)
+    model.eval()
+    with torch.no_grad():
+        probabilities = torch.softmax(model(images).double(), dim=1)
+    expected = [probabilities[i, c].item() for i, c in enumerate(meta["classes"])]
+    np.testing.assert_allclose(meta["probability"], expected, rtol=5e-4, atol=1e-7)  # 4 digits in the JSON
+    assert meta["predicted"] == probabilities.argmax(dim=1).tolist()
 
 
 def test_channel_visualisations_read_back_in_the_probe_range_and_name_their_filter(logged):

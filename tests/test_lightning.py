@@ -6,20 +6,18 @@ import subprocess
 import sys
 import warnings
 
+import lightning  # a test extra (setup.py): a broken install fails here, it is not skipped
 import pytest
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from helpers import health_events
+from tb_cnnviz.demo import DigitsNet, load_digits
+from tb_cnnviz.lightning import CNNVizCallback
+from tb_cnnviz.thinning import base_tag
 
 pytestmark = pytest.mark.slow
-lightning = pytest.importorskip("lightning")
-
-from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
-
-from tb_cnnviz.demo import DigitsNet, load_digits  # noqa: E402
-from tb_cnnviz.thinning import base_tag  # noqa: E402
-from tb_cnnviz.lightning import CNNVizCallback  # noqa: E402
 
 
 class DigitsModule(lightning.LightningModule):

@@ -2,7 +2,8 @@
 
 The server is moto in server mode, started by the tests; TensorBoard's own S3 file system (boto3) talks to it
 through ``S3_ENDPOINT``, on the writing side (the user's ``SummaryWriter``) and in a stock ``tensorboard``
-process. Skipped when moto or boto3 is not installed (``pip install -e '.[test,s3]'``).
+process. moto and boto3 are test extras (``pip install -e '.[test]'``): imported plainly, so a missing or broken
+install fails instead of skipping.
 """
 
 from __future__ import annotations
@@ -15,19 +16,17 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3  # test extras (setup.py): a missing or broken install fails here, it is not skipped
+import moto.server as moto_server
 import numpy as np
 import pytest
 import torch
+from tensorboard.compat.tensorflow_stub.io import gfile
+from tensorboard.util import tensor_util
+from torch.utils.tensorboard import SummaryWriter
 
-pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
-
-from helpers import fetch, free_port, tensorboard_process, whole_records  # noqa: E402
-from tensorboard.compat.tensorflow_stub.io import gfile  # noqa: E402
-from tensorboard.util import tensor_util  # noqa: E402
-from torch.utils.tensorboard import SummaryWriter  # noqa: E402
-
-from tb_cnnviz import CNNViz, LoggingFailedWarning, StorageFailedWarning, metadata, sink  # noqa: E402
+from helpers import fetch, free_port, tensorboard_process, whole_records
+from tb_cnnviz import CNNViz, LoggingFailedWarning, StorageFailedWarning, metadata, sink
 from tb_cnnviz.thinning import base_tag
 
 BUCKET = "cnnviz-runs"
@@ -50,8 +49,6 @@ class S3Server:
         self._server.stop()
 
     def client(self):
-        import boto3
-
         return boto3.client("s3", endpoint_url=self.endpoint)
 
     def event_files(self, prefix: str, into: Path) -> dict[str, list]:

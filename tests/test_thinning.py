@@ -16,17 +16,57 @@ from tb_cnnviz.thinning import LATEST, SeriesThinning
 
 
 def held_after(calls: int, keep: int) -> list[int]:
-    """The call indices TensorBoard holds after ``calls`` calls when it keeps the last write to each slot."""
+    """The call indices TensorBoard holds after ``calls`` calls when it keeps the last write to each tag, by the
+    rule as tb_cnnviz.thinning's docstring states it, simulated here without its code: calls on the grid of
+    stride s go to a slot of their own; when no slot is free, s doubles, which frees the slots holding odd
+    multiples of the old stride, and the due call is kept only if it is on the new grid; every other call goes
+    to the latest tag."""
+    written: dict[str, int] = {}  # tag -> the last call written to it: what TensorBoard holds
+    grid: dict[int, int] = {}  # slot -> the call it keeps on the grid (free once off the grid)
+    stride = 1
+    for call in range(calls):
+        tag = "latest"
+        if call % stride == 0:
+            free = [slot for slot in range(keep) if slot not in grid or grid[slot] % stride != 0]
+            if not free:
+                stride *= 2
+                free = [slot for slot in range(keep) if grid[slot] % stride != 0]
+            if call % stride == 0:
+                grid[min(free)] = call
+                tag = f"slot {min(free)}"
+        written[tag] = call
+    return sorted(set(written.values()))
+
+
+def thinning_holds(calls: int, keep: int) -> list[int]:
+    """What SeriesThinning's slots leave TensorBoard holding after ``calls`` calls (the code under test)."""
     thinning, last = SeriesThinning(keep), {}
     for index in range(calls):
         last[thinning.place()] = index
     return sorted(set(last.values()))
 
 
+def test_hand_worked_runs_hold_exactly_what_the_rule_says():
+    # keep=3: 0, 1, 2 fill the slots; 3 doubles the stride to 2 (3 is off it: latest); 4 takes the slot of 1,
+    # 6 doubles it to 4 (latest), 8 takes the slot of 2, 12 -> stride 8, 16 takes the slot of 4, 24 -> stride
+    # 16, 32 takes the slot of 8, 48 -> stride 32 but 48 is off it: latest, overwritten by 49.
+    assert held_after(50, 3) == thinning_holds(50, 3) == [0, 16, 32, 49]
+    # keep=4: 4 doubles the stride to 2 and takes the slot of 1, 6 that of 3, 8 doubles it to 4 and takes the
+    # slot of 2; 5, 7 and 9 went to the latest tag (3, no longer written, still shows until 6 replaces it).
+    assert held_after(10, 4) == thinning_holds(10, 4) == [0, 4, 6, 8, 9]
+    assert held_after(5, 4) == thinning_holds(5, 4) == [0, 2, 3, 4]
+
+
+@pytest.mark.parametrize("keep", [2, 3, 4, 5, 6, 7, 16])
+def test_the_slots_hold_exactly_what_the_rule_says_for_odd_and_even_keep(keep):
+    for calls in range(1, 600):
+        assert thinning_holds(calls, keep) == held_after(calls, keep), (calls, keep)
+
+
 @pytest.mark.parametrize("keep", [2, 3, 4, 16])
 def test_the_held_calls_are_the_first_the_latest_and_an_even_grid(keep):
     for calls in range(1, 400):
-        held = held_after(calls, keep)
+        held = thinning_holds(calls, keep)
         assert len(held) <= keep + 1, (calls, held)
         assert held[0] == 0 and held[-1] == calls - 1, (calls, held)
         # The grid: the smallest power of two whose multiples below `calls` fit in `keep` slots, all held.
@@ -40,8 +80,8 @@ def test_the_held_calls_are_the_first_the_latest_and_an_even_grid(keep):
 
 
 def test_a_run_within_the_slots_is_held_whole():
-    assert held_after(16, 16) == list(range(16))
-    assert held_after(17, 16) == [0, *range(2, 17)]  # the 17th call starts the grid of stride 2
+    assert thinning_holds(16, 16) == list(range(16))
+    assert thinning_holds(17, 16) == [0, *range(2, 17)]  # the 17th call starts the grid of stride 2
 
 
 def test_the_slot_rule_is_one_call_after_another_without_state_outside():
