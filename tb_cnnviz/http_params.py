@@ -60,8 +60,11 @@ def model(request: wrappers.Request) -> str:
     return optional_text(request, "model")
 
 
-def kind(request: wrappers.Request, allowed: tuple[str, ...]) -> str:
+def kind(request: wrappers.Request, allowed: tuple[str, ...], formerly: dict[str, str] | None = None) -> str:
+    """The ``kind`` parameter, one of ``allowed``; a renamed view's former kind (``formerly``) answers as its
+    new name, so a link made before the rename still works."""
     kind = text(request, "kind")
+    kind = (formerly or {}).get(kind, kind)
     if kind not in allowed:
         raise BadRequest(f"parameter 'kind' must be one of {', '.join(allowed)}; got {kind[:40]!r}")
     return kind

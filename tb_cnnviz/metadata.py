@@ -55,6 +55,8 @@ from dataclasses import dataclass
 
 from tensorboard.compat.proto import summary_pb2
 
+from .views import registry
+
 PLUGIN_NAME = "cnnviz"
 #: The pictures of a thinned series (see :mod:`.thinning`) go under a plugin name of their own, whose samples
 #: TensorBoard keeps one per tag; everything under :data:`PLUGIN_NAME` (dead-filter flushes, files written
@@ -62,33 +64,28 @@ PLUGIN_NAME = "cnnviz"
 PICTURES_PLUGIN_NAME = "cnnviz_pictures"
 FORMAT_VERSION = 2  #: 2 adds the model's name; unnamed data is still written as 1
 
-ACTIVATIONS = "activations"
-FILTERS = "filters"
-DEAD = "dead"
-ATTRIBUTION = "attribution"
-PERFORMANCE = "performance"
-TOP = "top"
-EMBEDDING = "embedding"
-INVERSION = "inversion"
-CLASS_MODEL = "class_model"
-CHANNEL_VIS = "channel_vis"
-CORRESPONDENCE = "correspondence"
+_DATA_CLASSES = {registry.PICTURES: summary_pb2.DATA_CLASS_BLOB_SEQUENCE, registry.TENSOR: summary_pb2.DATA_CLASS_TENSOR}
+#: Every kind this reader knows (a view's stem, see ``views/registry.py``) -> its ``data_class``.
+DATA_CLASS = {view.stem: _DATA_CLASSES[view.stored_as] for view in registry.VIEWS}
+BLOB_KINDS = tuple(view.stem for view in registry.VIEWS if view.stored_as == registry.PICTURES)
+TENSOR_KINDS = tuple(view.stem for view in registry.VIEWS if view.stored_as == registry.TENSOR)
+#: A kind older files wrote -> the view's stem it is read as.
+FORMER_KINDS = {old: view.stem for view in registry.VIEWS for old in view.formerly}
 
-DATA_CLASS = {
-    ACTIVATIONS: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
-    FILTERS: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
-    DEAD: summary_pb2.DATA_CLASS_TENSOR,
-    ATTRIBUTION: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
-    PERFORMANCE: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
-    TOP: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
-    EMBEDDING: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
-    INVERSION: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
-    CLASS_MODEL: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
-    CHANNEL_VIS: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
-    CORRESPONDENCE: summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
-}
-BLOB_KINDS = (ACTIVATIONS, FILTERS, ATTRIBUTION, PERFORMANCE, TOP, EMBEDDING, INVERSION, CLASS_MODEL, CHANNEL_VIS, CORRESPONDENCE)
-TENSOR_KINDS = (DEAD,)
+
+def __getattr__(name: str) -> str:
+    """``metadata.ACTIVATIONS`` and the like: a view's kind by its upper-cased stem (or a former kind's name,
+    ``metadata.TOP``), so that no kind is spelled here beside the registry."""
+    kind = FORMER_KINDS.get(name.lower(), name.lower())
+    if name.isupper() and kind in DATA_CLASS:
+        return kind
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def canonical_kind(kind: str) -> str:
+    """The stem a kind is read as: itself, or the view that a former kind became."""
+    return FORMER_KINDS.get(kind, kind)
+
 
 TAG_PREFIX = "cnnviz"
 DORMANT = "dormant"
@@ -203,6 +200,7 @@ def parse_plugin_content(content: bytes) -> PluginContent | None:
             )
         return None
     model = payload.get("model", "")
+    kind = FORMER_KINDS.get(kind, kind) if isinstance(kind, str) else kind
     if kind not in DATA_CLASS or not isinstance(layer, str) or not isinstance(model, str):
         return None
     threshold = payload.get("threshold")

@@ -35,6 +35,7 @@ _IMAGE_MAX_AGE_S = 24 * 3600
 _STATIC_ROUTE = f"/plugin/{metadata.PLUGIN_NAME}/static/"
 _VERSION_LENGTH = 12  # hex digits naming a version of the frontend
 _STATIC_MAX_AGE_S = 365 * 24 * 3600
+_MODULES_LIST = "modules.json"  #: the static file listing the tab's modules, made from the folder
 #: Columns of the dead-filter timeline (640 px at 2 px each): a longer series is answered in this many buckets,
 #: so 100,000 flushes cost the tab what 320 do.
 DEAD_MAX_STEPS = 320
@@ -109,8 +110,10 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         name = request.path.split(_STATIC_ROUTE, 1)[-1]
         version, _, versioned = name.partition("/")
         max_age = 0
-        if len(version) == _VERSION_LENGTH and versioned in self._static_files:
+        if len(version) == _VERSION_LENGTH and (versioned in self._static_files or versioned == _MODULES_LIST):
             name, max_age = versioned, (_STATIC_MAX_AGE_S if version == self._frontend_version() else 0)
+        if name == _MODULES_LIST:
+            return http_util.Respond(request, self._modules(), "application/json", expires=max_age)
         if name not in self._static_files:  # a whitelist: no path, however spelled, escapes the folder
             raise errors.NotFoundError(f"no static file {name[:80]!r}")
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -118,19 +121,25 @@ class CNNVizPlugin(base_plugin.TBPlugin):
             content_type = "text/javascript"
         return http_util.Respond(request, (self._static_dir / name).read_bytes(), content_type, expires=max_age)
 
+    def _modules(self) -> dict:
+        """What the tab's entry preloads: every module but itself, and the stylesheets (the folder is the list)."""
+        files = sorted(self._static_files)
+        return {"modules": [name for name in files if name.endswith(".js") and name != "index.js"],
+                "stylesheets": [name for name in files if name.endswith(".css")]}
+
     @params.json_route
     def _serve_runs(self, request: wrappers.Request) -> dict:
         return self.runs_impl(_ctx(request), _eid(request))
 
     @params.json_route
     def _serve_steps(self, request: wrappers.Request) -> dict:
-        kind = params.kind(request, metadata.BLOB_KINDS + metadata.TENSOR_KINDS)
+        kind = params.kind(request, metadata.BLOB_KINDS + metadata.TENSOR_KINDS, metadata.FORMER_KINDS)
         return self.steps_impl(_ctx(request), _eid(request), params.text(request, "run"), kind, params.text(request, "layer"),
                                model=params.model(request))
 
     @params.json_route
     def _serve_sample(self, request: wrappers.Request) -> dict:
-        kind = params.kind(request, metadata.BLOB_KINDS)
+        kind = params.kind(request, metadata.BLOB_KINDS, metadata.FORMER_KINDS)
         return self.sample_impl(
             _ctx(request), _eid(request), params.text(request, "run"), kind, params.text(request, "layer"), params.integer(request, "step"),
             model=params.model(request),
@@ -138,7 +147,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
 
     @params.json_route
     def _serve_image(self, request: wrappers.Request) -> wrappers.Response:
-        kind = params.kind(request, metadata.BLOB_KINDS)
+        kind = params.kind(request, metadata.BLOB_KINDS, metadata.FORMER_KINDS)
         png = self.image_impl(
             _ctx(request), _eid(request), params.text(request, "run"), kind, params.text(request, "layer"),
             params.integer(request, "step"), params.integer(request, "index", minimum=0), model=params.model(request),

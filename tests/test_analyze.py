@@ -60,7 +60,7 @@ def test_every_view_from_a_checkpoint_and_an_image_folder(project, capsys):
     (entry,) = runs["runs"]
     assert entry["activations"] and entry["filters"] == ["0", "3"]
     assert entry["attribution"] == ["saliency", "guided_backprop", "grad_cam", "occlusion"]
-    assert entry["top"] == ["3", "3 (random directions)"] and entry["embedding"] == ["5"]
+    assert entry["top_activations"] == ["3", "3 (random directions)"] and entry["embedding"] == ["5"]
     assert entry["performance"] == ["eval"]
     _, sample = get_json(client, "sample", run="analysis", kind="performance", layer="eval", step=0)
     assert sample["meta"]["examples"] == 12 and sample["meta"]["class_names"] == ["china", "flower"]
@@ -112,5 +112,5 @@ def test_the_opt_in_image_synthesis_views(project, capsys):
     client = tensorboard_client(project / "runs", "false")
     _, runs = get_json(client, "runs")
     (entry,) = runs["runs"]
-    assert entry["inversion"] == ["probe 0"] and entry["class_model"] and entry["channel_vis"] == ["3"]
+    assert entry["inversion"] == ["probe 0"] and entry["class_models"] and entry["channel_images"] == ["3"]
     assert entry["correspondence"] == ["images 0 and 1"]

@@ -56,7 +56,7 @@ def test_runs_list_the_new_kinds(logged):
     client, *_ = logged
     _, runs = get_json(client, "runs")
     entry = runs["runs"][0]
-    assert entry["inversion"] == ["probe 0"] and entry["class_model"] == ["classes"] and entry["channel_vis"] == ["relu2"]
+    assert entry["inversion"] == ["probe 0"] and entry["class_models"] == ["classes"] and entry["channel_images"] == ["relu2"]
     _, steps = get_json(client, "steps", run="run", kind="class_model", layer="classes")
     assert [s["step"] for s in steps["steps"]] == [0, 100]
 

@@ -141,3 +141,38 @@ def test_json_floats_are_rounded_to_4_significant_digits_as_formatting_them_woul
         "mixed": [1.23456, None, "x"] * 3,
     }
     assert json.loads(json_blob(payload)) == reference(payload)
+
+
+@pytest.mark.parametrize("load_fast", ["false", "true"])
+@pytest.mark.parametrize("former, stem", [("top", "top_activations"), ("class_model", "class_models"),
+                                          ("channel_vis", "channel_images")])
+def test_a_renamed_view_reads_files_written_under_its_former_kind(tmp_path, load_fast, former, stem):
+    """Files written before a view's rename carry its former kind: listed and served as the view's stem, and a
+    link that asks for the former kind still answers."""
+    from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2, types_pb2
+
+    from tests.helpers import get_json, tensorboard_client
+
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 10, 10)).save(png, format="PNG")
+    blobs = [json.dumps({"kind": former, "layer": "conv1"}).encode(), png.getvalue()]
+    content = json.dumps({"version": 1, "kind": former, "layer": "conv1", "order": 0}).encode()  # as written then
+    value = summary_pb2.Summary.Value(
+        tag=f"cnnviz/{former}/conv1",
+        metadata=summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="cnnviz", content=content),
+            data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE),
+        tensor=tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_STRING, string_val=blobs,
+            tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=2)])))
+    writer = SummaryWriter(str(tmp_path / "old"))
+    writer._get_file_writer().add_summary(summary_pb2.Summary(value=[value]), global_step=3)
+    writer.close()
+
+    client = tensorboard_client(tmp_path, load_fast)
+    _, runs = get_json(client, "runs")
+    entry = runs["runs"][0]
+    assert entry[stem] == ["conv1"] and former not in entry
+    for asked in (stem, former):
+        status, sample = get_json(client, "sample", run="old", kind=asked, layer="conv1", step=3)
+        assert status == 200 and sample["kind"] == stem and sample["images"] == 1

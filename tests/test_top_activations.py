@@ -122,7 +122,7 @@ def test_logged_top_patches_read_back_through_tensorboard(net, tmp_path):
     reference = top_activations(net, data, "3", k=3, patch_size=32)
     client = tensorboard_client(tmp_path, "false")
     _, runs = get_json(client, "runs")
-    assert runs["runs"][0]["top"] == ["3", "3 (random directions)"]
+    assert runs["runs"][0]["top_activations"] == ["3", "3 (random directions)"]
     _, sample = get_json(client, "sample", run="run", kind="top", layer="3", step=2)
     meta = sample["meta"]
     assert meta["units_total"] == 6 and [u["unit"] for u in meta["units"]] == [0, 1, 2, 3]  # max_channels
