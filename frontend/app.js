@@ -188,7 +188,7 @@ async function createTab(parent) {
     return union;
   }
 
-  /** The items of a view that picks many (attribution methods) that are switched off, by kind. */
+  /** The items of a view that picks many (such as methods) that are switched off, by kind. */
   function hiddenItems(kind) {
     if (!state.hidden.has(kind)) state.hidden.set(kind, new Set());
     return state.hidden.get(kind);
@@ -275,7 +275,7 @@ async function createTab(parent) {
     return dom.el('span', { className: 'layer-badges' }, nodes);
   }
 
-  // The views' flags (the dead-filter badges and alert) load their data after the first paint, then stay cached.
+  // The views' flags (badges and alerts) load their data after the first paint, then stay cached.
   function loadFlags() {
     for (const [view, load] of flagHooks('load')) {
       const loading = load(flagTab(view));

@@ -194,7 +194,7 @@ export function markViewButtons(container, view) {
 export const TREE_ABOVE = 20;
 
 /**
- * The layer list (in a view that picks many, such as the attribution methods, `selected` is the Set shown).
+ * The layer list (in a view that picks many, such as one listing methods, `selected` is the Set shown).
  * `badgeOf(layer)` gives a node to show beside a layer's name, or null.
  *
  * A list longer than TREE_ABOVE is a tree (`options`): layers are grouped by module path (`layer1.0.relu#2`

@@ -40,12 +40,12 @@ const NAMES = [
   'filters',
   'dead',
   'attribution',
-  'top',
+  'top_activations',
   'embedding',
   'performance',
   'inversion',
   'class_models',
-  'channels',
+  'channel_images',
   'correspondence',
 ];
 

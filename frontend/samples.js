@@ -1,6 +1,6 @@
 // What views read, through the tab's model (ctx.model, from model.js): a run's logged steps of a layer, its
 // samples and their pictures; and sampleView(), the descriptor of a view whose column shows one sample per run,
-// the latest at or before the slider's step (most views: see views/inversion.js for a small one).
+// the latest at or before the slider's step (most views are one).
 // `ctx` below is a view's context (registry.js): at least {model, entry}.
 
 import { explainImageError } from './model.js';

@@ -1,7 +1,7 @@
 // The "Top patches" view: per channel (or random direction) of a layer, the input patches of the k images
 // that activate it most, as a browsable grid; a click opens the unit: bigger patches, their activation
 // values, which image and where, its filter when another view provides it (ctx.ask('filterTile')), and the
-// channel's flag (off rate, dead or dormant) when another view provides it (ctx.ask('channelFlags')). It provides
+// channel's flag (its off rate, and what an off channel is called) when another view provides it (ctx.ask('channelFlags')). It provides
 // other views a layer's top patches (topPatches).
 
 import { drawSpriteCell, el, emptyBox, formatNumber } from '../dom.js';
@@ -11,7 +11,7 @@ const PATCH_PX = 40;
 const DETAIL_PX = 112;
 
 export default sampleView({
-  kind: 'top',
+  kind: 'top_activations',
   title: 'Top patches',
   noun: 'top patches',
   logCalls: ['viz.log_top_activations(data, layer, step)'],
@@ -36,7 +36,7 @@ async function content(ctx) {
  * null (the channel's row of patches)}, or null when none are logged.
  */
 async function topPatches(ctx, layer, step) {
-  const at = await sampleAtOrBefore(ctx, 'top', layer, step);
+  const at = await sampleAtOrBefore(ctx, 'top_activations', layer, step);
   if (!at) return null;
   const sprite = await picture(at, 0);
   if (sprite instanceof Error) return null;
@@ -117,7 +117,7 @@ function unitDetail(meta, unit, row, sprite, noun, off, context) {
   if (noun === 'channel' && meta.filter_layer && context.loadFilter) {
     filter.append(el('span', { className: 'examples-title', text: `its filter in ${meta.filter_layer}: ` }));
     context.loadFilter(meta.filter_layer, unit.unit).then((tile) => {
-      filter.append(tile || el('span', { className: 'note', text: 'not logged (log_filters) at or before this step' }));
+      filter.append(tile || el('span', { className: 'note', text: 'not logged at or before this step' }));
     });
   }
   return el('div', {}, [...lines.map((text) => el('div', { className: 'examples-title', text })), filter,

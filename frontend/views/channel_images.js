@@ -6,11 +6,11 @@ import { el, emptyBox, formatNumber, pictureFigure } from '../dom.js';
 import { pictureUrls, sampleView } from '../samples.js';
 
 export default sampleView({
-  kind: 'channel_vis',
+  kind: 'channel_images',
   title: 'Channel images',
-  noun: 'channel visualisations',
-  logCalls: ['viz.log_channel_visualizations(step, layer)'],
-  content: async (ctx) => channelVisView(ctx.sample, pictureUrls(ctx), {
+  noun: 'channel images',
+  logCalls: ['viz.log_channel_images(step, layer)'],
+  content: async (ctx) => channelImagesView(ctx.sample, pictureUrls(ctx), {
     top: await ctx.ask('topPatches', ctx.layer, ctx.step),
     loadFilter: (filterLayer, filter) => ctx.ask('filterTile', filterLayer, ctx.step, filter),
   }),
@@ -20,7 +20,7 @@ export default sampleView({
  * `context.top`: {step, patchesOf(channel, size)} of the same layer's top patches at or before this step, or null;
  * `context.loadFilter(layer, filter)`: a promise of the filter's tile (or null).
  */
-function channelVisView(sample, urls, context = {}) {
+function channelImagesView(sample, urls, context = {}) {
   const meta = sample.meta || {};
   const channels = Array.isArray(meta.channels) ? meta.channels : [];
   if (!channels.length) return emptyBox('No channels in this sample.');
