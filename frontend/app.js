@@ -1,4 +1,4 @@
-// The CNNVIZ tab, rendered by index.js once its modules and stylesheet are in.
+// The CNNVIZ tab, rendered by index.js once its modules and stylesheets are in.
 // render() makes one tab: its state, its data access (model.js's createModel) and the wiring of events to the
 // data, the DOM (dom.js) and the views (registry.js). It knows no view by name: views mark the rest of the tab
 // through their `flags` hooks and answer each other through `provides` (see registry.js).
@@ -12,7 +12,7 @@ const EMPTY_TEXT = 'No CNNVIZ data yet: log with tb_cnnviz.CNNViz(model, writer,
   + `(${VIEWS.flatMap((view) => view.logCalls.map((call) => call.split('(')[0])).join(', ')}), then press Reload.`;
 const RUN_COLORS = ['#f57c00', '#1976d2', '#388e3c', '#7b1fa2', '#c2185b', '#0097a7', '#5d4037', '#455a64'];
 
-/** Builds the whole tab into document.body (index.js has loaded the stylesheet). */
+/** Builds the whole tab into document.body (index.js has loaded the stylesheets). */
 export async function render() {
   await createTab(document.body);
 }
