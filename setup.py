@@ -13,7 +13,7 @@ setup(
     # The top-level frontend/ is the tab's source; in the wheel it lives inside the package so that the
     # plugin can serve it wherever the package is installed.
     package_dir={"tb_cnnviz.frontend": "frontend"},
-    package_data={"tb_cnnviz": ["http_api.md"], "tb_cnnviz.frontend": ["*.js", "*.css", "views/*.js"]},
+    package_data={"tb_cnnviz": ["http_api.md"], "tb_cnnviz.frontend": ["*.js", "*.css", "views/*.js", "views/*.css"]},
     install_requires=[
         "tensorboard>=2.12",
         "torch>=2.1",  # any newer release too: the machine's local 2.14.1 CUDA build is fine

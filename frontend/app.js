@@ -1,347 +1,376 @@
-// The CNNVIZ tab, rendered by index.js once its modules and stylesheet are in.
-// This module holds the tab's state and wires events to the data (model.js), the DOM (dom.js) and the views
-// (registry.js): it knows no view by name, except the dead-filter flags every view shows (views/dead.js).
+// The CNNVIZ tab, rendered by index.js once its modules and stylesheets are in.
+// render() makes one tab: its state, its data access (model.js's createModel) and the wiring of events to the
+// data, the DOM (dom.js) and the views (registry.js). It knows no view by name: views mark the rest of the tab
+// through their `flags` hooks and answer each other through `provides` (see registry.js).
 
-import * as model from './model.js';
+import { createModel } from './model.js';
 import * as dom from './dom.js';
-import { VIEWS, viewOf } from './registry.js';
+import { VIEWS, ask, flagHooks, viewOf } from './registry.js';
 import { layersOf } from './samples.js';
-import dead, { blockBadges, deadBadge, deadByLayer, loadSummaries, renderAlert } from './views/dead.js';
 
 const EMPTY_TEXT = 'No CNNVIZ data yet: log with tb_cnnviz.CNNViz(model, writer, probe_images=...) '
   + `(${VIEWS.flatMap((view) => view.logCalls.map((call) => call.split('(')[0])).join(', ')}), then press Reload.`;
 const RUN_COLORS = ['#f57c00', '#1976d2', '#388e3c', '#7b1fa2', '#c2185b', '#0097a7', '#5d4037', '#455a64'];
 
-const state = {
-  runs: [], // [{run, activations: [...], filters: [...], dead: [...]}] as /runs gives them
-  known: new Set(), // runs seen so far: a run appearing on Reload starts checked
-  selected: new Set(),
-  view: VIEWS[0].kind,
-  layer: null,
-  step: null, // null follows the latest step
-  steps: [], // the slider's steps: union over the selected runs
-  deadSummaries: new Map(), // run -> summary JSON or Error
-  hidden: new Map(), // kind -> the items switched off in the list of a view that picks many
-  layerFilter: '', // the layer tree's filter box (long lists only: see dom.renderLayerList)
-  openBlocks: new Map(), // block key -> open: the user's choices in the layer tree, without a filter
-  filterBlocks: new Map(), // the same while a filter is on; forgotten when the filter changes
-};
-
-let ui = null;
-let controls = new Map(); // kind -> the view's toolbar control
-let generation = 0; // bumps on every update; async work from an older one is dropped
-let columns = new Map(); // run -> {element, stepInfo, body}, reused so that the slider does not flicker
-let pendingFrame = 0;
-let listedLayer = null; // the selected layer when the list was last drawn
-
-/** Builds the whole tab into document.body (index.js has loaded the stylesheet). */
+/** Builds the whole tab into document.body (index.js has loaded the stylesheets). */
 export async function render() {
-  ui = dom.buildShell(document.body, VIEWS);
-  controls = new Map(VIEWS.filter((view) => view.control).map((view) => [view.kind, view.control({ root: ui.root })]));
+  await createTab(document.body);
+}
+
+async function createTab(parent) {
+  const model = createModel();
+  const state = {
+    runs: [], // [{run, <kind>: [layer names...], ...}] as /runs gives them
+    known: new Set(), // runs seen so far: a run appearing on Reload starts checked
+    selected: new Set(),
+    view: VIEWS[0].kind,
+    layer: null,
+    step: null, // null follows the latest step
+    steps: [], // the slider's steps: union over the selected runs
+    stores: new Map(), // kind -> the view's own state for the tab's life (ctx.store)
+    flagData: new Map(), // kind -> the data of the view's flags (tab.data), until Reload
+    hidden: new Map(), // kind -> the items switched off in the list of a view that picks many
+    layerFilter: '', // the layer tree's filter box (long lists only: see dom.renderLayerList)
+    openBlocks: new Map(), // block key -> open: the user's choices in the layer tree, without a filter
+    filterBlocks: new Map(), // the same while a filter is on; forgotten when the filter changes
+  };
+
+  const ui = dom.buildShell(parent, VIEWS);
+  const controls = new Map(VIEWS.filter((view) => view.control) // kind -> the view's toolbar control
+    .map((view) => [view.kind, view.control({ root: ui.root, store: storeOf(view.kind) })]));
+  let generation = 0; // bumps on every update; async work from an older one is dropped
+  let columns = new Map(); // run -> {element, stepInfo, body}, reused so that the slider does not flicker
+  let pendingFrame = 0;
+  let listedLayer = null; // the selected layer when the list was last drawn
+
   ui.toolbar.append(...controls.values());
   ui.root.dataset.pending = String(model.pendingCount());
   model.onActivity((count) => { ui.root.dataset.pending = String(count); });
   wireEvents();
   await loadRuns();
-}
 
-/* ------------------------------------------------------------------ events */
+  /* ------------------------------------------------------------------ events */
 
-function wireEvents() {
-  ui.runList.addEventListener('change', (event) => {
-    const box = event.target.closest('input.run-toggle');
-    if (!box) return;
-    if (box.checked) state.selected.add(box.dataset.run);
-    else state.selected.delete(box.dataset.run);
-    update();
-  });
-  ui.viewButtons.addEventListener('click', (event) => {
-    const button = event.target.closest('button.view-button');
-    if (button) selectView(button.dataset.view);
-  });
-  ui.layerList.addEventListener('click', (event) => {
-    const toggle = event.target.closest('.layer-block-toggle');
-    if (toggle) {
-      const blocks = state.layerFilter.trim() ? state.filterBlocks : state.openBlocks;
-      blocks.set(toggle.dataset.block, toggle.getAttribute('aria-expanded') !== 'true');
-      renderSidebarFlags();
-      return;
-    }
-    const item = event.target.closest('.layer-item');
-    if (item && viewOf(state.view).pickMany) {
-      const hidden = hiddenItems(state.view);
-      if (hidden.has(item.dataset.layer)) hidden.delete(item.dataset.layer);
-      else hidden.add(item.dataset.layer);
+  function wireEvents() {
+    ui.runList.addEventListener('change', (event) => {
+      const box = event.target.closest('input.run-toggle');
+      if (!box) return;
+      if (box.checked) state.selected.add(box.dataset.run);
+      else state.selected.delete(box.dataset.run);
       update();
+    });
+    ui.viewButtons.addEventListener('click', (event) => {
+      const button = event.target.closest('button.view-button');
+      if (button) selectView(button.dataset.view);
+    });
+    ui.layerList.addEventListener('click', (event) => {
+      const toggle = event.target.closest('.layer-block-toggle');
+      if (toggle) {
+        const blocks = state.layerFilter.trim() ? state.filterBlocks : state.openBlocks;
+        blocks.set(toggle.dataset.block, toggle.getAttribute('aria-expanded') !== 'true');
+        renderSidebarFlags();
+        return;
+      }
+      const item = event.target.closest('.layer-item');
+      if (item && viewOf(state.view).pickMany) {
+        const hidden = hiddenItems(state.view);
+        if (hidden.has(item.dataset.layer)) hidden.delete(item.dataset.layer);
+        else hidden.add(item.dataset.layer);
+        update();
+        return;
+      }
+      if (!item || item.dataset.layer === state.layer) return;
+      state.layer = item.dataset.layer;
+      update();
+    });
+    ui.layerFilter.addEventListener('input', () => {
+      state.layerFilter = ui.layerFilter.value;
+      state.filterBlocks.clear();
+      renderSidebarFlags();
+    });
+    ui.slider.addEventListener('input', onSlider);
+    ui.slider.addEventListener('keydown', onSliderKey);
+    ui.reload.addEventListener('click', () => {
+      model.clearCache();
+      state.flagData.clear();
+      loadRuns();
+    });
+  }
+
+  function selectView(kind) {
+    if (viewOf(kind) && kind !== state.view) {
+      state.view = kind;
+      update();
+    }
+  }
+
+  // The slider's value is a training step; each column shows its run's last sample at or before it.
+  // Reaching the last step means "follow the latest".
+  function onSlider() {
+    const steps = state.steps;
+    if (!steps.length) return;
+    const step = Math.round(Number(ui.slider.value));
+    const latest = step >= steps[steps.length - 1];
+    state.step = latest ? null : step;
+    dom.setStepLabel(ui.stepLabel, step, latest);
+    // Dragging fires many events: draw once per frame.
+    cancelAnimationFrame(pendingFrame);
+    pendingFrame = requestAnimationFrame(() => update({ keepSlider: true }));
+  }
+
+  // Arrow keys jump between logged steps: irregular steps (0, 20, ..., 220, 239) give the range a step
+  // of 1, and twenty presses to reach the next picture would be useless.
+  function onSliderKey(event) {
+    const steps = state.steps;
+    const forward = event.key === 'ArrowRight' || event.key === 'ArrowUp';
+    const backward = event.key === 'ArrowLeft' || event.key === 'ArrowDown';
+    if (!steps.length || (!forward && !backward)) return;
+    event.preventDefault();
+    const value = Number(ui.slider.value);
+    const next = forward ? steps.find((step) => step > value) ?? steps[steps.length - 1]
+      : [...steps].reverse().find((step) => step < value) ?? steps[0];
+    ui.slider.value = String(next);
+    onSlider();
+  }
+
+  /** Opens view `kind` on `layer` (a view's flag, such as an alert's Show button, asks for it). */
+  function show(kind, layer) {
+    if (!viewOf(kind)) return;
+    state.view = kind;
+    state.layer = layer;
+    update();
+  }
+
+  /* ------------------------------------------------------------------ loading runs */
+
+  async function loadRuns() {
+    dom.setStatus(ui.status, 'loading', 'Loading runs…');
+    let reply;
+    try {
+      reply = await model.fetchRuns();
+    } catch (error) {
+      dom.setStatus(ui.status, 'error', `Could not load the runs: ${error.message}`);
       return;
     }
-    if (!item || item.dataset.layer === state.layer) return;
-    state.layer = item.dataset.layer;
-    update();
-  });
-  ui.layerFilter.addEventListener('input', () => {
-    state.layerFilter = ui.layerFilter.value;
-    state.filterBlocks.clear();
-    renderSidebarFlags();
-  });
-  ui.slider.addEventListener('input', onSlider);
-  ui.slider.addEventListener('keydown', onSliderKey);
-  ui.reload.addEventListener('click', () => {
-    model.clearCache();
-    state.deadSummaries.clear();
-    loadRuns();
-  });
-  ui.deadAlert.addEventListener('click', (event) => {
-    if (event.target.closest('.alert-show')) showFirstDeadLayer();
-  });
-}
-
-function selectView(kind) {
-  if (viewOf(kind) && kind !== state.view) {
-    state.view = kind;
+    state.runs = Array.isArray(reply && reply.runs) ? reply.runs.filter((entry) => entry && typeof entry.run === 'string') : [];
+    for (const { run } of state.runs) {
+      if (!state.known.has(run)) state.selected.add(run);
+      state.known.add(run);
+    }
+    const names = new Set(state.runs.map((entry) => entry.run));
+    for (const run of [...state.selected]) if (!names.has(run)) state.selected.delete(run);
+    dom.renderRunList(ui.runList, state.runs.map((entry) => entry.run), state.selected, colorOf);
+    if (state.runs.length) dom.setStatus(ui.status, 'ok');
+    else dom.setStatus(ui.status, 'empty', EMPTY_TEXT);
     update();
   }
-}
 
-// The slider's value is a training step; each column shows its run's last sample at or before it.
-// Reaching the last step means "follow the latest".
-function onSlider() {
-  const steps = state.steps;
-  if (!steps.length) return;
-  const step = Math.round(Number(ui.slider.value));
-  const latest = step >= steps[steps.length - 1];
-  state.step = latest ? null : step;
-  dom.setStepLabel(ui.stepLabel, step, latest);
-  // Dragging fires many events: draw once per frame.
-  cancelAnimationFrame(pendingFrame);
-  pendingFrame = requestAnimationFrame(() => update({ keepSlider: true }));
-}
+  /* ------------------------------------------------------------------ state helpers */
 
-// Arrow keys jump between logged steps: irregular steps (0, 20, ..., 220, 239) give the range a step
-// of 1, and twenty presses to reach the next picture would be useless.
-function onSliderKey(event) {
-  const steps = state.steps;
-  const forward = event.key === 'ArrowRight' || event.key === 'ArrowUp';
-  const backward = event.key === 'ArrowLeft' || event.key === 'ArrowDown';
-  if (!steps.length || (!forward && !backward)) return;
-  event.preventDefault();
-  const value = Number(ui.slider.value);
-  const next = forward ? steps.find((step) => step > value) ?? steps[steps.length - 1]
-    : [...steps].reverse().find((step) => step < value) ?? steps[0];
-  ui.slider.value = String(next);
-  onSlider();
-}
-
-function showFirstDeadLayer() {
-  const flagged = deadByLayer(selectedRuns(), state.deadSummaries);
-  const layer = layerUnion(dead.kind).find((name) => flagged.has(name)) ?? [...flagged.keys()][0];
-  if (!layer) return;
-  state.view = dead.kind;
-  state.layer = layer;
-  update();
-}
-
-/* ------------------------------------------------------------------ loading runs */
-
-async function loadRuns() {
-  dom.setStatus(ui.status, 'loading', 'Loading runs…');
-  let reply;
-  try {
-    reply = await model.fetchRuns();
-  } catch (error) {
-    dom.setStatus(ui.status, 'error', `Could not load the runs: ${error.message}`);
-    return;
+  function selectedRuns() {
+    return state.runs.filter((entry) => state.selected.has(entry.run));
   }
-  state.runs = Array.isArray(reply && reply.runs) ? reply.runs.filter((entry) => entry && typeof entry.run === 'string') : [];
-  for (const { run } of state.runs) {
-    if (!state.known.has(run)) state.selected.add(run);
-    state.known.add(run);
+
+  /**
+   * The layers of one kind over the selected runs, in model order: a layer missing from the first run is
+   * inserted after the layer that precedes it in the run that has it.
+   */
+  function layerUnion(kind) {
+    const union = [];
+    for (const entry of selectedRuns()) {
+      let position = 0;
+      for (const layer of layersOf(entry, kind)) {
+        const found = union.indexOf(layer);
+        if (found >= 0) position = found + 1;
+        else union.splice(position++, 0, layer);
+      }
+    }
+    return union;
   }
-  const names = new Set(state.runs.map((entry) => entry.run));
-  for (const run of [...state.selected]) if (!names.has(run)) state.selected.delete(run);
-  dom.renderRunList(ui.runList, state.runs.map((entry) => entry.run), state.selected, colorOf);
-  if (state.runs.length) dom.setStatus(ui.status, 'ok');
-  else dom.setStatus(ui.status, 'empty', EMPTY_TEXT);
-  update();
-}
 
-/* ------------------------------------------------------------------ state helpers */
+  /** The items of a view that picks many (such as methods) that are switched off, by kind. */
+  function hiddenItems(kind) {
+    if (!state.hidden.has(kind)) state.hidden.set(kind, new Set());
+    return state.hidden.get(kind);
+  }
 
-function selectedRuns() {
-  return state.runs.filter((entry) => state.selected.has(entry.run));
-}
+  /** The items of the list that are on: every layer of a view that picks many, except those switched off. */
+  function shownItems(view, layers = layerUnion(view.kind)) {
+    return view.pickMany ? layers.filter((item) => !hiddenItems(view.kind).has(item)) : [];
+  }
 
-/**
- * The layers of one kind over the selected runs, in model order: a layer missing from the first run is
- * inserted after the layer that precedes it in the run that has it.
- */
-function layerUnion(kind) {
-  const union = [];
-  for (const entry of selectedRuns()) {
-    let position = 0;
-    for (const layer of layersOf(entry, kind)) {
-      const found = union.indexOf(layer);
-      if (found >= 0) position = found + 1;
-      else union.splice(position++, 0, layer);
+  /** The view's own state for the tab's life (ctx.store). */
+  function storeOf(kind) {
+    if (!state.stores.has(kind)) state.stores.set(kind, {});
+    return state.stores.get(kind);
+  }
+
+  /** What a view's flag hooks get (registry.js). */
+  function flagTab(view) {
+    if (!state.flagData.has(view.kind)) state.flagData.set(view.kind, {});
+    return { model, runs: selectedRuns(), data: state.flagData.get(view.kind), layersOf: layerUnion, show };
+  }
+
+  /** The flag hooks' marks of one kind (`name`), for every view that has that hook, drawn in registry order. */
+  function marks(name, ...args) {
+    return flagHooks(name).map(([view, hook]) => hook(flagTab(view), ...args)).filter(Boolean);
+  }
+
+  function colorOf(run) {
+    const index = state.runs.findIndex((entry) => entry.run === run);
+    return RUN_COLORS[Math.max(0, index) % RUN_COLORS.length];
+  }
+
+  /* ------------------------------------------------------------------ rendering */
+
+  /** Re-renders everything from the state; cached data makes this cheap. */
+  function update({ keepSlider = false } = {}) {
+    const current = ++generation;
+    delete ui.root.dataset.drawn;
+    const view = viewOf(state.view);
+    const layers = layerUnion(view.kind);
+    if (!layers.includes(state.layer)) state.layer = layers[0] ?? null;
+    dom.markViewButtons(ui.viewButtons, view.kind);
+    for (const [kind, control] of controls) control.hidden = kind !== view.kind;
+    ui.layerTitle.textContent = view.listTitle ?? 'Layers';
+    renderSidebarFlags(layers);
+    loadFlags();
+    renderHeading(view, layers);
+    if (!state.runs.length) {
+      showMessage(null); // #status already says there is no data, and how to log some
+      return;
+    }
+    if (!state.selected.size) {
+      showMessage(dom.emptyBox('Select at least one run.'));
+      return;
+    }
+    if (!state.layer) {
+      showMessage(dom.emptyBox(`No ${view.noun} logged in the selected runs. Log them with ${view.logCalls.join(' and ')}.`));
+      return;
+    }
+    renderView(current, view, layers, keepSlider);
+  }
+
+  function renderSidebarFlags(layers = layerUnion(state.view)) {
+    const view = viewOf(state.view);
+    if (state.layer !== listedLayer) {
+      // A newly selected layer shows: the blocks holding it open again, even if they were closed by hand.
+      for (const key of dom.layerPrefixes(state.layer ?? '')) if (state.openBlocks.get(key) === false) state.openBlocks.delete(key);
+      listedLayer = state.layer;
+    }
+    const filter = state.layerFilter.trim();
+    dom.renderLayerList(ui.layerList, layers, view.pickMany ? new Set(shownItems(view, layers)) : state.layer,
+      (layer) => badges(marks('layerBadge', layer)), state.selected.size ? `No ${view.noun} in the selected runs` : 'No run selected', {
+        filter,
+        open: filter ? state.filterBlocks : state.openBlocks,
+        blockBadgeOf: (names) => badges(marks('blockBadge', names)),
+        filterBox: ui.layerFilter,
+      });
+    ui.alerts.replaceChildren(...marks('alert'));
+  }
+
+  /** One badge node from the views' badges (most often none or one). */
+  function badges(nodes) {
+    if (nodes.length < 2) return nodes[0] ?? null;
+    return dom.el('span', { className: 'layer-badges' }, nodes);
+  }
+
+  // The views' flags (badges and alerts) load their data after the first paint, then stay cached.
+  function loadFlags() {
+    for (const [view, load] of flagHooks('load')) {
+      const loading = load(flagTab(view));
+      if (loading) loading.then(() => renderSidebarFlags());
     }
   }
-  return union;
-}
 
-/** The items of a view that picks many (attribution methods) that are switched off, by kind. */
-function hiddenItems(kind) {
-  if (!state.hidden.has(kind)) state.hidden.set(kind, new Set());
-  return state.hidden.get(kind);
-}
-
-/** The items of the list that are on: every layer of a view that picks many, except those switched off. */
-function shownItems(view, layers = layerUnion(view.kind)) {
-  return view.pickMany ? layers.filter((item) => !hiddenItems(view.kind).has(item)) : [];
-}
-
-function colorOf(run) {
-  const index = state.runs.findIndex((entry) => entry.run === run);
-  return RUN_COLORS[Math.max(0, index) % RUN_COLORS.length];
-}
-
-/* ------------------------------------------------------------------ rendering */
-
-/** Re-renders everything from the state; cached data makes this cheap. */
-function update({ keepSlider = false } = {}) {
-  const current = ++generation;
-  delete ui.root.dataset.drawn;
-  const view = viewOf(state.view);
-  const layers = layerUnion(view.kind);
-  if (!layers.includes(state.layer)) state.layer = layers[0] ?? null;
-  dom.markViewButtons(ui.viewButtons, view.kind);
-  for (const [kind, control] of controls) control.hidden = kind !== view.kind;
-  ui.layerTitle.textContent = view.listTitle ?? 'Layers';
-  renderSidebarFlags(layers);
-  loadDeadSummaries();
-  renderHeading(view, layers);
-  if (!state.runs.length) {
-    showMessage(null); // #status already says there is no data, and how to log some
-    return;
+  function renderHeading(view, layers) {
+    if (view.pickMany) {
+      const shown = shownItems(view, layers).map(view.itemTitle ?? String);
+      ui.heading.replaceChildren(dom.el('span', { className: 'heading-view',
+        text: `${view.title} · ${shown.join(', ') || `no ${view.itemNoun} selected`}` }));
+      return;
+    }
+    const parts = state.layer ? [dom.el('span', { className: 'heading-layer', text: state.layer }),
+      dom.el('span', { className: 'heading-view', text: ` · ${view.title}` })] : [];
+    ui.heading.replaceChildren(...parts);
   }
-  if (!state.selected.size) {
-    showMessage(dom.emptyBox('Select at least one run.'));
-    return;
-  }
-  if (!state.layer) {
-    showMessage(dom.emptyBox(`No ${view.noun} logged in the selected runs. Log them with ${view.logCalls.join(' and ')}.`));
-    return;
-  }
-  renderView(current, view, layers, keepSlider);
-}
 
-function renderSidebarFlags(layers = layerUnion(state.view)) {
-  const view = viewOf(state.view);
-  const runs = selectedRuns();
-  const flagged = deadByLayer(runs, state.deadSummaries);
-  if (state.layer !== listedLayer) {
-    // A newly selected layer shows: the blocks holding it open again, even if they were closed by hand.
-    for (const key of dom.layerPrefixes(state.layer ?? '')) if (state.openBlocks.get(key) === false) state.openBlocks.delete(key);
-    listedLayer = state.layer;
+  /** Replaces the columns with one message (nothing to show). */
+  function showMessage(box) {
+    columns = new Map();
+    ui.columns.replaceChildren(...(box ? [box] : []));
+    ui.stepControl.hidden = true;
   }
-  const filter = state.layerFilter.trim();
-  dom.renderLayerList(ui.layerList, layers, view.pickMany ? new Set(shownItems(view, layers)) : state.layer,
-    (layer) => deadBadge(flagged.get(layer)), state.selected.size ? `No ${view.noun} in the selected runs` : 'No run selected', {
-      filter,
-      open: filter ? state.filterBlocks : state.openBlocks,
-      blockBadgeOf: (names) => blockBadges(names.filter((name) => flagged.has(name)).map((name) => [name, flagged.get(name)])),
-      filterBox: ui.layerFilter,
+
+  /** One column per selected run, reusing the ones already on screen. */
+  function ensureColumns() {
+    const next = new Map();
+    for (const { run } of selectedRuns()) next.set(run, columns.get(run) || dom.runColumn(run, colorOf(run)));
+    columns = next;
+    ui.columns.replaceChildren(...[...next.values()].map((column) => column.element));
+    for (const column of next.values()) {
+      if (!column.body.firstChild) column.body.append(dom.loadingBox());
+    }
+    return next;
+  }
+
+  /** Puts `content` into a column unless a newer update has started meanwhile. */
+  function fill(current, column, content, stepText = '') {
+    if (current !== generation) return;
+    column.stepInfo.textContent = stepText;
+    column.body.replaceChildren(content);
+    column.body.classList.remove('stale');
+  }
+
+  function markStale() {
+    for (const column of columns.values()) column.body.classList.add('stale');
+  }
+
+  /** Sets the slider over `steps` and returns the step it points at. */
+  function setSlider(steps, keepSlider) {
+    state.steps = steps;
+    ui.stepControl.hidden = false;
+    if (!steps.length) {
+      dom.configureSlider(ui.slider, ui.stepLabel, steps);
+      return undefined;
+    }
+    const latest = steps[steps.length - 1];
+    // A pinned step stays where it is (within the range) when the layer changes, so layers compare at one step.
+    const step = state.step === null ? latest : Math.min(Math.max(state.step, steps[0]), latest);
+    if (!keepSlider || !steps.length) dom.configureSlider(ui.slider, ui.stepLabel, steps, step, state.step === null);
+    else dom.setStepLabel(ui.stepLabel, step, step === latest);
+    return step;
+  }
+
+  /* ------------------------------------------------------------------ the selected view's columns */
+
+  /**
+   * One column per selected run: each run's data for the view is loaded, the slider spans the steps of them
+   * all, and each column shows its run at the slider's step (see registry.js for the view's part).
+   */
+  async function renderView(current, view, layers, keepSlider) {
+    const shown = ensureColumns();
+    const items = shownItems(view, layers);
+    if (view.pickMany && !items.length) {
+      for (const column of shown.values()) fill(current, column, dom.emptyBox(`Select at least one ${view.itemNoun} in the list.`));
+      return;
+    }
+    markStale();
+    const store = storeOf(view.kind);
+    const contexts = selectedRuns().map((entry) => {
+      const ctx = { entry, run: entry.run, layer: state.layer, items, model, store };
+      ctx.ask = (name, ...args) => ask(name, ctx, ...args);
+      return ctx;
     });
-  renderAlert(ui.deadAlert, runs, state.deadSummaries);
-}
-
-// Dead summaries feed the badges and the alert; they arrive after the first paint, then stay cached.
-function loadDeadSummaries() {
-  const loading = loadSummaries(selectedRuns(), state.deadSummaries);
-  if (loading) loading.then(() => renderSidebarFlags());
-}
-
-function renderHeading(view, layers) {
-  if (view.pickMany) {
-    const shown = shownItems(view, layers).map(view.itemTitle ?? String);
-    ui.heading.replaceChildren(dom.el('span', { className: 'heading-view',
-      text: `${view.title} · ${shown.join(', ') || `no ${view.itemNoun} selected`}` }));
-    return;
+    const loaded = await Promise.all(contexts.map((ctx) => view.load(ctx)));
+    if (current !== generation) return;
+    const union = [...new Set(loaded.flatMap((data) => view.stepsOf(data)))].sort((a, b) => a - b);
+    const sliderStep = setSlider(union, keepSlider);
+    await Promise.all(contexts.map(async (ctx, i) => {
+      const { content, stepText } = await view.column(ctx, loaded[i], sliderStep);
+      fill(current, shown.get(ctx.run), content, stepText);
+    }));
+    // Every column drawn: said on the root for tests and benchmarks (pictures may still be decoding).
+    if (current === generation) ui.root.dataset.drawn = view.kind;
   }
-  const parts = state.layer ? [dom.el('span', { className: 'heading-layer', text: state.layer }),
-    dom.el('span', { className: 'heading-view', text: ` · ${view.title}` })] : [];
-  ui.heading.replaceChildren(...parts);
-}
-
-/** Replaces the columns with one message (nothing to show). */
-function showMessage(box) {
-  columns = new Map();
-  ui.columns.replaceChildren(...(box ? [box] : []));
-  ui.stepControl.hidden = true;
-}
-
-/** One column per selected run, reusing the ones already on screen. */
-function ensureColumns() {
-  const next = new Map();
-  for (const { run } of selectedRuns()) next.set(run, columns.get(run) || dom.runColumn(run, colorOf(run)));
-  columns = next;
-  ui.columns.replaceChildren(...[...next.values()].map((column) => column.element));
-  for (const column of next.values()) {
-    if (!column.body.firstChild) column.body.append(dom.loadingBox());
-  }
-  return next;
-}
-
-/** Puts `content` into a column unless a newer update has started meanwhile. */
-function fill(current, column, content, stepText = '') {
-  if (current !== generation) return;
-  column.stepInfo.textContent = stepText;
-  column.body.replaceChildren(content);
-  column.body.classList.remove('stale');
-}
-
-function markStale() {
-  for (const column of columns.values()) column.body.classList.add('stale');
-}
-
-/** Sets the slider over `steps` and returns the step it points at. */
-function setSlider(steps, keepSlider) {
-  state.steps = steps;
-  ui.stepControl.hidden = false;
-  if (!steps.length) {
-    dom.configureSlider(ui.slider, ui.stepLabel, steps);
-    return undefined;
-  }
-  const latest = steps[steps.length - 1];
-  // A pinned step stays where it is (within the range) when the layer changes, so layers compare at one step.
-  const step = state.step === null ? latest : Math.min(Math.max(state.step, steps[0]), latest);
-  if (!keepSlider || !steps.length) dom.configureSlider(ui.slider, ui.stepLabel, steps, step, state.step === null);
-  else dom.setStepLabel(ui.stepLabel, step, step === latest);
-  return step;
-}
-
-/* ------------------------------------------------------------------ the selected view's columns */
-
-/**
- * One column per selected run: each run's data for the view is loaded, the slider spans the steps of them
- * all, and each column shows its run at the slider's step (see registry.js for the view's part).
- */
-async function renderView(current, view, layers, keepSlider) {
-  const shown = ensureColumns();
-  const items = shownItems(view, layers);
-  if (view.pickMany && !items.length) {
-    for (const column of shown.values()) fill(current, column, dom.emptyBox(`Select at least one ${view.itemNoun} in the list.`));
-    return;
-  }
-  markStale();
-  const contexts = selectedRuns().map((entry) => ({ entry, run: entry.run, layer: state.layer, items }));
-  const loaded = await Promise.all(contexts.map((ctx) => view.load(ctx)));
-  if (current !== generation) return;
-  const union = [...new Set(loaded.flatMap((data) => view.stepsOf(data)))].sort((a, b) => a - b);
-  const sliderStep = setSlider(union, keepSlider);
-  await Promise.all(contexts.map(async (ctx, i) => {
-    const { content, stepText } = await view.column(ctx, loaded[i], sliderStep);
-    fill(current, shown.get(ctx.run), content, stepText);
-  }));
-  // Every column drawn: said on the root for tests and benchmarks (pictures may still be decoding).
-  if (current === generation) ui.root.dataset.drawn = view.kind;
 }

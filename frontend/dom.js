@@ -1,5 +1,5 @@
 // DOM helpers every view uses, and the tab's frame (shell, sidebar, slider, run columns, state boxes, tooltip).
-// No fetching and no state here: index.js and the views pass data in.
+// No fetching and no state here: app.js and the views pass data in.
 //
 // Every string that came from data (run, layer and tag names, labels) goes through textContent or a
 // dataset/attribute setter, never through innerHTML: names are text, even when they look like markup.
@@ -118,8 +118,8 @@ export function pictureFigure(url, title, captionLines, extra = null, size = 96)
 
 /**
  * Builds the static frame of the tab into `parent` and returns its parts; `views` ([{kind, title}]) gives the
- * view buttons. Listeners are attached by index.js through event delegation, so re-rendering a list never
- * loses them.
+ * view buttons; `alerts` is where views' alerts go (registry.js's flag hooks). app.js attaches the listeners
+ * through event delegation, so re-rendering a list never loses them.
  */
 export function buildShell(parent, views) {
   const status = el('div', { attrs: { id: 'status', role: 'status', 'aria-live': 'polite' } });
@@ -140,7 +140,7 @@ export function buildShell(parent, views) {
     reload,
   ]);
 
-  const deadAlert = el('div', { className: 'dead-alert', hidden: true, attrs: { role: 'alert' } });
+  const alerts = el('div', { className: 'tab-alerts' });
   const slider = el('input', { attrs: { id: 'step-slider', type: 'range', min: 0, max: 0, step: 1, value: 0,
     'aria-label': 'Training step' } });
   const stepLabel = el('span', { attrs: { id: 'step-label' } });
@@ -149,13 +149,12 @@ export function buildShell(parent, views) {
   const toolbar = el('div', { className: 'toolbar' }, [stepControl]); // views add their own controls after the slider
   const heading = el('div', { className: 'layer-heading' });
   const columns = el('div', { className: 'run-columns' });
-  const main = el('main', { className: 'main' }, [status, deadAlert, toolbar, heading, columns]);
+  const main = el('main', { className: 'main' }, [status, alerts, toolbar, heading, columns]);
 
   const tooltip = el('div', { className: 'cnnviz-tooltip', hidden: true, attrs: { role: 'tooltip' } });
   const root = el('div', { attrs: { id: 'cnnviz-root' }, className: 'cnnviz' }, [sidebar, main, tooltip]);
   parent.append(root);
-  activeTooltip = tooltip;
-  return { root, status, runList, viewButtons, layerList, layerFilter, reload, deadAlert, toolbar, stepControl, slider,
+  return { root, status, runList, viewButtons, layerList, layerFilter, reload, alerts, toolbar, stepControl, slider,
     stepLabel, heading, columns, layerTitle: sidebar.querySelector('.layers-panel h2') };
 }
 
@@ -195,7 +194,7 @@ export function markViewButtons(container, view) {
 export const TREE_ABOVE = 20;
 
 /**
- * The layer list (in a view that picks many, such as the attribution methods, `selected` is the Set shown).
+ * The layer list (in a view that picks many, such as one listing methods, `selected` is the Set shown).
  * `badgeOf(layer)` gives a node to show beside a layer's name, or null.
  *
  * A list longer than TREE_ABOVE is a tree (`options`): layers are grouped by module path (`layer1.0.relu#2`
@@ -357,15 +356,21 @@ export function note(className, text) {
 
 /* ------------------------------------------------------------------ tooltip */
 
-let activeTooltip = null;
+/** The tab's one tooltip (buildShell made it). */
+function tooltipElement() {
+  return document.querySelector('.cnnviz-tooltip');
+}
 
-/** Shows `lines` (text) and `flags` (highlighted words) next to the mouse. */
+/**
+ * Shows `lines` (text) and `flags` (highlighted words) next to the mouse. A flag that is one lower-case word
+ * is styled as .flag-<word>; any other (`NaN/Inf`) as .flag-nonfinite.
+ */
 export function showTooltip(event, lines, flags = []) {
-  const tooltip = activeTooltip;
+  const tooltip = tooltipElement();
   if (!tooltip) return;
   tooltip.replaceChildren(
     ...lines.map((line) => el('div', { text: line })),
-    ...flags.map((flag) => el('div', { className: `tooltip-flag flag-${flag === 'dead' ? 'dead' : 'nonfinite'}`, text: flag })));
+    ...flags.map((flag) => el('div', { className: `tooltip-flag flag-${/^[a-z]+$/.test(flag) ? flag : 'nonfinite'}`, text: flag })));
   tooltip.hidden = false;
   const margin = 12;
   const { offsetWidth: width, offsetHeight: height } = tooltip;
@@ -376,5 +381,6 @@ export function showTooltip(event, lines, flags = []) {
 }
 
 export function hideTooltip() {
-  if (activeTooltip) activeTooltip.hidden = true;
+  const tooltip = tooltipElement();
+  if (tooltip) tooltip.hidden = true;
 }

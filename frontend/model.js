@@ -1,18 +1,14 @@
 // Data access for the CNNVIZ tab: the only module that talks to the server.
 //
-// Every JSON reply and every decoded filter picture is cached by URL, so moving the step slider back,
-// switching views or re-rendering never asks the server twice for the same thing. `clearCache()` (the
-// Reload button) is the one way to see data logged since.
+// createModel() makes one tab's data access (app.js makes it; views reach it as ctx.model). Every JSON reply and
+// every decoded picture is cached by URL in it, so moving the step slider back, switching views or re-rendering
+// never asks the server twice for the same thing. `clearCache()` (the Reload button) is the one way to see data
+// logged since. A view with routes of its own asks them with `getJson(routeUrl(route, params))`.
 
 // Routes live beside /static/, whatever URL prefix TensorBoard runs under. Relative URLs in fetch()
 // would resolve against the iframe document, so the base comes from this module's own URL
 // (.../cnnviz/static/<version>/model.js: the part before static/).
 const BASE = new URL(import.meta.url.slice(0, import.meta.url.lastIndexOf('/static/') + 1));
-
-const jsonCache = new Map(); // url -> Promise<object>
-const bitmapCache = new Map(); // url -> Promise<ImageBitmap>
-const activityListeners = new Set();
-let pending = 0;
 
 /** A failed request, carrying the server's own message when it sent one. */
 export class ApiError extends Error {
@@ -24,100 +20,114 @@ export class ApiError extends Error {
   }
 }
 
-// Several models in one run (CNNViz(..., name=...)): /runs lists each as an entry of its own, with the run's
-// name and the model's. The tab shows each as a run named "run · model" (pick one, or put them side by side,
-// alerts name them); this map turns that name back into the run and model the routes take.
-const models = new Map(); // shown name -> {run, model}
-
-/** Absolute URL of a route with its query parameters (a shown "run · model" name becomes run and model). */
-export function routeUrl(route, params = {}) {
-  const url = new URL(route, BASE);
-  const source = typeof params.run === 'string' ? models.get(params.run) : undefined;
-  for (const [key, value] of Object.entries(source ? { ...params, ...source } : params)) {
-    url.searchParams.set(key, String(value));
-  }
-  return url.href;
-}
-
-/** /runs with each named model of a run shown as a run of its own. */
-function modelsAsRuns(reply) {
-  if (!reply || !Array.isArray(reply.runs)) return reply;
-  const real = new Set(reply.runs.filter((entry) => entry && !entry.model).map((entry) => entry.run));
-  models.clear();
-  const runs = reply.runs.map((entry) => {
-    if (!entry || typeof entry.run !== 'string' || typeof entry.model !== 'string' || !entry.model) return entry;
-    let shown = `${entry.run} · ${entry.model}`;
-    while (real.has(shown) || models.has(shown)) shown += ' ·';
-    models.set(shown, { run: entry.run, model: entry.model });
-    return { ...entry, run: shown };
-  });
-  return { ...reply, runs };
-}
-
-/** Calls `listener(pendingCount)` whenever a request starts or ends (for a busy indicator). */
-export function onActivity(listener) {
-  activityListeners.add(listener);
-}
-
-/** How many requests are in flight now. */
-export function pendingCount() {
-  return pending;
-}
-
-/** Forgets every cached reply so that the next calls see newly logged data. */
-export function clearCache() {
-  jsonCache.clear();
-  bitmapCache.clear();
-}
-
-export function fetchRuns() {
-  return getJson(routeUrl('runs')).then(modelsAsRuns);
-}
-
 /**
- * /steps of one series. Its `latest` (a picture series' latest sample, as /sample answers it) goes into the
- * cache, so the tab, which opens on the latest step, paints without asking for it again.
+ * One tab's data access: its caches, its requests in flight and the runs' model names (below). Views reach it
+ * as `ctx.model`.
  */
-export function fetchSteps(run, kind, layer) {
-  const reply = getJson(routeUrl('steps', { run, kind, layer }));
-  reply.then((steps) => {
-    const latest = steps && steps.latest;
-    if (latest && Number.isInteger(latest.step)) {
-      const sampleUrl = routeUrl('sample', { run, kind, layer, step: latest.step });
-      if (!jsonCache.has(sampleUrl)) jsonCache.set(sampleUrl, Promise.resolve(latest));
+export function createModel() {
+  const jsonCache = new Map(); // url -> Promise<object>
+  const bitmapCache = new Map(); // url -> Promise<ImageBitmap>
+  const activityListeners = new Set();
+  // Several models in one run (CNNViz(..., name=...)): /runs lists each as an entry of its own, with the run's
+  // name and the model's. The tab shows each as a run named "run · model" (pick one, or put them side by side,
+  // alerts name them); this map turns that name back into the run and model the routes take.
+  const models = new Map(); // shown name -> {run, model}
+  let pending = 0;
+
+  /** Absolute URL of a route with its query parameters (a shown "run · model" name becomes run and model). */
+  function routeUrl(route, params = {}) {
+    const url = new URL(route, BASE);
+    const source = typeof params.run === 'string' ? models.get(params.run) : undefined;
+    for (const [key, value] of Object.entries(source ? { ...params, ...source } : params)) {
+      url.searchParams.set(key, String(value));
     }
-  }, () => {});
-  return reply;
-}
+    return url.href;
+  }
 
-export function fetchSample(run, kind, layer, step) {
-  return getJson(routeUrl('sample', { run, kind, layer, step }));
-}
+  /** /runs with each named model of a run shown as a run of its own. */
+  function modelsAsRuns(reply) {
+    if (!reply || !Array.isArray(reply.runs)) return reply;
+    const real = new Set(reply.runs.filter((entry) => entry && !entry.model).map((entry) => entry.run));
+    models.clear();
+    const runs = reply.runs.map((entry) => {
+      if (!entry || typeof entry.run !== 'string' || typeof entry.model !== 'string' || !entry.model) return entry;
+      let shown = `${entry.run} · ${entry.model}`;
+      while (real.has(shown) || models.has(shown)) shown += ' ·';
+      models.set(shown, { run: entry.run, model: entry.model });
+      return { ...entry, run: shown };
+    });
+    return { ...reply, runs };
+  }
 
-export function fetchDead(run, layer) {
-  return getJson(routeUrl('dead', { run, layer }));
-}
+  /** The JSON reply at `url`, cached. */
+  function getJson(url) {
+    return cached(jsonCache, url, async () => {
+      const response = await request(url);
+      try {
+        return await response.json();
+      } catch (error) {
+        throw new ApiError(`malformed JSON from ${shortRoute(url)}: ${error.message}`, response.status, url);
+      }
+    });
+  }
 
-export function fetchDeadSummary(run) {
-  return getJson(routeUrl('dead_summary', { run }));
-}
+  // Failures stay cached too, so that a broken layer is not re-requested on every slider move; Reload
+  // clears them with everything else.
+  function cached(cache, url, load) {
+    if (!cache.has(url)) cache.set(url, track(load()));
+    return cache.get(url);
+  }
 
-/** URL of one PNG of a sample, for an <img> (the browser caches it: the server says it never changes). */
-export function imageUrl(run, kind, layer, step, index) {
-  return routeUrl('image', { run, kind, layer, step, index });
-}
+  async function track(promise) {
+    setPending(pending + 1);
+    try {
+      return await promise;
+    } finally {
+      setPending(pending - 1);
+    }
+  }
 
-/** URL of one PNG by the blob key that `/sample` lists: one read, no lookup of the series (the fast path). */
-export function blobUrl(run, key) {
-  return routeUrl('blob', { run, key });
-}
+  function setPending(count) {
+    pending = count;
+    for (const listener of activityListeners) listener(pending);
+  }
 
-/** The decoded PNG at `url`, for drawing sub-rectangles of it on canvases. */
-export function fetchBitmap(url) {
-  return cached(bitmapCache, url, async () => {
-    const response = await request(url);
-    return createImageBitmap(await response.blob());
-  });
+  return {
+    routeUrl,
+    getJson,
+    /** Calls `listener(pendingCount)` whenever a request starts or ends (for a busy indicator). */
+    onActivity: (listener) => { activityListeners.add(listener); },
+    /** How many requests are in flight now. */
+    pendingCount: () => pending,
+    /** Forgets every cached reply so that the next calls see newly logged data. */
+    clearCache() {
+      jsonCache.clear();
+      bitmapCache.clear();
+    },
+    fetchRuns: () => getJson(routeUrl('runs')).then(modelsAsRuns),
+    /**
+     * /steps of one series. Its `latest` (a picture series' latest sample, as /sample answers it) goes into the
+     * cache, so the tab, which opens on the latest step, paints without asking for it again.
+     */
+    fetchSteps(run, kind, layer) {
+      const reply = getJson(routeUrl('steps', { run, kind, layer }));
+      reply.then((steps) => {
+        const latest = steps && steps.latest;
+        if (latest && Number.isInteger(latest.step)) {
+          const sampleUrl = routeUrl('sample', { run, kind, layer, step: latest.step });
+          if (!jsonCache.has(sampleUrl)) jsonCache.set(sampleUrl, Promise.resolve(latest));
+        }
+      }, () => {});
+      return reply;
+    },
+    fetchSample: (run, kind, layer, step) => getJson(routeUrl('sample', { run, kind, layer, step })),
+    /** URL of one PNG of a sample, for an <img> (the browser caches it: the server says it never changes). */
+    imageUrl: (run, kind, layer, step, index) => routeUrl('image', { run, kind, layer, step, index }),
+    /** URL of one PNG by the blob key that `/sample` lists: one read, no lookup of the series (the fast path). */
+    blobUrl: (run, key) => routeUrl('blob', { run, key }),
+    /** The decoded PNG at `url`, for drawing sub-rectangles of it on canvases. */
+    fetchBitmap: (url) => cached(bitmapCache, url, async () => createImageBitmap(await (await request(url)).blob())),
+  };
 }
 
 /**
@@ -131,38 +141,6 @@ export async function explainImageError(url) {
   } catch (error) {
     return error.message;
   }
-}
-
-function getJson(url) {
-  return cached(jsonCache, url, async () => {
-    const response = await request(url);
-    try {
-      return await response.json();
-    } catch (error) {
-      throw new ApiError(`malformed JSON from ${shortRoute(url)}: ${error.message}`, response.status, url);
-    }
-  });
-}
-
-// Failures stay cached too, so that a broken layer is not re-requested on every slider move; Reload
-// clears them with everything else.
-function cached(cache, url, load) {
-  if (!cache.has(url)) cache.set(url, track(load()));
-  return cache.get(url);
-}
-
-async function track(promise) {
-  setPending(pending + 1);
-  try {
-    return await promise;
-  } finally {
-    setPending(pending - 1);
-  }
-}
-
-function setPending(count) {
-  pending = count;
-  for (const listener of activityListeners) listener(pending);
 }
 
 /** fetch() that turns network failures and non-2xx replies into ApiErrors with a readable message. */

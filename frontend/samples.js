@@ -1,8 +1,9 @@
-// What views read, through model.js: a run's logged steps of a layer, its samples and their pictures; and
-// sampleView(), the descriptor of a view whose column shows one sample per run, the latest at or before the
-// slider's step (most views: see views/top.js for one).
+// What views read, through the tab's model (ctx.model, from model.js): a run's logged steps of a layer, its
+// samples and their pictures; and sampleView(), the descriptor of a view whose column shows one sample per run,
+// the latest at or before the slider's step (most views are one).
+// `ctx` below is a view's context (registry.js): at least {model, entry}.
 
-import * as model from './model.js';
+import { explainImageError } from './model.js';
 import { emptyBox, errorBox } from './dom.js';
 
 /** The names a /runs entry lists for `kind` (layers, methods, data sets...). */
@@ -24,7 +25,8 @@ export function atOrBefore(steps, step) {
  * A run's logged steps of a layer (sorted), null when the run does not have the layer, or the Error. The
  * array's `written` is how many calls were logged: more than it holds when a long run was thinned.
  */
-export async function runSteps(entry, kind, layer) {
+export async function runSteps(ctx, kind, layer) {
+  const { entry, model } = ctx;
   if (!layersOf(entry, kind).includes(layer)) return null;
   try {
     const reply = await model.fetchSteps(entry.run, kind, layer);
@@ -38,16 +40,17 @@ export async function runSteps(entry, kind, layer) {
 }
 
 /**
- * The run's sample of `kind` and `layer` at its latest step at or before `step`, as `{run, kind, layer, step,
- * sample}` (what pictureUrl and picture take), or null when there is none; a failed request is null too.
+ * The run's sample of `kind` and `layer` at its latest step at or before `step`, as `{model, run, kind, layer,
+ * step, sample}` (what pictureUrl and picture take), or null when there is none; a failed request is null too.
  */
-export async function sampleAtOrBefore(entry, kind, layer, step) {
-  const steps = await runSteps(entry, kind, layer);
+export async function sampleAtOrBefore(ctx, kind, layer, step) {
+  const { entry, model } = ctx;
+  const steps = await runSteps(ctx, kind, layer);
   if (!Array.isArray(steps)) return null;
   const at = atOrBefore(steps, step);
   if (at === undefined) return null;
   try {
-    return { run: entry.run, kind, layer, step: at, sample: await model.fetchSample(entry.run, kind, layer, at) };
+    return { model, run: entry.run, kind, layer, step: at, sample: await model.fetchSample(entry.run, kind, layer, at) };
   } catch (error) {
     return null;
   }
@@ -60,9 +63,9 @@ export function thinnedNote(steps) {
   return ` · showing ${steps.length} of ${written} logged steps (thinned evenly over the run)`;
 }
 
-/** The URL of picture `index` of a sample; `at` = {run, kind, layer, step, sample}. */
+/** The URL of picture `index` of a sample; `at` = {model, run, kind, layer, step, sample}. */
 export function pictureUrl(at, index) {
-  const { run, kind, layer, step, sample } = at;
+  const { model, run, kind, layer, step, sample } = at;
   const key = Array.isArray(sample.blobs) ? sample.blobs[index] : undefined;
   return typeof key === 'string' ? model.blobUrl(run, key) : model.imageUrl(run, kind, layer, step, index);
 }
@@ -76,7 +79,7 @@ export function pictureUrls(at) {
 /** A sample's decoded picture, or the Error that kept it away: views show the error in place of the picture. */
 export async function picture(at, index) {
   try {
-    return await model.fetchBitmap(pictureUrl(at, index));
+    return await at.model.fetchBitmap(pictureUrl(at, index));
   } catch (error) {
     return error;
   }
@@ -84,7 +87,7 @@ export async function picture(at, index) {
 
 /** A broken <img> shows the server's reason in `frame`, where the picture would have been. */
 export async function showImageError(url, frame) {
-  const message = await model.explainImageError(url);
+  const message = await explainImageError(url);
   frame.replaceChildren(errorBox(message));
 }
 
@@ -96,14 +99,14 @@ export async function showImageError(url, frame) {
 export function sampleView(descriptor) {
   return {
     ...descriptor,
-    load: (ctx) => runSteps(ctx.entry, descriptor.kind, ctx.layer),
+    load: (ctx) => runSteps(ctx, descriptor.kind, ctx.layer),
     stepsOf: (steps) => (Array.isArray(steps) ? steps : []),
     column: (ctx, steps, sliderStep) => sampleColumn(descriptor, ctx, steps, sliderStep),
   };
 }
 
 async function sampleColumn(view, ctx, steps, sliderStep) {
-  const { run, layer } = ctx;
+  const { model, run, layer } = ctx;
   const noun = view.title.toLowerCase();
   if (steps === null) return { content: emptyBox(`No ${noun} logged for layer ${layer} in this run.`) };
   if (steps instanceof Error) return { content: errorBox(steps.message) };

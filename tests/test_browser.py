@@ -239,10 +239,10 @@ def test_where_it_fails_shows_the_confusion_and_a_click_opens_its_examples(brows
 def test_top_patches_browse_channels_and_a_click_opens_one(browser, tensorboard_url):
     problems: list[str] = []
     page, frame = open_tab(browser, tensorboard_url, problems)
-    frame.locator("button.view-button[data-view='top']").click()
+    frame.locator("button.view-button[data-view='top_activations']").click()
     layers = frame.locator(".layer-item").evaluate_all("els => els.map(e => e.dataset.layer)")
     assert layers == ["relu2", "relu2 (random directions)"], layers
-    meta = json_route(tensorboard_url, "sample", run="healthy_lr0.05", kind="top", layer="relu2", step=239)["meta"]
+    meta = json_route(tensorboard_url, "sample", run="healthy_lr0.05", kind="top_activations", layer="relu2", step=239)["meta"]
     column = frame.locator(".run-column[data-run='healthy_lr0.05']")
     expect(column.locator(".top-unit")).to_have_count(len(meta["units"]))
     expect(column.locator(".top-patch[data-drawn='true']")).to_have_count(sum(len(u["images"]) for u in meta["units"]))
@@ -317,22 +317,22 @@ def test_images_made_by_the_network_inversion_class_models_and_channels_beside_t
     frame.wait_for_function("[...document.querySelectorAll('.inversion-row img')].every(i => i.complete && i.naturalWidth === 32)")
     page.screenshot(path=str(DOCS / "screenshot-inversion.png"))
 
-    frame.locator("button.view-button[data-view='class_model']").click()
+    frame.locator("button.view-button[data-view='class_models']").click()
     expect(healthy.locator(".synth-grid figure")).to_have_count(10)
     expect(healthy.locator(".synth-grid figure").nth(3)).to_contain_text("digit 3")
     frame.locator("#step-slider").evaluate("(s) => { s.value = '0'; s.dispatchEvent(new Event('input')); }")
     expect(healthy.locator(".step-info")).to_contain_text("step 0")
-    at_start = json_route(tensorboard_url, "sample", run="healthy_lr0.05", kind="class_model", layer="classes", step=0)["meta"]
+    at_start = json_route(tensorboard_url, "sample", run="healthy_lr0.05", kind="class_models", layer="classes", step=0)["meta"]
     expect(healthy.locator(".synth-grid figure").first).to_contain_text(f"p {100 * at_start['probability'][0]:.1f}%")
     frame.locator("#step-slider").evaluate("(s) => { s.value = s.max; s.dispatchEvent(new Event('input')); }")
     frame.wait_for_function("[...document.querySelectorAll('.synth-grid img')].every(i => i.complete && i.naturalWidth === 32)")
     page.screenshot(path=str(DOCS / "screenshot-class-models.png"))
 
-    frame.locator("button.view-button[data-view='channel_vis']").click()
+    frame.locator("button.view-button[data-view='channel_images']").click()
     channels = healthy.locator(".synth-channel")
     expect(channels).to_have_count(8)
     expect(channels.first.locator(".synth-filter .filter-tile")).to_have_count(1)  # its filter in conv2
-    top = json_route(tensorboard_url, "sample", run="healthy_lr0.05", kind="top", layer="relu2", step=239)["meta"]
+    top = json_route(tensorboard_url, "sample", run="healthy_lr0.05", kind="top_activations", layer="relu2", step=239)["meta"]
     unit = next(u for u in top["units"] if u["unit"] == 0)
     expect(channels.first.locator(".top-patch[data-drawn='true']")).to_have_count(len(unit["images"]))
     expect(healthy).to_contain_text("its top patches (step 239)")

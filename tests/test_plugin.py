@@ -71,16 +71,25 @@ def test_a_changed_frontend_is_a_new_version(tmp_path):
 
 
 def test_the_entry_module_preloads_every_module_of_the_tab(demo_client):
-    """index.js names the tab's modules so the browser fetches them at once: a module missing from its list would
-    load late (one import level at a time), a listed one that is gone would be a 404 in the console."""
-    entry = demo_client.get(module_path(demo_client)).data.decode()
-    listed = re.findall(r"'([\w/]+\.js)'", entry[entry.index("const MODULES"):entry.index("];")])
+    """index.js preloads what modules.json lists, beside itself in the versioned folder: every module of the tab
+    but index.js and every stylesheet, exactly the folder's files (a module missing would load late, one import
+    level at a time; a listed one that is gone would be a 404 in the console)."""
+    entry = module_path(demo_client)
+    reply = demo_client.get(entry.rsplit("/", 1)[0] + "/modules.json")
+    assert reply.status_code == 200 and reply.headers["Content-Type"].startswith("application/json")
+    listing = json.loads(reply.data)
+    assert listing == json.loads(demo_client.get("/data/plugin/cnnviz/static/modules.json").data)  # unversioned too
     frontend = Path(__file__).resolve().parent.parent / "frontend"
-    on_disk = sorted(path.relative_to(frontend).as_posix() for path in frontend.rglob("*.js") if path.name != "index.js" or path.parent != frontend)
-    assert sorted(listed) == on_disk
-    for name in listed:  # each served as a module
+    on_disk = lambda suffix: sorted(path.relative_to(frontend).as_posix() for path in frontend.rglob(f"*{suffix}"))
+    assert listing["modules"] == [name for name in on_disk(".js") if name != "index.js"]
+    assert listing["stylesheets"] == on_disk(".css") and "style.css" in listing["stylesheets"]
+    assert "MODULES" not in demo_client.get(entry).data.decode()  # no hand-kept list left in index.js
+    for name in listing["modules"]:  # each served as a module
         reply = demo_client.get(f"/data/plugin/cnnviz/static/{name}")
         assert reply.status_code == 200 and reply.headers["Content-Type"].startswith("text/javascript"), name
+    for name in listing["stylesheets"]:
+        reply = demo_client.get(f"/data/plugin/cnnviz/static/{name}")
+        assert reply.status_code == 200 and reply.headers["Content-Type"].startswith("text/css"), name
 
 
 def test_runs_list_layers_in_model_order(demo_client):

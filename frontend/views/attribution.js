@@ -3,7 +3,6 @@
 // probabilities at the occluder's positions. The list in the sidebar switches methods on and off; every
 // method shown sits in the same column, each at its latest step at or before the slider's.
 
-import * as model from '../model.js';
 import { inferno } from '../colormap.js';
 import { el, emptyBox, errorBox, extent, formatNumber, hideTooltip, percent, showTooltip } from '../dom.js';
 import { atOrBefore, pictureUrl, runSteps, thinnedNote } from '../samples.js';
@@ -22,7 +21,7 @@ export default {
   itemNoun: 'method',
   itemTitle: methodTitle,
   control,
-  load: (ctx) => Promise.all(ctx.items.map((method) => runSteps(ctx.entry, 'attribution', method))),
+  load: (ctx) => Promise.all(ctx.items.map((method) => runSteps(ctx, 'attribution', method))),
   stepsOf: (stepLists) => stepLists.filter(Array.isArray).flat(),
   column,
 };
@@ -45,8 +44,8 @@ async function column(ctx, stepLists, sliderStep) {
     const step = atOrBefore(steps, sliderStep);
     if (step === undefined) return { method };
     try {
-      const at = { run: ctx.run, kind: 'attribution', layer: method, step };
-      at.sample = await model.fetchSample(ctx.run, 'attribution', method, step);
+      const at = { model: ctx.model, run: ctx.run, kind: 'attribution', layer: method, step };
+      at.sample = await ctx.model.fetchSample(ctx.run, 'attribution', method, step);
       const count = Number(at.sample.meta && at.sample.meta.images) || 0;
       const urls = { input: (n) => pictureUrl(at, n), map: (n) => pictureUrl(at, count + n) };
       return { method, sample: at.sample, urls, stepText: `step ${step}` };
@@ -69,7 +68,7 @@ async function trendSeries(ctx, entries, stepLists) {
     const steps = Array.isArray(stepLists[i]) ? stepLists[i] : [];
     if (!entry.sample || !entry.sample.meta || !entry.sample.meta.checks) return { method: entry.method, title: methodTitle(entry.method), points: [] };
     const picked = trendSteps([...steps].sort((a, b) => a - b));
-    const samples = await Promise.all(picked.map((step) => model.fetchSample(ctx.run, 'attribution', entry.method, step).catch(() => null)));
+    const samples = await Promise.all(picked.map((step) => ctx.model.fetchSample(ctx.run, 'attribution', entry.method, step).catch(() => null)));
     const points = samples.map((sample, k) => ({ step: picked[k], checks: sample && sample.meta && sample.meta.checks }))
       .filter((point) => point.checks && typeof point.checks === 'object');
     return { method: entry.method, title: methodTitle(entry.method), points };

@@ -5,7 +5,7 @@ import { el, emptyBox, formatNumber, percent, pictureFigure } from '../dom.js';
 import { pictureUrls, sampleView } from '../samples.js';
 
 export default sampleView({
-  kind: 'class_model',
+  kind: 'class_models',
   title: 'Class models',
   noun: 'class models',
   logCalls: ['viz.log_class_models(step)'],

@@ -14,18 +14,21 @@ const IMAGE_PX = 240; // the longer side of each image on screen
 const GAP_PX = 24;
 const DEFAULT_SHOWN = 40;
 
-let preferred = { shown: DEFAULT_SHOWN, mutualOnly: false }; // kept across steps and layers
-
 export default sampleView({
   kind: 'correspondence',
   title: 'Correspondence',
   noun: 'correspondences',
   logCalls: ['viz.log_correspondence(step, image_a, image_b, layer)'],
-  content: async (ctx) => correspondenceView(ctx.sample, await Promise.all([0, 1].map((index) => picture(ctx, index)))),
+  content: async (ctx) => correspondenceView(ctx.sample, await Promise.all([0, 1].map((index) => picture(ctx, index))), ctx.store),
 });
 
-/** One run's matches at one step; `bitmaps` are the decoded pictures of image a and b (or Errors). */
-function correspondenceView(sample, bitmaps) {
+/**
+ * One run's matches at one step; `bitmaps` are the decoded pictures of image a and b (or Errors). The user's
+ * choices (how many matches, mutual only) are kept in `store` across steps and layers.
+ */
+function correspondenceView(sample, bitmaps, store) {
+  if (!store.preferred) store.preferred = { shown: DEFAULT_SHOWN, mutualOnly: false };
+  const { preferred } = store;
   const meta = sample.meta || {};
   const matches = matchesOf(meta);
   if (!matches.length) return emptyBox('No matches in this sample.');

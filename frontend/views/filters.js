@@ -1,13 +1,11 @@
 // The "Filters" view: a conv layer's weights, one tile per filter (RGB for the first layer, per input channel
 // deeper), each with its noise score; noisy filters are outlined and can be sorted first. Other views show a
-// filter beside its channel through filterTileAt().
+// filter beside its channel through ctx.ask('filterTile', ...), which this view provides.
 
 import { asArray, drawSpriteCell, el, emptyBox, errorBox, formatNumber, formatShape, indexList, note, plural, toNumber } from '../dom.js';
 import { picture, sampleAtOrBefore, sampleView } from '../samples.js';
 
 const FILTER_TILE_PX = 64;
-
-let sortByNoise = false; // the toolbar's "sort by noise", kept across steps, layers and views
 
 export default sampleView({
   kind: 'filters',
@@ -15,22 +13,26 @@ export default sampleView({
   noun: 'filters',
   logCalls: ['viz.log_filters(step)'],
   control,
-  content: async (ctx) => filtersView(ctx.sample, await picture(ctx, 0)),
+  content: async (ctx) => filtersView(ctx.sample, await picture(ctx, 0), ctx.store),
+  provides: { filterTile: tileAt },
 });
 
-/** The toolbar's "sort by noise" checkbox: re-orders the tiles on screen in place. */
-function control() {
+/**
+ * The toolbar's "sort by noise" checkbox: re-orders the tiles on screen in place; `store.sortByNoise` keeps it
+ * across steps, layers and views.
+ */
+function control({ store }) {
   const box = el('input', { attrs: { id: 'sort-noise', type: 'checkbox' } });
   box.addEventListener('change', () => {
-    sortByNoise = box.checked;
-    for (const grid of document.querySelectorAll('.filter-grid')) orderFilterTiles(grid);
+    store.sortByNoise = box.checked;
+    for (const grid of document.querySelectorAll('.filter-grid')) orderFilterTiles(grid, store.sortByNoise);
   });
   return el('label', { className: 'sort-control', hidden: true }, [box, 'sort by noise']);
 }
 
-/** The tile of one filter of a conv layer, from the Filters view's latest sample at or before `step` (or null). */
-export async function filterTileAt(entry, layer, step, filter) {
-  const at = await sampleAtOrBefore(entry, 'filters', layer, step);
+/** The tile of one filter of a conv layer, from this view's latest sample at or before `step` (or null). */
+async function tileAt(ctx, layer, step, filter) {
+  const at = await sampleAtOrBefore(ctx, 'filters', layer, step);
   if (!at) return null;
   return singleFilterTile(at.sample, await picture(at, 0), filter);
 }
@@ -38,7 +40,7 @@ export async function filterTileAt(entry, layer, step, filter) {
 /**
  * One run's filters sample. `bitmap` is the decoded mosaic, or an Error shown where the tiles would be.
  */
-function filtersView(sample, bitmap) {
+function filtersView(sample, bitmap, store) {
   const meta = sample.meta || {};
   const filters = asArray(meta.filters);
   const noisy = asArray(meta.noisy);
@@ -50,7 +52,7 @@ function filtersView(sample, bitmap) {
   let grid;
   if (bitmap instanceof Error) grid = errorBox(bitmap.message);
   else if (!filters.length) grid = emptyBox('This sample has no filters.');
-  else grid = filterGrid(meta, filters, bitmap);
+  else grid = filterGrid(meta, filters, bitmap, Boolean(store.sortByNoise));
   return el('div', { className: 'filters-view' }, [...header, grid]);
 }
 
@@ -71,9 +73,9 @@ function omittedFiltersNote(meta, filters) {
   return parts.length ? note('omitted-note', parts.join('; ')) : null;
 }
 
-function filterGrid(meta, filters, bitmap) {
+function filterGrid(meta, filters, bitmap, sortByNoise) {
   const grid = el('div', { className: 'filter-grid' }, filters.map((filter, index) => filterTile(meta, bitmap, index)));
-  orderFilterTiles(grid);
+  orderFilterTiles(grid, sortByNoise);
   return grid;
 }
 
@@ -110,7 +112,7 @@ function filterTile(meta, bitmap, index) {
 }
 
 /** Re-orders the tiles of a grid in place: noisiest first, or in filter order (the toolbar's choice). */
-function orderFilterTiles(grid) {
+function orderFilterTiles(grid, sortByNoise) {
   const tiles = [...grid.querySelectorAll('.filter-tile')];
   const key = sortByNoise
     ? (a, b) => Number(b.dataset.noise) - Number(a.dataset.noise) || Number(a.dataset.index) - Number(b.dataset.index)

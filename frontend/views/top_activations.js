@@ -1,22 +1,22 @@
 // The "Top patches" view: per channel (or random direction) of a layer, the input patches of the k images
 // that activate it most, as a browsable grid; a click opens the unit: bigger patches, their activation
-// values, which image and where, its filter when the filters are logged, and the channel's dead rate when the
-// dead-filter view has it.
+// values, which image and where, its filter when another view provides it (ctx.ask('filterTile')), and the
+// channel's flag (its off rate, and what an off channel is called) when another view provides it (ctx.ask('channelFlags')). It provides
+// other views a layer's top patches (topPatches).
 
 import { drawSpriteCell, el, emptyBox, formatNumber } from '../dom.js';
 import { picture, sampleAtOrBefore, sampleView } from '../samples.js';
-import { deadRatesAt } from './dead.js';
-import { filterTileAt } from './filters.js';
 
 const PATCH_PX = 40;
 const DETAIL_PX = 112;
 
 export default sampleView({
-  kind: 'top',
+  kind: 'top_activations',
   title: 'Top patches',
   noun: 'top patches',
   logCalls: ['viz.log_top_activations(data, layer, step)'],
   content,
+  provides: { topPatches },
 });
 
 async function content(ctx) {
@@ -27,24 +27,39 @@ async function content(ctx) {
     whole = await picture(ctx, 1);
     if (whole instanceof Error) whole = null; // the whole images are an extra: the patches still show
   }
-  const rates = await deadRatesAt(entry, sample.meta && sample.meta.source_layer, step);
-  return topView(sample, sprite, rates, whole, (filterLayer, filter) => filterTileAt(entry, filterLayer, step, filter));
+  const flags = await ctx.ask('channelFlags', sample.meta && sample.meta.source_layer, step);
+  return topView(sample, sprite, flags, whole, (filterLayer, filter) => ctx.ask('filterTile', filterLayer, step, filter));
 }
 
-/** A layer's top patches at or before `step` ({sample, sprite, step}), or null when none are logged. */
-export async function topPatchesAt(entry, layer, step) {
-  const at = await sampleAtOrBefore(entry, 'top', layer, step);
+/**
+ * A layer's top patches at or before `step`, for other views: {step, patchesOf(channel, size) -> element or
+ * null (the channel's row of patches)}, or null when none are logged.
+ */
+async function topPatches(ctx, layer, step) {
+  const at = await sampleAtOrBefore(ctx, 'top_activations', layer, step);
   if (!at) return null;
   const sprite = await picture(at, 0);
-  return sprite instanceof Error ? null : { sample: at.sample, sprite, step: at.step };
+  if (sprite instanceof Error) return null;
+  const meta = at.sample.meta || {};
+  const units = Array.isArray(meta.units) ? meta.units : [];
+  return {
+    step: at.step,
+    patchesOf(channel, size) {
+      const row = meta.axes === 'directions' ? -1 : units.findIndex((unit) => unit && unit.unit === channel);
+      if (row < 0) return null;
+      const unit = units[row];
+      return el('div', { className: 'top-patches', title: `top patches of channel ${channel} at step ${at.step}` },
+        (unit.images || []).map((image, slot) => patchCanvas(meta, sprite, row, slot, size,
+          `image ${image}, activation ${formatNumber(unit.values[slot])}`)));
+    },
+  };
 }
 
 /**
  * One run's top activations at one step. `sprite` is the decoded sprite (ImageBitmap) or an Error;
- * `dead` is {threshold, rates: Map channel -> rate, step} from the dead-filter flush at or before this step
- * (or null when the layer is not watched).
+ * `flags` is a Map channel -> {rate, off, health, step} at the flush at or before this step, or null.
  */
-function topView(sample, sprite, dead, wholeSprite = null, loadFilter = null) {
+function topView(sample, sprite, flags, wholeSprite = null, loadFilter = null) {
   const meta = sample.meta || {};
   const units = Array.isArray(meta.units) ? meta.units : [];
   if (!units.length) return emptyBox('No units in this sample.');
@@ -59,30 +74,30 @@ function topView(sample, sprite, dead, wholeSprite = null, loadFilter = null) {
     ? el('div', { className: 'note', text: 'Random unit directions of the channel space (Szegedy et al.): if these look as '
       + 'coherent as the channels, the channel axes are not special.' }) : null;
   const context = { wholeSprite, loadFilter };
-  const grid = el('div', { className: 'top-grid' }, units.map((unit, row) => unitRow(meta, unit, row, sprite, noun, dead, detail, context)));
+  const grid = el('div', { className: 'top-grid' }, units.map((unit, row) => unitRow(meta, unit, row, sprite, noun, flags, detail, context)));
   return el('div', { className: 'top-view' }, [header, note, detail, grid]);
 }
 
-function unitRow(meta, unit, row, sprite, noun, deadInfo, detail, context) {
+function unitRow(meta, unit, row, sprite, noun, flags, detail, context) {
   const patches = (unit.images || []).map((image, slot) => patchCanvas(meta, sprite, row, slot, PATCH_PX,
     `image ${image}, activation ${formatNumber(unit.values[slot])}`));
-  const rate = deadInfo && noun === 'channel' ? deadInfo.rates.get(unit.unit) : undefined;
-  const dead = typeof rate === 'number' ? { rate, isDead: rate >= deadInfo.threshold, step: deadInfo.step } : null;
+  const flag = flags && noun === 'channel' ? flags.get(unit.unit) : undefined;
+  const off = flag && typeof flag.rate === 'number' ? flag : null;
   const label = el('button', { className: 'top-unit-label', attrs: { type: 'button' }, dataset: { unit: unit.unit } }, [
     `${noun} ${unit.unit}`,
-    dead && dead.isDead ? el('span', { className: 'dead-badge', text: 'dead' }) : null,
+    off && off.off ? el('span', { className: `${off.health}-badge`, text: off.health }) : null,
   ]);
   const element = el('div', { className: 'top-unit', dataset: { unit: unit.unit } }, [label, el('div', { className: 'top-patches' }, patches)]);
   element.addEventListener('click', () => {
     for (const other of element.parentElement.querySelectorAll('.top-unit.selected')) other.classList.remove('selected');
     element.classList.add('selected');
-    detail.replaceChildren(unitDetail(meta, unit, row, sprite, noun, dead, context));
+    detail.replaceChildren(unitDetail(meta, unit, row, sprite, noun, off, context));
     detail.hidden = false;
   });
   return element;
 }
 
-function unitDetail(meta, unit, row, sprite, noun, dead, context) {
+function unitDetail(meta, unit, row, sprite, noun, off, context) {
   const figures = (unit.images || []).map((image, slot) => {
     const box = (unit.boxes || [])[slot] || [];
     const pictures = [patchCanvas(meta, sprite, row, slot, DETAIL_PX, '')];
@@ -94,15 +109,15 @@ function unitDetail(meta, unit, row, sprite, noun, dead, context) {
   });
   const lines = [`${noun} ${unit.unit} of ${meta.source_layer ?? meta.layer}: its ${figures.length} strongest images`
     + (context.wholeSprite && meta.whole_tile ? ' (patch, and the whole image with the box)' : '')];
-  if (dead) {
-    lines.push(`dead rate ${(100 * dead.rate).toFixed(1)}% of training inputs at the flush of step ${dead.step}`
-      + (dead.isDead ? ' (dead)' : ''));
+  if (off) {
+    lines.push(`${off.health} rate ${(100 * off.rate).toFixed(1)}% of training inputs at the flush of step ${off.step}`
+      + (off.off ? ` (${off.health})` : ''));
   }
   const filter = el('div', { className: 'top-filter' });
   if (noun === 'channel' && meta.filter_layer && context.loadFilter) {
     filter.append(el('span', { className: 'examples-title', text: `its filter in ${meta.filter_layer}: ` }));
     context.loadFilter(meta.filter_layer, unit.unit).then((tile) => {
-      filter.append(tile || el('span', { className: 'note', text: 'not logged (log_filters) at or before this step' }));
+      filter.append(tile || el('span', { className: 'note', text: 'not logged at or before this step' }));
     });
   }
   return el('div', {}, [...lines.map((text) => el('div', { className: 'examples-title', text })), filter,
@@ -128,7 +143,7 @@ function wholeCanvas(meta, sprite, row, slot, box) {
   return canvas;
 }
 
-export function patchCanvas(meta, sprite, row, slot, size, title) {
+function patchCanvas(meta, sprite, row, slot, size, title) {
   const canvas = el('canvas', { className: 'top-patch', attrs: { width: size, height: size }, title,
     dataset: { slot } });
   const layout = meta.tile;

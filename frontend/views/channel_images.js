@@ -1,32 +1,31 @@
 // The "Channel images" view: inputs optimised to maximise each channel of a layer (Fourier parameterisation
-// with jitter), each beside the same channel's filter and top patches when those are logged.
+// with jitter), each beside the same channel's filter and top patches when other views provide them
+// (ctx.ask('filterTile'), ctx.ask('topPatches')).
 
 import { el, emptyBox, formatNumber, pictureFigure } from '../dom.js';
 import { pictureUrls, sampleView } from '../samples.js';
-import { filterTileAt } from './filters.js';
-import { patchCanvas, topPatchesAt } from './top.js';
 
 export default sampleView({
-  kind: 'channel_vis',
+  kind: 'channel_images',
   title: 'Channel images',
-  noun: 'channel visualisations',
-  logCalls: ['viz.log_channel_visualizations(step, layer)'],
-  content: async (ctx) => channelVisView(ctx.sample, pictureUrls(ctx), {
-    top: await topPatchesAt(ctx.entry, ctx.layer, ctx.step),
-    loadFilter: (filterLayer, filter) => filterTileAt(ctx.entry, filterLayer, ctx.step, filter),
+  noun: 'channel images',
+  logCalls: ['viz.log_channel_images(step, layer)'],
+  content: async (ctx) => channelImagesView(ctx.sample, pictureUrls(ctx), {
+    top: await ctx.ask('topPatches', ctx.layer, ctx.step),
+    loadFilter: (filterLayer, filter) => ctx.ask('filterTile', filterLayer, ctx.step, filter),
   }),
 });
 
 /**
- * `context.top`: {sample, sprite, step} of the same layer's top patches at or before this step, or null;
+ * `context.top`: {step, patchesOf(channel, size)} of the same layer's top patches at or before this step, or null;
  * `context.loadFilter(layer, filter)`: a promise of the filter's tile (or null).
  */
-function channelVisView(sample, urls, context = {}) {
+function channelImagesView(sample, urls, context = {}) {
   const meta = sample.meta || {};
   const channels = Array.isArray(meta.channels) ? meta.channels : [];
   if (!channels.length) return emptyBox('No channels in this sample.');
   const top = context.top || null;
-  const topUnits = top && top.sample.meta && Array.isArray(top.sample.meta.units) ? top.sample.meta.units : [];
+  let withPatches = 0;
   const rows = channels.map((channel, i) => {
     const parts = [pictureFigure(urls[i], `channel ${channel}`, [`channel ${channel}`,
       `mean activation ${formatNumber((meta.activation || [])[i])}`])];
@@ -35,17 +34,16 @@ function channelVisView(sample, urls, context = {}) {
       context.loadFilter(meta.filter_layer, channel).then((tile) => { if (tile) slot.append(tile); });
       parts.push(slot);
     }
-    const row = topUnits.findIndex((unit) => unit && unit.unit === channel && top.sample.meta.axes !== 'directions');
-    if (row >= 0) {
-      const unit = topUnits[row];
-      parts.push(el('div', { className: 'top-patches synth-top', title: `top patches of channel ${channel} at step ${top.step}` },
-        (unit.images || []).map((image, slot) => patchCanvas(top.sample.meta, top.sprite, row, slot, 40,
-          `image ${image}, activation ${formatNumber(unit.values[slot])}`))));
+    const patches = top ? top.patchesOf(channel, 40) : null;
+    if (patches) {
+      patches.classList.add('synth-top');
+      parts.push(patches);
+      withPatches += 1;
     }
     return el('div', { className: 'synth-channel', dataset: { channel } }, parts);
   });
   const linked = [meta.filter_layer && context.loadFilter ? `its filter in ${meta.filter_layer}` : null,
-    topUnits.length ? `its top patches (step ${top.step})` : null].filter(Boolean);
+    withPatches ? `its top patches (step ${top.step})` : null].filter(Boolean);
   return el('div', { className: 'synth-view' }, [
     el('div', { className: 'note sample-meta', text: `Inputs that maximise each channel's mean activation (Fourier `
       + `parameterisation with jitter), ${meta.steps} steps${linked.length ? `; beside each, ${linked.join(' and ')}` : ''}.` }),
