@@ -119,11 +119,11 @@ def other_views(run_dir: Path, probes: torch.Tensor) -> dict[str, float]:
                              [model(images) for images, _ in data(16)], viz.flush_dead_filters(0)),
             "attribution": lambda: (viz.log_saliency(0, method="grad_cam"), viz.log_saliency(0, method="saliency")),
             "performance": lambda: viz.log_performance(data(64), 0, to_pixels=pixels),
-            "top": lambda: viz.log_top_activations(data(32), "layer3", 0, to_pixels=pixels),
+            "top_activations": lambda: viz.log_top_activations(data(32), "layer3", 0, to_pixels=pixels),
             "embedding": lambda: viz.log_embedding(data(200), "avgpool", 0, n=200, to_pixels=pixels, projector=False),
             "inversion": lambda: viz.log_inversion(0, steps=3),
-            "class_model": lambda: viz.log_class_models(0, classes=[1, 2, 3], steps=3),
-            "channel_vis": lambda: viz.log_channel_visualizations(0, "layer3", channels=[0, 1, 2, 3], steps=3),
+            "class_models": lambda: viz.log_class_models(0, classes=[1, 2, 3], steps=3),
+            "channel_images": lambda: viz.log_channel_images(0, "layer3", channels=[0, 1, 2, 3], steps=3),
             "correspondence": lambda: viz.log_correspondence(0, probes[0], probes[1], "layer3", k=64),
         }
         for kind, call in calls.items():
