@@ -52,18 +52,18 @@ def check_scores(raw: object, batch: int, output: Output = None) -> torch.Tensor
             raise ValueError(f"output={output!r} does not pick anything out of the model's output "
                              f"({_describe(raw, batch)}): {type(exc).__name__}: {exc}") from exc
         return _scores_shape(scores, batch, f"output={output!r} picked")
-    if isinstance(raw, torch.Tensor):
-        return _scores_shape(raw, batch, "the model's output is")
-    found = _found_scores(raw, batch)
+    found = raw if _is_scores(raw, batch) else _found_scores(raw, batch)
     if found is not None:
         return found
+    if isinstance(raw, torch.Tensor):
+        raise ValueError(f"the model's output must be class scores of shape (N={batch}, classes); got {tuple(raw.shape)}")
     raise ValueError(f"the model's output must be class scores of shape (N={batch}, classes); got {_describe(raw, batch)}. "
                      "Say where the scores are with output=... (an index or key, e.g. output=0 or output='logits', "
                      "or a callable from the output to the scores)")
 
 
 def _found_scores(raw: object, batch: int) -> torch.Tensor | None:
-    """The scores in a tuple, list or dict, where unambiguous; None otherwise."""
+    """The scores in a tuple, list or dict, where unambiguous; None otherwise (a tensor too)."""
     if isinstance(raw, (tuple, list)) and raw and _is_scores(raw[0], batch):
         return raw[0]
     if isinstance(raw, Mapping):
