@@ -247,6 +247,8 @@ def _as_records(summary) -> list:
         name = value.tag.split("/", 1)[1]
         if value.HasField("simple_value"):
             records.append(Scalar(name, value.simple_value))
+        elif value.metadata.plugin_data.plugin_name == "scalars":  # the loader's form of a simple value
+            records.append(Scalar(name, float(tensor_util.make_ndarray(value.tensor))))
         elif value.metadata.plugin_data.plugin_name == "pr_curves":
             rows = tensor_util.make_ndarray(value.tensor)
             records.append(PRCurve(name.removesuffix("/pr_curves"), list(rows), value.metadata.display_name))

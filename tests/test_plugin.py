@@ -33,9 +33,9 @@ def test_the_tab_is_listed_as_an_iframe_module(demo_client):
     assert b"export" in reply.data and b"render" in reply.data
     # That version's files never change under its URLs: the browser keeps them (a reload asks for none again).
     assert reply.headers["Cache-Control"] == f"private, max-age={365 * 24 * 3600}"
-    nested = demo_client.get(f"/data/plugin/cnnviz/static/{version}/views/top.js")
+    nested = demo_client.get(f"/data/plugin/cnnviz/static/{version}/views/top_activations.js")
     assert nested.status_code == 200 and "max-age=31536000" in nested.headers["Cache-Control"]
-    assert nested.data == demo_client.get("/data/plugin/cnnviz/static/views/top.js").data
+    assert nested.data == demo_client.get("/data/plugin/cnnviz/static/views/top_activations.js").data
     # Any other version (a page opened before the plugin was upgraded), or none, gets today's file, not kept.
     for path in ("0123456789ab/index.js", "index.js"):
         other = demo_client.get(f"/data/plugin/cnnviz/static/{path}")
@@ -65,7 +65,7 @@ def test_a_changed_frontend_is_a_new_version(tmp_path):
         plugin_module._frontend_dir = original
     before = tab.frontend_metadata().es_module_path
     assert tab.frontend_metadata().es_module_path == before  # stable while nothing changes
-    (frontend / "views" / "top.js").write_text((frontend / "views" / "top.js").read_text() + "\n// edited\n")
+    (frontend / "views" / "top_activations.js").write_text((frontend / "views" / "top_activations.js").read_text() + "\n// edited\n")
     after = tab.frontend_metadata().es_module_path
     assert after != before and after.endswith("/index.js")
 
@@ -209,7 +209,7 @@ TRAVERSALS = [
     "../plugin.py", "..%2fplugin.py", "%2e%2e/plugin.py", "..\\plugin.py", "/etc/passwd", "%2fetc%2fpasswd",
     "index.js/../../plugin.py", "....//plugin.py", "index.js%00.css", "", ".", "..", "static/index.js",
     "INDEX.JS", "index.js?x=../../setup.py", "views/../index.js", "views/../../setup.py", "views/%2e%2e/index.js",
-    "views", "views/", "./views/top.js", "views//top.js", "VIEWS/top.js",
+    "views", "views/", "./views/top_activations.js", "views//top_activations.js", "VIEWS/top_activations.js",
 ]
 
 
@@ -224,9 +224,9 @@ def test_static_files_come_from_a_whitelist(demo_client, path):
 
 
 def test_static_files_in_sub_folders_are_served(demo_client):
-    reply = demo_client.get("/data/plugin/cnnviz/static/views/top.js")
+    reply = demo_client.get("/data/plugin/cnnviz/static/views/top_activations.js")
     assert reply.status_code == 200 and reply.content_type.startswith("text/javascript")
-    assert reply.data == (Path(__file__).resolve().parent.parent / "frontend" / "views" / "top.js").read_bytes()
+    assert reply.data == (Path(__file__).resolve().parent.parent / "frontend" / "views" / "top_activations.js").read_bytes()
 
 
 @pytest.mark.slow  # two more TensorBoard loads of the demo (5 s): outside the quick subset

@@ -93,7 +93,7 @@ class RequestGenerator:
         pick = self.random.random()
         if pick < 0.5:
             return quote(self.random.choice(HOSTILE), safe="/%")
-        return self.random.choice(["index.js", "style.css", "dom.js", "views/top.js"]) + self.random.choice(
+        return self.random.choice(["index.js", "style.css", "dom.js", "views/top_activations.js"]) + self.random.choice(
             ["", "/..", "%00", "/../../setup.py", ".map", "?v=1"])
 
 

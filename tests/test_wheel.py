@@ -34,7 +34,7 @@ def test_the_wheel_ships_the_frontend_and_tensorboard_serves_it(tmp_path, demo_l
 
     # Every file of the tab, those in views/ too: the wheel must carry them and the static route serve them.
     names = sorted(path.relative_to(ROOT / "frontend").as_posix() for path in (ROOT / "frontend").rglob("*") if path.is_file())
-    assert "views/top.js" in names
+    assert "views/top_activations.js" in names and "views/top_activations.css" in names
     probe = textwrap.dedent(
         f"""
         import json, sys, time
