@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from .logger import CNNViz
-from .methods._hooks import conv_layers, preserved_state, relu_layers
+from .methods._hooks import conv_layers, model_device, preserved_state, relu_layers
 from .methods.targets import check_scores
 from .views import registry
 
@@ -185,12 +185,8 @@ def analyze(model: nn.Module, data: ImageFolderData, logdir: str | Path, layers:
     unknown = [v for v in views if v not in VIEW_NAMES]
     if unknown:
         raise AnalyzeError(f"--views: unknown {', '.join(unknown)}; the views are {', '.join(VIEWS)}")
-    first = next(iter(data), None)
-    if first is None:
-        raise AnalyzeError("no image in --images could be read")
-    probe_images, probe_labels, _ = first
-    probe_images = probe_images[:probes]
-    labels = probe_labels[:probes] if probe_labels is not None else None
+    probe_images, labels = probe_batch(data, probes)
+    _check_folder_classes(model, probe_images, data, views)
     convs = list(conv_layers(model))
     spatial = list(layers or []) or convs[len(convs) // 2 : len(convs) // 2 + 1]  # a middle conv: neither edges nor whole images
     written: list[str] = []
@@ -211,14 +207,77 @@ def analyze(model: nn.Module, data: ImageFolderData, logdir: str | Path, layers:
     return written
 
 
+def probe_batch(data: ImageFolderData, probes: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``probes`` images drawn across the folder's classes in turn (each class's first file, then each one's
+    second, ...), so that every class is shown when there are at most ``probes``; a flat folder's spread evenly
+    over its files. Unreadable files are skipped (and named once, as in every pass)."""
+    count = len(data.files)
+    if data.labels is not None:
+        by_class: dict[int, list[int]] = {}
+        for index, label in enumerate(data.labels):
+            by_class.setdefault(label, []).append(index)
+        queues = [by_class[label] for label in sorted(by_class)]
+        order = [queue[rank] for rank in range(max(map(len, queues))) for queue in queues if rank < len(queue)]
+    else:
+        spread = sorted({round(i * (count - 1) / max(1, probes - 1)) for i in range(min(probes, count))})
+        order = spread + [i for i in range(count) if i not in set(spread)]
+    images: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    for start in range(0, count, probes):
+        if len(images) >= probes:
+            break
+        chosen = order[start : start + probes]
+        subset = ImageFolderData([data.files[i] for i in chosen],
+                                 [data.labels[i] for i in chosen] if data.labels is not None else None,
+                                 data.classes, data.size, data.mean, data.std, batch_size=probes,
+                                 unreadable=data.unreadable)
+        for batch, batch_labels, _ in subset:
+            images.extend(batch)
+            if batch_labels is not None:
+                labels.extend(batch_labels)
+    if not images:
+        raise AnalyzeError("no image in --images could be read")
+    return torch.stack(images[:probes]), torch.stack(labels[:probes]) if labels else None
+
+
+#: Views whose ``analyze`` reads the folder's subfolders as the model's classes (folder i is class i).
+FOLDER_CLASS_VIEWS = ("performance", "class_models")
+
+
+def _check_folder_classes(model: nn.Module, probes: torch.Tensor, data: ImageFolderData, views: Sequence[str]) -> None:
+    """Before any long pass: a folder whose classes are not the model's fails the views that read them as the
+    model's, so say so now, with what would work, rather than after the other views' passes."""
+    needing = [view for view in views if VIEW_NAMES[view].stem in FOLDER_CLASS_VIEWS]
+    if data.classes is None or not needing:
+        return
+    classes = _model_class_count(model, probes)
+    if classes is None or classes == len(data.classes):
+        return
+    shown = ", ".join(data.classes[:5]) + (", ..." if len(data.classes) > 5 else "")
+    others = [view for view in views if view not in needing]
+    raise AnalyzeError(
+        f"--images has {len(data.classes)} class subfolders ({shown}) but the model has {classes} classes; the "
+        f"{' and '.join(needing)} view(s) read subfolder i (in sorted order) as the model's class i. Give one "
+        "subfolder per class of the model, or leave those views out"
+        + (f": --views {','.join(others)}" if others else ""))
+
+
+def _model_class_count(model: nn.Module, probes: torch.Tensor) -> int | None:
+    """How many classes the model scores (its output's last axis for one probe), None if it gives no (N, K)."""
+    with preserved_state(model), torch.inference_mode():
+        outputs = model(probes[:1].to(model_device(model)))
+    try:
+        return check_scores(outputs, 1).shape[-1]
+    except ValueError:
+        return None
+
+
 def _model_class_names(model: nn.Module, probes: torch.Tensor, classes: list[str] | None) -> list[str] | None:
     """The folder's class names when they are the model's classes (as many as its outputs), else None: a
     10-class model shown a 2-class folder names its predictions by number."""
     if classes is None:
         return None
-    with preserved_state(model), torch.inference_mode():
-        scores = check_scores(model(probes[:1]), 1)
-    return classes if scores.shape[-1] == len(classes) else None
+    return classes if _model_class_count(model, probes) == len(classes) else None
 
 
 def _code_layer(model: nn.Module) -> str:

@@ -51,6 +51,7 @@ class DeadRoutes:
         rows = [d.numpy.reshape(-1) for d in series]
         reply = {"run": run, "model": model, "layer": layer, "channels": len(rows[-1]) if rows else 0,
                  "threshold": content.threshold, "health": content.health or "dead",
+                 "role": content.role or "feature",
                  # TensorBoard held as many flushes as the user's flag allows: more may have been written
                  "held_limit": self._flush_limit if 0 < self._flush_limit <= len(rows) else None}
         if len(rows) <= max_steps:
@@ -81,7 +82,8 @@ class DeadRoutes:
             off = [int(i) for i in (rates >= threshold).nonzero()[0]]
             health = content.health or "dead"  # older files: every watched layer was a ReLU's
             layers[layer] = {"step": series[-1].step, "channels": int(rates.size), "threshold": threshold,
-                             "health": health, "dead": off if health == "dead" else [],
+                             "health": health, "role": content.role or "feature",
+                             "dead": off if health == "dead" else [],
                              "dormant": off if health == "dormant" else []}
         return {"run": run, "model": model, "layers": layers}
 

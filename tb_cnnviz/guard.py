@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import sys
 import warnings
 from typing import Any, Callable, TypeVar
 
@@ -56,3 +58,16 @@ def _named_choices(method: Callable[..., Any], viz: Any, args: tuple, kwargs: di
     except TypeError:  # the call itself was malformed: its message says so
         return ()
     return tuple((name, value) for name, value in bound.arguments.items() if isinstance(value, str))
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_at_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn with the user's line as the place: the first caller outside this package (``viz.step(step)`` in
+    the training loop, not the library line that flushed), however deep in the package the warning starts.
+    What ``warnings.warn(skip_file_prefixes=...)`` does from Python 3.12."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level + 1)

@@ -64,6 +64,9 @@ def canonical_kind(kind: str) -> str:
 
 TAG_PREFIX = "cnnviz"
 HEALTH_STATES = ("dead", "dormant")  #: what an off channel of a ``dead``-kind layer is
+#: A ``dead``-kind layer's role: "gate" for the squeeze path of a squeeze-and-excitation block (its channels set
+#: a per-image gate, they are not feature channels); files without it (all others) hold feature channels.
+HEALTH_ROLES = ("gate",)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class PluginContent:
     version: int = FORMAT_VERSION
     health: str | None = None  #: dead kind: "dead" or "dormant" (None, in older files: "dead")
     model: str = ""  #: the name of the CNNViz instance that wrote it ("" unnamed)
+    role: str | None = None  #: dead kind: "gate" (a squeeze-and-excitation block's squeeze path), else None
 
 
 def tag_prefix(model: str = "") -> str:
@@ -110,6 +114,10 @@ def create_summary_metadata(content: PluginContent) -> summary_pb2.SummaryMetada
         if content.health not in HEALTH_STATES:
             raise ValueError(f"health must be one of {HEALTH_STATES}; got {content.health!r}")
         payload["health"] = content.health
+    if content.role is not None:
+        if content.role not in HEALTH_ROLES:
+            raise ValueError(f"role must be one of {HEALTH_ROLES} or None (a feature layer); got {content.role!r}")
+        payload["role"] = content.role
     return summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(
             plugin_name=PLUGIN_NAME, content=json.dumps(payload).encode("utf-8")
@@ -153,4 +161,5 @@ def parse_plugin_content(content: bytes) -> PluginContent | None:
         version=version,
         health=payload["health"] if payload.get("health") in HEALTH_STATES else None,
         model=model,
+        role=payload["role"] if payload.get("role") in HEALTH_ROLES else None,
     )

@@ -95,6 +95,7 @@ class Rates:
     order: int = 0
     threshold: float | None = None  #: rate at or above which a channel is off
     health: str | None = None  #: what an off channel is: "dead" or "dormant"
+    role: str | None = None  #: "gate": the squeeze path of a squeeze-and-excitation block; None: feature channels
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def encode(record: Record, model: str = "", tag: str | None = None, plugin_name:
         return pr_curve_value(f"{prefix}/{record.name}", record.counts, record.display_name)
     if isinstance(record, Rates):
         content = metadata.PluginContent(kind=record.kind, layer=record.name, order=record.order, model=model,
-                                         threshold=record.threshold, health=record.health)
+                                         threshold=record.threshold, health=record.health, role=record.role)
         return summary_pb2.Summary.Value(tag=tag or metadata.tag(record.kind, record.name, model),
                                          metadata=metadata.create_summary_metadata(content),
                                          tensor=_float_tensor(record.values))

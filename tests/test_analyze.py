@@ -114,3 +114,34 @@ def test_the_opt_in_image_synthesis_views(project, capsys):
     (entry,) = runs["runs"]
     assert entry["inversion"] == ["probe 0"] and entry["class_models"] and entry["channel_images"] == ["3"]
     assert entry["correspondence"] == ["images 0 and 1"]
+
+
+def test_the_probes_are_drawn_across_every_class(project):
+    """The folder lists china's files first: the first 4 files would all be china. The probes take each class
+    in turn, and the activations view shows their labels."""
+    from tb_cnnviz.analyze import analyze, image_folder, load_model
+
+    data = image_folder(project / "images", size=32)
+    assert data.labels[:4] == [0, 0, 0, 0]  # what taking the first files would show
+    analyze(load_model("my_models:small", project / "model.pt"), data, project / "runs" / "probes",
+            views=["activations"], probes=4)
+    client = tensorboard_client(project / "runs", "false")
+    _, sample = get_json(client, "sample", run="probes", kind="activations", layer="0", step=0)
+    shown = sample["meta"]["labels"]
+    assert len(shown) == 4 and sorted(shown) == sorted(list(range(len(data.classes))) * 2)
+
+
+def test_a_folder_whose_classes_are_not_the_models_fails_before_the_first_pass(project, capsys):
+    """A 2-class model and a 3-class folder: the performance and class-model views would fail after every
+    other view's pass; the mismatch is found first, and the message says what would work."""
+    third = project / "images" / "zebra"
+    third.mkdir()
+    for path in sorted((project / "images" / "flower").glob("*.png")):
+        (third / path.name).write_bytes(path.read_bytes())
+    code = main(["analyze", "--model", "my_models:small", "--checkpoint", str(project / "model.pt"), "--images",
+                 str(project / "images"), "--logdir", str(project / "runs" / "mismatch"), "--image-size", "32",
+                 "--views", "all"])
+    err = capsys.readouterr().err
+    assert code == 2 and "3 class subfolders (china, flower, zebra) but the model has 2 classes" in err
+    assert "performance and class_models view(s)" in err and "--views activations," in err
+    assert "tb-cnnviz analyze: activations" not in err  # no view started

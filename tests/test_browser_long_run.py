@@ -18,7 +18,6 @@ from playwright.sync_api import expect
 from test_browser import DOCS, VIEW_DRAWN, browser, open_tab  # noqa: F401  (the module-scoped Chromium fixture)
 from tb_cnnviz import CNNViz
 from tb_cnnviz.methods._hooks import every_conv_and_relu
-from tb_cnnviz.views.dead import DeadFilterWarning
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -42,8 +41,7 @@ def long_run_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
         viz.watch_dead_filters(every=1000)
         with torch.no_grad():
             model(torch.randn(2, 3, 64, 64))
-        with pytest.warns(DeadFilterWarning, match=re.escape(f"'{DEAD_LAYER}' died")):
-            viz.flush_dead_filters(0)
+        viz.flush_dead_filters(0)  # one forward is no evidence for a warning; the rates are written all the same
         layers = viz.log_activations(0)
         viz.log_saliency(0, method="saliency")
         log_every_other_view(viz, model)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from tb_cnnviz import CNNViz, DeadFilterWarning
+from tb_cnnviz.views.dead import MIN_EVIDENCE_INPUTS, MIN_EVIDENCE_STEPS
 from tb_cnnviz.methods import DeadFilterMonitor, dead_maps
 
 
@@ -75,13 +76,17 @@ def test_cnnviz_warns_once_when_channels_die_and_writes_each_window(tiny_net, tm
         tiny_net.conv1.bias[1] = -100.0
     viz = CNNViz(tiny_net, tmp_path, raise_errors=True)
     viz.watch_dead_filters(every=2)
+    batch = 16
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for step in range(6):
-            tiny_net(torch.rand(3, 1, 6, 6))
+        for step in range(40):
+            tiny_net(torch.rand(batch, 1, 6, 6))
             viz.step(step)
     died = [w for w in caught if issubclass(w.category, DeadFilterWarning) and "'relu1'" in str(w.message)]
-    assert len(died) == 1 and "channels 1" in str(died[0].message) and "step 1" in str(died[0].message)
+    # the first flush (every 2 steps) at which the channel has been dead over the evidence a warning waits for
+    flushes = max(-(-MIN_EVIDENCE_STEPS // 2), -(-MIN_EVIDENCE_INPUTS // (2 * batch)))
+    assert len(died) == 1 and "channels 1" in str(died[0].message)
+    assert f"at step {2 * flushes - 1} " in str(died[0].message)
     viz.close()
 
 

@@ -108,21 +108,26 @@ def test_grid_snapping_is_the_optimal_assignment():
         grid_layout(generator.random((6, 2)), rows=2, cols=2)
 
 
-def test_codes_are_the_layers_flattened_output():
+def test_a_maps_codes_are_its_average_over_positions_unless_asked_to_flatten():
     images, labels = load_digits()
     torch.manual_seed(0)
     model = DigitsNet()
     data = [(images[i : i + 50], labels[i : i + 50]) for i in range(0, 200, 50)]
     kept = collect_codes(model, data, "relu3", n=120)
-    assert kept.codes.shape == (120, 64 * 8 * 8) and kept.labels.tolist() == labels[:120].tolist()
+    flat = collect_codes(model, data, "relu3", n=120, pool=None)
     outputs = []
-    handle = model.relu3.register_forward_hook(lambda m, i, o: outputs.append(o.flatten(1)))
+    handle = model.relu3.register_forward_hook(lambda m, i, o: outputs.append(o.clone()))
     model.eval()
     with torch.no_grad():
         predicted = model(images[:120]).argmax(dim=1)
     handle.remove()
-    torch.testing.assert_close(kept.codes, outputs[0])
+    assert kept.codes.shape == (120, model.conv3.out_channels) and kept.labels.tolist() == labels[:120].tolist()
+    torch.testing.assert_close(kept.codes, outputs[0].mean(dim=(2, 3)))
+    assert kept.pooled_from == tuple(outputs[0].shape[1:]) and flat.pooled_from is None
+    torch.testing.assert_close(flat.codes, outputs[0].flatten(1))
     assert torch.equal(kept.predicted, predicted) and kept.thumbnails.shape == (120, 1, 32, 32)
+    with pytest.raises(ValueError, match="pool must be 'avg'.* or None"):
+        collect_codes(model, data, "relu3", n=120, pool="max")
 
 
 def test_logged_layout_reads_back_and_the_projector_sees_the_codes(tmp_path):
@@ -137,6 +142,7 @@ def test_logged_layout_reads_back_and_the_projector_sees_the_codes(tmp_path):
     client = tensorboard_client(tmp_path, "false")
     _, sample = get_json(client, "sample", run="run", kind="embedding", layer="relu3", step=4)
     meta = sample["meta"]
+    assert meta["pooled"] == "global average of a ({}, 8, 8) map".format(DigitsNet().conv3.out_channels)
     assert meta["count"] == len(meta["xy"]) == 200 and meta["labels"] == labels[:200].tolist()
     assert meta["grid"]["count"] == 100 and sorted(meta["grid"]["cells"]) == list(range(100))
     assert meta["class_names"][3] == "<i>3</i>"
@@ -144,4 +150,58 @@ def test_logged_layout_reads_back_and_the_projector_sees_the_codes(tmp_path):
     assert reply.status_code == 200, reply.data
     info = json.loads(reply.data)
     (embedding,) = info["embeddings"]
-    assert embedding["tensorName"] == "cnnviz/relu3:00004" and embedding["tensorShape"] == [200, 4096]  # tag:step
+    assert embedding["tensorName"] == "cnnviz/relu3:00004" and embedding["tensorShape"] == [200, DigitsNet().conv3.out_channels]  # tag:step
+
+
+def _projector_tsv(logdir):
+    (path,) = logdir.rglob("tensors.tsv")
+    rows = path.read_text().splitlines()
+    return path.stat().st_size, [[float(v) for v in row.split("\t")] for row in rows]
+
+
+def test_squeezenet_codes_reach_the_projector_pooled_and_under_the_byte_bound(tmp_path, recwarn):
+    """SqueezeNet has no pooled module: its last block gives a (512, 13, 13) map, 86,528 numbers an image, which
+    the Projector got whole (64 MB for 64 images). Its codes are now the map's average over positions."""
+    from torchvision.models import squeezenet1_0
+
+    from tb_cnnviz.views.embedding import PROJECTOR_MAX_BYTES
+
+    torch.manual_seed(0)
+    model = squeezenet1_0(weights=None, num_classes=10)
+    images, labels = torch.rand(64, 3, 224, 224), torch.arange(64) % 10
+    data = [(images[i : i + 16], labels[i : i + 16]) for i in range(0, 64, 16)]
+    with CNNViz(model, tmp_path / "run", raise_errors=True) as viz:
+        assert viz.log_embedding(data, "features", 0, n=64) == 64
+    assert not [w for w in recwarn if "Projector" in str(w.message)]
+    size, codes = _projector_tsv(tmp_path)
+    model.eval()
+    with torch.no_grad():
+        maps = model.features(images)
+    assert maps.shape[1:] == (512, 13, 13) and size <= PROJECTOR_MAX_BYTES
+    torch.testing.assert_close(torch.tensor(codes), maps.mean(dim=(2, 3)), rtol=1e-4, atol=1e-6)
+    _, sample = get_json(tensorboard_client(tmp_path, "false"), "sample", run="run", kind="embedding",
+                         layer="features", step=0)
+    assert sample["meta"]["pooled"] == "global average of a (512, 13, 13) map"
+    assert sample["meta"]["dimensions"] == 512
+
+
+def test_codes_over_the_projectors_byte_bound_are_left_out_with_a_warning(tmp_path, monkeypatch):
+    """A user's choice whose codes exceed the bound (here a bound of 40 KB, so that a small net exceeds it) writes
+    the first codes that fit and says so, pointing at the user's call; the tab's layout keeps every code."""
+    from tb_cnnviz.views import embedding as view
+
+    monkeypatch.setattr(view, "PROJECTOR_MAX_BYTES", 40_000)
+    images, labels = load_digits()
+    torch.manual_seed(0)
+    data = [(images[i : i + 64], labels[i : i + 64]) for i in range(0, 256, 64)]
+    with CNNViz(DigitsNet(), tmp_path / "run", raise_errors=True) as viz:
+        with pytest.warns(UserWarning, match=r"the Projector gets the first (\d+) of 200 codes") as caught:
+            assert viz.log_embedding(data, "relu3", 0, n=200) == 200
+    (warning,) = [w for w in caught if "Projector" in str(w.message)]
+    assert warning.filename == __file__
+    size, codes = _projector_tsv(tmp_path)
+    assert size <= 40_000 and 0 < len(codes) < 200
+    assert f"the first {len(codes)} of 200" in str(warning.message)
+    _, sample = get_json(tensorboard_client(tmp_path, "false"), "sample", run="run", kind="embedding",
+                         layer="relu3", step=0)
+    assert sample["meta"]["count"] == 200

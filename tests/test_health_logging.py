@@ -69,8 +69,7 @@ def test_dead_and_dormant_layers_are_written_apart_with_their_sparsity(tmp_path)
     assert "cnnviz/dead_fraction/act1" not in scalars and "cnnviz/dormant_fraction/act2" not in scalars
     assert scalars["cnnviz/sparsity/act1"][0][1] == pytest.approx(share_off(pre_silu), abs=1e-6)
     assert scalars["cnnviz/sparsity/act2"][0][1] == pytest.approx(share_off(relu_out), abs=1e-6)
-    said = [str(w.message) for w in caught if "tb_cnnviz" in str(w.message)]
-    assert any("'act1'" in m and "dormant" in m for m in said) and any("'act2'" in m and "died" in m for m in said)
+    assert not [w for w in caught if "tb_cnnviz" in str(w.message)]  # 2 steps: no evidence yet (test_health_warnings)
 
 
 def test_filter_noise_is_each_conv_s_mean_noise_score_by_a_fine_spectral_grid(tmp_path):

@@ -4,7 +4,9 @@ bar, and thumbnails of the images kept for display.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,10 +28,23 @@ def split_batch(batch: object) -> tuple[torch.Tensor, torch.Tensor | None, torch
     )
 
 
+def bar_options(show: bool | None) -> dict[str, Any]:
+    """tqdm's keyword arguments for a bar: ``show=True`` always draws it, ``False`` never; ``None`` leaves it to
+    tqdm's own rules -- ``TQDM_DISABLE`` (and any other ``TQDM_*`` variable) is honoured, and output that is not
+    a terminal (CI, ``nohup``) gets no bar -- drawn only when the work takes over two seconds. An argument passed
+    to tqdm beats its environment variable, so the ones the user set in the environment are not passed."""
+    if show is False:
+        return {"disable": True}
+    if show is True:
+        return {"disable": False, "delay": 0, "leave": False}
+    defaults = {"disable": None, "delay": PROGRESS_DELAY_S, "leave": False}
+    return {name: value for name, value in defaults.items() if f"TQDM_{name.upper()}" not in os.environ}
+
+
 def progress(data: Iterable, description: str, show: bool | None = None) -> Iterator:
-    """``data`` with a tqdm bar: None shows it when the pass takes over two seconds, True always, False never."""
-    return iter(tqdm(data, desc=description, unit="batch", delay=0 if show else PROGRESS_DELAY_S,
-                     disable=show is False, leave=False))
+    """``data`` with a tqdm bar: None shows it when the pass takes over two seconds (on a terminal, unless
+    ``TQDM_DISABLE`` is set), True always, False never (see :func:`bar_options`)."""
+    return iter(tqdm(data, desc=description, unit="batch", **bar_options(show)))
 
 
 def thumbnails(pixels: torch.Tensor, size: int) -> torch.Tensor:

@@ -6,19 +6,27 @@ Kind ``dead``, a float32 tensor (C,): per channel, the share of inputs whose map
 content's ``health`` says what an off channel is: ``"dead"`` (a ReLU's, no gradient) or ``"dormant"`` (a
 smooth activation's, never positive, its gradient still flowing); files without it (written before it existed)
 are ``"dead"``. Scalars ``cnnviz/dead_fraction/<layer>`` (or ``cnnviz/dormant_fraction/<layer>``) and
-``cnnviz/sparsity/<layer>`` go with each flush.
+``cnnviz/sparsity/<layer>`` go with each flush. An activation in the squeeze path of a squeeze-and-excitation
+block has ``"role": "gate"`` in the content (absent: feature channels).
+
+The rates are the window's, as measured; the *warnings* wait for evidence: a channel is warned about once it has
+been off (rate >= threshold) at every flush over at least ``MIN_EVIDENCE_STEPS`` training steps and
+``MIN_EVIDENCE_INPUTS`` measured inputs in a row -- not at step 1 of a randomly initialised net, whose layers
+revive within a few steps -- never for a gate layer, and at most once per layer, at the user's call.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 
+import torch
 from torch import nn
 
 from .. import distributed, summary
+from ..guard import warn_at_user
 from ..methods._hooks import check_positive_int
+from ..methods.activations.activation_sites import GATE
 from ..methods.activations.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor, DeadReport
 from ..sink import Sink
 from .declaration import View
@@ -33,6 +41,10 @@ class DeadFilterWarning(UserWarning):
 #: A window of at least this many steps per sampled step is measured on one step in k (k <= MAX_STRIDE).
 MIN_MEASURED_STEPS = 16
 MAX_STRIDE = 4
+#: A channel is warned about once it was off at every flush over at least this many training steps in a row...
+MIN_EVIDENCE_STEPS = 16
+#: ... and this many measured inputs (images): one batch at step 1 is no evidence.
+MIN_EVIDENCE_INPUTS = 256
 
 
 def measuring_stride(every: int) -> int:
@@ -44,9 +56,9 @@ def measuring_stride(every: int) -> int:
 
 
 class HealthLog:
-    """One run's dead-filter window: the monitor's hooks, when to flush, which steps are measured, and which
-    channels were warned about (at most one warning per channel: bounded over any run, even for a channel
-    that flaps)."""
+    """One run's dead-filter window: the monitor's hooks, when to flush, which steps are measured, each
+    channel's evidence (training steps and inputs it has been off for, in a row) and which layers were warned
+    about (at most one warning per layer: bounded over any run, even for a channel that flaps)."""
 
     def __init__(self, model: nn.Module, sink: Sink, writes: bool):
         self.model, self.sink, self.writes = model, sink, writes
@@ -54,7 +66,9 @@ class HealthLog:
         self.every = 0
         self.stride = 1  #: one training step in this many is measured
         self.steps_since_flush = 0
-        self.warned: dict[str, set[int]] = {}
+        self.warned: set[str] = set()  #: layers warned about
+        #: per layer and channel, the training steps and inputs of the flushes in a row it was off at
+        self.evidence: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def watch(self, every: int, threshold: float = DEFAULT_THRESHOLD, layers: Sequence[str] | None = None,
               measure_every: int | None = None) -> DeadFilterMonitor:
@@ -88,7 +102,7 @@ class HealthLog:
         counts of every rank are summed first (one ``all_reduce`` of one vector), so every rank calls it."""
         if self.monitor is None:
             raise RuntimeError("flush_dead_filters needs watch_dead_filters() first")
-        self.steps_since_flush = 0
+        steps, self.steps_since_flush = max(1, self.steps_since_flush), 0  # a flush without step(): one step
         self.monitor.idle = False  # a new window starts with a measured step
         reduce = distributed.all_reduce_sum if distributed.is_distributed() else None
         if reduce is None and self.monitor.inputs_seen == 0:
@@ -100,26 +114,40 @@ class HealthLog:
         for order, report in enumerate(reports.values()):
             self.sink.write(dead_records(report, order=order), step)
             off[report.layer] = sorted(report.flagged)
-            self._warn_newly_off(report, step)
+            self._warn_when_evident(report, step, steps)
         return off
 
-    def _warn_newly_off(self, report: DeadReport, step: int) -> None:
-        now = set(report.flagged)
-        warned = self.warned.setdefault(report.layer, set())
-        newly = sorted(now - warned)  # a channel that dies, recovers and dies again warned the first time
-        warned |= now
-        if newly and self.writes:
-            listed = ", ".join(map(str, newly[:16])) + (", ..." if len(newly) > 16 else "")
-            what = ("went dormant", "never positive", "; their gradient still flows") if report.health == "dormant" \
-                else ("died", "all-zero", "")
-            of_model = f" of model {self.sink.model!r}" if self.sink.model else ""
-            warnings.warn(
-                f"tb_cnnviz: {len(newly)} of {report.rates.numel()} channels of layer '{report.layer}'{of_model} "
-                f"{what[0]} by step {step} ({what[1]} for >= {report.threshold:.0%} of the {report.inputs} inputs "
-                f"measured since the last flush{what[2]}): channels {listed}",
-                DeadFilterWarning,
-                stacklevel=5,
-            )
+    def _evident(self, report: DeadReport, steps: int) -> tuple[list[int], int, int]:
+        """Add this flush to each channel's run of flushes off (a channel on at this flush starts again at 0);
+        the channels whose run holds enough evidence, and the least steps and inputs among them."""
+        flagged = report.rates >= report.threshold
+        held = self.evidence.get(report.layer)
+        if held is None or held[0].shape != flagged.shape:
+            held = (torch.zeros(flagged.shape, dtype=torch.int64), torch.zeros(flagged.shape, dtype=torch.int64))
+        run_steps = torch.where(flagged, held[0] + steps, 0)
+        run_inputs = torch.where(flagged, held[1] + report.inputs, 0)
+        self.evidence[report.layer] = (run_steps, run_inputs)
+        evident = (run_steps >= MIN_EVIDENCE_STEPS) & (run_inputs >= MIN_EVIDENCE_INPUTS)
+        if not evident.any():
+            return [], 0, 0
+        return evident.nonzero().flatten().tolist(), int(run_steps[evident].min()), int(run_inputs[evident].min())
+
+    def _warn_when_evident(self, report: DeadReport, step: int, steps: int) -> None:
+        channels, run_steps, run_inputs = self._evident(report, steps)
+        if not channels or report.layer in self.warned or report.role == GATE or not self.writes:
+            return
+        self.warned.add(report.layer)
+        listed = ", ".join(map(str, channels[:16])) + (", ..." if len(channels) > 16 else "")
+        what = ("are dormant", "never positive", "; their gradient still flows") if report.health == "dormant" \
+            else ("are dead", "all-zero", "")
+        of_model = f" of model {self.sink.model!r}" if self.sink.model else ""
+        warn_at_user(
+            f"tb_cnnviz: {len(channels)} of {report.rates.numel()} channels of layer '{report.layer}'{of_model} "
+            f"{what[0]} at step {step} ({what[1]} for >= {report.threshold:.0%} of the inputs at every flush of the "
+            f"last {run_steps} or more training steps, {run_inputs} or more inputs{what[2]}): channels {listed}. "
+            "Warned once per layer; the CNNVIZ tab's Dead filters view shows every flush",
+            DeadFilterWarning,
+        )
 
     def close(self) -> None:
         if self.monitor is not None:
@@ -131,7 +159,8 @@ def dead_records(report: DeadReport, order: int = 0) -> list[summary.Record]:
     Scalars tab the layer's dead (or dormant) fraction and its sparsity."""
     dormant = report.health == "dormant"
     records = [
-        summary.Rates(KIND, report.layer, report.rates.numpy(), order, threshold=report.threshold, health=report.health),
+        summary.Rates(KIND, report.layer, report.rates.numpy(), order, threshold=report.threshold, health=report.health,
+                      role=GATE if report.role == GATE else None),
         summary.Scalar(f"{'dormant' if dormant else 'dead'}_fraction/{report.layer}",
                        report.dormant_fraction if dormant else report.dead_fraction),
     ]

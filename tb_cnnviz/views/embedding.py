@@ -2,8 +2,10 @@
 a grid of thumbnails snapped to the layout; the codes also go to TensorBoard's own Projector.
 
 Kind ``embedding``, a blob sequence (the "layer" is the layer whose codes were laid out): [meta JSON (2-D
-layout, labels, predictions, grid cells), PNG sprite of the thumbnails]. The codes also go to TensorBoard's
-Projector (``SummaryWriter.add_embedding``, tag ``cnnviz/<layer>``).
+layout, labels, predictions, grid cells; ``pooled``: how a map became a code, e.g. "global average of a
+(512, 13, 13) map", or null for a layer that gives vectors), PNG sprite of the thumbnails]. The codes also go
+to TensorBoard's Projector (``SummaryWriter.add_embedding``, tag ``cnnviz/<layer>``), at most
+``PROJECTOR_MAX_BYTES`` of them a call.
 """
 
 from __future__ import annotations
@@ -16,10 +18,24 @@ import numpy as np
 import torch
 
 from .. import render, summary
+from ..guard import warn_at_user
 from ..methods.dataset.embedding import MAX_GRID_POINTS, collect_codes, embed, grid_layout
 from .declaration import LoggingRun, View
 
 KIND = "embedding"
+
+#: The most bytes of codes one call writes for TensorBoard's Projector (its ``tensors.tsv``, which the browser
+#: loads whole): 2000 pooled codes of resnet50 (2048 numbers each) take about 60 MB. Codes past it are left out.
+PROJECTOR_MAX_BYTES = 128 * 2**20
+#: ``str(float)`` of a float32 code and its tab, as ``SummaryWriter.add_embedding`` writes it: at most about
+#: 24 bytes ("-1.2345678901234567e-05\t"), 4 for a zero ("0.0\t", most of a ReLU's outputs).
+_NONZERO_BYTES, _ZERO_BYTES = 24, 4
+
+
+def projector_bytes(codes: torch.Tensor) -> torch.Tensor:
+    """(N,) an upper estimate of the bytes each code takes in the Projector's ``tensors.tsv``."""
+    nonzero = (codes != 0).sum(dim=1)
+    return nonzero * _NONZERO_BYTES + (codes.shape[1] - nonzero) * _ZERO_BYTES
 
 
 def log_embedding(run: LoggingRun, *, data: Iterable, layer: str, step: int, n: int = 2000,
@@ -28,7 +44,10 @@ def log_embedding(run: LoggingRun, *, data: Iterable, layer: str, step: int, n: 
                   projector: bool = True) -> int:
     """Lay out the codes of ``layer`` for the first ``n`` images of ``data`` in 2-D (t-SNE after PCA) and write
     the layout with labels, predictions and thumbnails; the first ``grid`` points are also snapped to a grid.
-    With ``projector`` the codes also go to TensorBoard's Projector tab. Returns how many."""
+    A layer that gives a (C, H, W) map is averaged over its positions to C numbers an image (its meta's
+    ``pooled`` says so; name a module whose output is already flat to lay out every position). With
+    ``projector`` the codes also go to TensorBoard's Projector tab, as many as fit in ``PROJECTOR_MAX_BYTES``
+    (a warning says when some were left out). Returns how many."""
     model = run.model
     if isinstance(grid, bool) or not isinstance(grid, int) or not 0 <= grid <= MAX_GRID_POINTS:
         raise ValueError(f"grid must be an int in 0..{MAX_GRID_POINTS} (points snapped to the grid); got {grid!r}")
@@ -44,6 +63,8 @@ def log_embedding(run: LoggingRun, *, data: Iterable, layer: str, step: int, n: 
     cols = math.ceil(math.sqrt(snapped)) if snapped else 0
     meta = {
         "count": count, "dimensions": int(kept.codes.shape[1]), "method": method,
+        "pooled": (f"global average of a ({', '.join(map(str, kept.pooled_from))}) map"
+                   if kept.pooled_from is not None else None),
         "constant": bool((kept.codes == kept.codes[:1]).all()),
         "xy": xy.round(4).tolist(), "labels": kept.labels.tolist(), "predicted": kept.predicted.tolist(),
         "index": kept.index.tolist(), "class_names": [str(c) for c in class_names] if class_names is not None else None,
@@ -52,8 +73,25 @@ def log_embedding(run: LoggingRun, *, data: Iterable, layer: str, step: int, n: 
     run.sink.write([embedding_record(layer, meta, kept.thumbnails)], step)
     if projector:
         names = [class_names[v] if class_names is not None and v >= 0 else str(v) for v in kept.labels.tolist()]
-        run.sink.add_projector_embedding(kept.codes, names, kept.thumbnails, step, layer)
+        fits = _projector_share(kept.codes, layer)
+        if fits:
+            run.sink.add_projector_embedding(kept.codes[:fits], names[:fits], kept.thumbnails[:fits], step, layer)
     return count
+
+
+def _projector_share(codes: torch.Tensor, layer: str) -> int:
+    """How many of the codes (first ones first) fit in ``PROJECTOR_MAX_BYTES``; warns when not all do."""
+    sizes = projector_bytes(codes)
+    fits = int((sizes.cumsum(0) <= PROJECTOR_MAX_BYTES).sum())
+    if fits < len(codes):
+        total = int(sizes.sum())
+        warn_at_user(
+            f"tb_cnnviz: the Projector gets the first {fits} of {len(codes)} codes of layer {layer!r}: all of them "
+            f"would take about {total / 2**20:.0f} MB ({codes.shape[1]} numbers a code), over the bound of "
+            f"{PROJECTOR_MAX_BYTES / 2**20:.0f} MB a call. The CNNVIZ tab's layout has every code; for all of them "
+            f"in the Projector, lay out fewer images (n=) or a smaller layer, or pass projector=False",
+        )
+    return fits
 
 
 def embedding_record(layer: str, meta: dict, thumbnails: torch.Tensor) -> summary.Pictures:

@@ -14,6 +14,12 @@ Three styles, each measured where a hook can see it:
 
 The channel axis comes from the module producing the activation's input, never from the shape alone: after a
 ``Linear`` or ``LayerNorm`` (ConvNeXt's GELU runs on (N, H, W, C)) it is the last axis, otherwise axis 1.
+
+An activation in the squeeze path of a squeeze-and-excitation block (torchvision's ``SqueezeExcitation``,
+timm's ``SqueezeExcite`` and ``SEModule``: a module with a sigmoid-like gate and a conv or linear layer as
+children) has the role ``"gate"``: its channels compute one number an image from pooled features, which then
+scales a feature map through the gate. They are not feature channels, and many are off at random
+initialisation (a pooled input varies little from image to image).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from .._hooks import is_relu_like
 
 DEAD = "dead"  #: exact zeros where a unit is off: no gradient flows
 DORMANT = "dormant"  #: never positive over the window, yet the gradient flows: may recover
+FEATURE = "feature"  #: an activation of the feature path
+GATE = "gate"  #: an activation in the squeeze path of a squeeze-and-excitation block
 
 #: Smooth and leaky activations: output <= 0 exactly where the input is <= 0 (Softplus: output small there),
 #: so they are measured on their input. Class names too, for libraries' own copies (timm's GELU, Swish, ...).
@@ -65,6 +73,7 @@ class ActivationSite:
     channel_axis: int = 1  #: 1, or -1 for channels-last producers (Linear, LayerNorm)
     calls: set[int] | None = None  #: which calls of the module within one forward (0-based); None: all
     found_as: str = ""  #: how it was found, for messages: "ReLU", "F.relu", "SiLU", ...
+    role: str = FEATURE  #: :data:`FEATURE`, or :data:`GATE` in a squeeze-and-excitation block's squeeze path
 
 
 def is_smooth_activation(module: nn.Module) -> bool:
@@ -225,3 +234,21 @@ def _no_activation_message(model: nn.Module, graph: torch.fx.Graph | None) -> st
 
 _OTHER_ACTIVATION_FUNCTIONS = {"tanh", "sigmoid", "softmax", "log_softmax", "hardsigmoid", "hardtanh", "softsign",
                                "tanhshrink", "threshold", "glu", "logsigmoid", "rrelu"}
+
+
+def _is_gate_block(module: nn.Module) -> bool:
+    """A squeeze-and-excitation block: a sigmoid-like gate (``Sigmoid``, ``Hardsigmoid``, timm's own) and a conv
+    or linear layer among its children."""
+    children = list(module.children())
+    return (any("sigmoid" in type(child).__name__.lower() for child in children)
+            and any(isinstance(child, (nn.Conv2d, nn.Linear)) for child in children))
+
+
+def mark_gates(model: nn.Module, sites: dict[str, ActivationSite]) -> dict[str, ActivationSite]:
+    """Give the role :data:`GATE` to every site inside a squeeze-and-excitation block (the model itself is not
+    one: a classifier ending in a sigmoid keeps its feature layers); returns ``sites``."""
+    blocks = [name + "." for name, module in model.named_modules() if name and _is_gate_block(module)]
+    for name, site in sites.items():
+        if any(name.startswith(block) for block in blocks):
+            site.role = GATE
+    return sites

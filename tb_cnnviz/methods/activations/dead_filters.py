@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .._hooks import call_name, forward_hooks, resolve_layers
-from .activation_sites import DEAD, DORMANT, ActivationSite, find_activation_sites, module_site
+from .activation_sites import DEAD, DORMANT, FEATURE, ActivationSite, find_activation_sites, mark_gates, module_site
 
 #: A channel dead for at least this share of the inputs in a window is flagged.
 DEFAULT_THRESHOLD = 0.99
@@ -80,6 +80,7 @@ class DeadReport:
     health: str = DEAD  #: "dead" (a ReLU: no gradient where off) or "dormant" (smooth: the gradient flows)
     sparsity: float = float("nan")  #: share of zero (ReLU) / non-positive (smooth) outputs, sampled
     found_as: str = ""  #: the activation: "ReLU", "F.relu", "SiLU", ...
+    role: str = FEATURE  #: "feature", or "gate": the squeeze path of a squeeze-and-excitation block
 
     @property
     def flagged(self) -> list[int]:
@@ -132,6 +133,7 @@ class DeadFilterMonitor:
             if not chosen:
                 raise ValueError("layers is empty: name at least one module to watch, or pass None to find them")
             self.sites = {name: module_site(name, module) for name, module in chosen.items()}
+        mark_gates(model, self.sites)
         named = dict(model.named_modules())
         self.modules = {name: named[name] for name in self.sites}
         self._pending: list[tuple[tuple[str, int], torch.Tensor, torch.Tensor, int]] = []  # this forward's measures
@@ -295,7 +297,8 @@ class DeadFilterMonitor:
             layer = call_name(name, call, self._calls[name])
             sparsity = zero_counts[index] / elements[index] if elements[index] else float("nan")
             reports[layer] = DeadReport(layer=layer, rates=rates, inputs=inputs[index], threshold=self.threshold,
-                                        health=site.health, sparsity=sparsity, found_as=site.found_as)
+                                        health=site.health, sparsity=sparsity, found_as=site.found_as,
+                                        role=site.role)
         if reset:
             self.reset()
         return reports

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from .._hooks import check_positive_int, preserved_state
 from .incremental_inference import IncrementalOcclusion, trace
 from .incremental_plan import Plan
-from ..streaming import PROGRESS_DELAY_S
+from ..streaming import bar_options
 from ..targets import Output, check_inputs, check_scores, resolve_targets
 
 def occlusion_grid(height: int, width: int, window: int, stride: int) -> tuple[int, int]:
@@ -83,8 +83,7 @@ def occlusion(
         targets = resolve_targets(target, check_scores(model(images), count, output))
         graph = trace(model) if incremental else None
         engine = IncrementalOcclusion(graph, window, stride, (nh, nw), approximate) if graph is not None else None
-        bar = tqdm(total=count * positions, desc="occlusion", unit="map", delay=0 if progress else PROGRESS_DELAY_S,
-                   disable=progress is False, leave=False)
+        bar = tqdm(total=count * positions, desc="occlusion", unit="map", **bar_options(progress))
         with bar:
             if engine is None:
                 batch = _capped_batch(batch_size, max_memory_mb, images[0].numel() * 4, images.element_size())

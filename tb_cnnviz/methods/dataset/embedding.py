@@ -148,22 +148,33 @@ def grid_layout(xy: np.ndarray | torch.Tensor, rows: int | None = None, cols: in
 class Codes:
     """What :func:`collect_codes` kept for the first ``n`` images, on the CPU."""
 
-    codes: torch.Tensor  #: (n, D) the layer's output, flattened
+    codes: torch.Tensor  #: (n, D) the layer's output: a (C, H, W) map averaged to (C,) (see ``pooled_from``)
     labels: torch.Tensor  #: (n,) -1 where the data gave none
     predicted: torch.Tensor  #: (n,) the model's class, or -1 if its output is not (N, classes)
     index: torch.Tensor  #: (n,) data set index
     thumbnails: torch.Tensor  #: (n, C, t, t) uint8
+    pooled_from: tuple[int, ...] | None = None  #: the shape of one image's map when it was pooled, else None
+
+
+POOLS = ("avg", None)
 
 
 def collect_codes(model: nn.Module, data: Iterable, layer: str, n: int = 2000,
                   to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None, thumbnail: int = 32,
-                  output: Output = None) -> Codes:
-    """Stream ``data`` until ``n`` images and keep each one's code at ``layer`` (flattened: for a conv layer
-    every channel at every position; take the codes after a ReLU, as the notes do with AlexNet's fc7),
-    its label, the model's prediction (where ``output`` finds class scores in what it returns; see
-    ``methods.targets``: -1 where it has none) and a thumbnail of ``to_pixels(images)``."""
+                  pool: str | None = "avg", output: Output = None) -> Codes:
+    """Stream ``data`` until ``n`` images and keep each one's code at ``layer``, its label, the model's
+    prediction (where ``output`` finds class scores in what it returns, see ``methods.targets``;
+    -1 where it has none) and a thumbnail of ``to_pixels(images)``.
+
+    A code is a vector (take it after a ReLU, as the notes do with AlexNet's fc7). A layer that gives a map
+    (N, C, H, W) -- a conv layer, or the last block of a net with no pooled module (SqueezeNet, MnasNet,
+    ShuffleNet) -- is averaged over its positions to (N, C) with ``pool="avg"`` (the default: what a global
+    average pool would hand the classifier); ``pool=None`` keeps every channel at every position, flattened
+    (C x H x W numbers an image: 86,528 on SqueezeNet at 224 px)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"n must be an int >= 2 (images to lay out); got {n!r}")
+    if pool not in POOLS:
+        raise ValueError(f"pool must be 'avg' (average a map over its positions) or None (flatten it); got {pool!r}")
     module_name, call = split_call(layer)
     modules = dict(model.named_modules())
     if module_name not in modules or module_name == "":
@@ -172,6 +183,7 @@ def collect_codes(model: nn.Module, data: Iterable, layer: str, n: int = 2000,
     parts: dict[str, list[torch.Tensor]] = {"codes": [], "labels": [], "predicted": [], "index": [], "thumbnails": []}
     captured: list[torch.Tensor] = []
     seen = 0
+    pooled_from: tuple[int, ...] | None = None
 
     def capture(_name: str, index: int, output: torch.Tensor) -> None:
         if call is None or index == call:
@@ -187,7 +199,11 @@ def collect_codes(model: nn.Module, data: Iterable, layer: str, n: int = 2000,
             raw = model(images)
             if not captured:
                 raise ValueError(f"layer {layer!r} did not run in the forward")
-            parts["codes"].append(captured[0].flatten(1).float().cpu())
+            code = captured[0]
+            if pool == "avg" and code.dim() > 2:
+                pooled_from = tuple(code.shape[1:])
+                code = code.float().mean(dim=tuple(range(2, code.dim())))
+            parts["codes"].append(code.flatten(1).float().cpu())
             parts["predicted"].append(_predictions(raw, count, output))
             parts["labels"].append(torch.as_tensor(labels).flatten()[:count].long().cpu() if labels is not None
                                    else torch.full((count,), -1))
@@ -200,7 +216,7 @@ def collect_codes(model: nn.Module, data: Iterable, layer: str, n: int = 2000,
                 break
     if seen < 2:
         raise ValueError(f"data gave {seen} image(s): an embedding needs at least 2")
-    return Codes(**{name: torch.cat(values) for name, values in parts.items()})
+    return Codes(**{name: torch.cat(values) for name, values in parts.items()}, pooled_from=pooled_from)
 
 
 def _predictions(raw: object, count: int, output: Output) -> torch.Tensor:

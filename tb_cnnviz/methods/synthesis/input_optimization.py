@@ -15,7 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._hooks import model_device, preserved_state
-from ..streaming import PROGRESS_DELAY_S
+from ..streaming import bar_options
 
 #: An optimisation longer than this is almost surely a typo (and would hold the training loop for minutes).
 MAX_STEPS = 10_000
@@ -74,8 +74,7 @@ def optimize(
     (no host synchronisation per step). Call inside :func:`frozen`."""
     optimizer = torch.optim.Adam(variables, lr=lr)
     history: list[torch.Tensor] = []
-    bar = tqdm(range(steps), desc=description, unit="step", delay=0 if progress else PROGRESS_DELAY_S,
-               disable=progress is False, leave=False)
+    bar = tqdm(range(steps), desc=description, unit="step", **bar_options(progress))
     with torch.enable_grad():
         for step in bar:
             loss, record = objective(step)
