@@ -240,14 +240,11 @@ def probe_batch(data: ImageFolderData, probes: int) -> tuple[torch.Tensor, torch
     return torch.stack(images[:probes]), torch.stack(labels[:probes]) if labels else None
 
 
-#: Views whose ``analyze`` reads the folder's subfolders as the model's classes (folder i is class i).
-FOLDER_CLASS_VIEWS = ("performance", "class_models")
-
-
 def _check_folder_classes(model: nn.Module, probes: torch.Tensor, data: ImageFolderData, views: Sequence[str]) -> None:
     """Before any long pass: a folder whose classes are not the model's fails the views that read them as the
-    model's, so say so now, with what would work, rather than after the other views' passes."""
-    needing = [view for view in views if VIEW_NAMES[view].stem in FOLDER_CLASS_VIEWS]
+    model's (those declaring ``folder_classes``), so say so now, with what would work, rather than after the
+    other views' passes."""
+    needing = [view for view in views if VIEW_NAMES[view].folder_classes]
     if data.classes is None or not needing:
         return
     classes = _model_class_count(model, probes)

@@ -280,6 +280,8 @@ def test_embedding_scatter_zooms_into_thumbnails_and_the_grid_shows_them(browser
     meta = json_route(tensorboard_url, "sample", run="healthy_lr0.05", kind="embedding", layer="relu3", step=239)["meta"]
     canvas = frame.locator(".run-column[data-run='healthy_lr0.05'] canvas.embedding-canvas")
     expect(canvas).to_have_attribute("data-points", str(meta["count"]))
+    assert meta["pooled"].startswith("global average of a (")  # relu3 gives maps: the codes are their averages
+    expect(frame.locator(".run-column[data-run='healthy_lr0.05'] .sample-meta").first).to_contain_text(meta["pooled"])
     dead = frame.locator(".run-column[data-run='too_high_lr0.9']")
     expect(dead.locator("canvas.embedding-canvas")).to_have_attribute("data-points", "297")
     expect(dead).to_contain_text("Every image has the same code")  # the high-LR run's relu3 is all dead

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from helpers import get_json, health_events, tensorboard_client
-from tb_cnnviz import CNNViz, DeadFilterWarning
+from tb_cnnviz import CNNViz
+from tb_cnnviz.views.dead import MIN_EVIDENCE_INPUTS, MIN_EVIDENCE_STEPS, DeadFilterWarning
 from tb_cnnviz.methods import DeadFilterMonitor
 
 #: Four constant images, one value each: two negative, two positive.
@@ -119,13 +120,15 @@ def test_the_logging_call_returns_warns_and_writes_the_channels_at_the_threshold
         assert content.threshold == threshold and series[0][1].tolist() == RATES
         ((_, fraction),) = scalars[f"cnnviz/dead_fraction/{LAYER}"]
         assert fraction == pytest.approx(len(FLAGGED[threshold]) / CHANNELS)
-    net = gate_net()
+    net = gate_net()  # the warning waits for evidence: off at every flush over enough steps and inputs
+    batch = images().repeat(MIN_EVIDENCE_INPUTS // (MIN_EVIDENCE_STEPS * len(images())), 1, 1, 1)
     with CNNViz(net, str(tmp_path), raise_errors=True) as viz:
-        viz.watch_dead_filters(every=1000, threshold=1.0)
-        with torch.no_grad():
-            net(images())
-        with pytest.warns(DeadFilterWarning, match=r"1 of 5 channels of layer 'relu' died .*: channels 2$"):
-            viz.flush_dead_filters(0)
+        viz.watch_dead_filters(every=MIN_EVIDENCE_STEPS, threshold=1.0)
+        with pytest.warns(DeadFilterWarning, match=r"1 of 5 channels of layer 'relu' are dead .*: channels 2\."):
+            for step in range(MIN_EVIDENCE_STEPS):
+                with torch.no_grad():
+                    net(batch)
+                viz.step(step)
 
 
 @pytest.mark.parametrize("load_fast", ["false", "true"], ids=["python_loader", "rust_data_server"])

@@ -10,9 +10,9 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from helpers import get_json, health_events, tensorboard_client
+from test_health_logging import Mixed  # conv-BN-SiLU (a dormant channel) then conv-ReLU (a dead one)
 
 from tb_cnnviz import CNNViz, DeadFilterWarning
 from tb_cnnviz.datasets.shapes import shapes
@@ -27,7 +27,7 @@ def trained_se_net(tmp_path_factory):
     """timm's regnety_002 (squeeze-and-excitation in every block), freshly initialised, one channel killed
     (its BN shift far below zero: its ReLU is all zero, no gradient reaches it), trained 20 steps on the
     shapes data set with the health of every activation watched."""
-    timm = pytest.importorskip("timm")
+    import timm  # a test extra: a broken install fails here, never skips
     logdir = tmp_path_factory.mktemp("se_net")
     torch.manual_seed(0)
     data = shapes(STEPS * BATCH, size=64, seed=0)
@@ -75,21 +75,6 @@ def test_gate_layers_are_measured_and_marked_apart(trained_se_net):
     assert summary["layers"][KILLED_LAYER]["dead"] == [KILLED_CHANNEL] and roles[KILLED_LAYER] == "feature"
     status, series = get_json(client, "dead", run="run", layer=gates[0])
     assert status == 200 and series["role"] == "gate" and len(series["steps"]) == STEPS // EVERY
-
-
-class Mixed(nn.Module):
-    """conv-BN-SiLU (a dormant channel) then conv-ReLU (a dead one)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
-        self.bn1 = nn.BatchNorm2d(4)
-        self.act1 = nn.SiLU()
-        self.conv2 = nn.Conv2d(4, 6, 3, padding=1)
-        self.act2 = nn.ReLU()
-
-    def forward(self, x):
-        return self.act2(self.conv2(self.act1(self.bn1(self.conv1(x))))).mean(dim=(2, 3))
 
 
 def test_dead_and_dormant_are_warned_once_each_after_the_evidence(tmp_path):

@@ -2,7 +2,8 @@
 // badges in the layer list, the alert above the columns, both from each run's /dead_summary, and a channel's
 // rate at a step for other views (top activations). A layer's `health` says what its off channels are: dead
 // (ReLU: no gradient) or dormant (a smooth activation: never positive, yet its gradient flows); a dormant
-// channel is never called dead.
+// channel is never called dead. A layer whose `role` is 'gate' (a squeeze-and-excitation gate: its channels scale
+// a feature map's) is shown apart: its off channels close a feature channel, they are not dead filters.
 
 import { el, plural, toNumber } from '../dom.js';
 import { atOrBefore, layersOf } from '../samples.js';
@@ -102,7 +103,7 @@ function flaggedLayers(tab) {
       for (const [word, off] of [['dead', dead], ['dormant', dormant]]) {
         if (!off.length) continue;
         if (!result.has(layer)) result.set(layer, []);
-        result.get(layer).push({ run, off, word, channels: info.channels, step: info.step });
+        result.get(layer).push({ run, off, word, channels: info.channels, step: info.step, gate: info.role === 'gate' });
       }
     }
   }
@@ -123,6 +124,12 @@ function flagged(tab) {
 function layerBadge(tab, layer) {
   const runs = flagged(tab).get(layer);
   if (!runs) return null;
+  if (runs.every((item) => item.gate)) {
+    const worst = Math.max(...runs.map((item) => item.off.length));
+    return el('span', { className: 'gate-badge', text: `${worst} gate off`,
+      title: `${runs.map((item) => `${item.run}: ${item.off.length} of ${item.channels ?? '?'} gate channels off at step ${item.step ?? '?'}`).join('\n')}\n`
+        + 'a squeeze-and-excitation gate: an off channel closes the feature channel it scales; not a dead filter' });
+  }
   const word = runs.some((item) => item.word === 'dead') ? 'dead' : 'dormant';
   const ofWord = runs.filter((item) => item.word === word);
   const worst = Math.max(...ofWord.map((item) => item.off.length));
@@ -137,7 +144,8 @@ function layerBadge(tab, layer) {
  */
 function blockBadge(tab, layers) {
   const all = flagged(tab);
-  const runsOf = layers.filter((layer) => all.has(layer)).map((layer) => [layer, all.get(layer)]);
+  const runsOf = layers.filter((layer) => all.has(layer) && all.get(layer).some((item) => !item.gate))
+    .map((layer) => [layer, all.get(layer)]);
   const hasDead = ([, runs]) => runs.some((item) => item.word === 'dead');
   const badge = (word, group) => {
     if (!group.length) return null;
@@ -158,7 +166,8 @@ function alert(tab) {
     const summary = summaries(tab).get(run);
     if (summary instanceof Error) failed.push(`${run}: dead-filter summary unavailable (${summary.message})`);
     else if (summary && summary.layers) {
-      const count = (key) => Object.values(summary.layers).filter((info) => info && Array.isArray(info[key]) && info[key].length).length;
+      const count = (key) => Object.values(summary.layers)
+        .filter((info) => info && info.role !== 'gate' && Array.isArray(info[key]) && info[key].length).length;
       const dead = count('dead');
       const dormant = count('dormant');
       const said = [dead ? `${plural(dead, 'layer')} with dead filters` : null,
@@ -173,7 +182,8 @@ function alert(tab) {
       title: 'Open the Dead filters view on the first flagged layer' });
     show.addEventListener('click', () => {
       const all = flagged(tab);
-      const layer = tab.layersOf(KIND).find((name) => all.has(name)) ?? [...all.keys()][0];
+      const features = (name) => all.has(name) && all.get(name).some((item) => !item.gate);
+      const layer = tab.layersOf(KIND).find(features) ?? [...all.keys()].find(features);
       if (layer) tab.show(KIND, layer);
     });
     children.push(el('span', { className: 'alert-icon', text: '⚠', attrs: { 'aria-hidden': 'true' } }),

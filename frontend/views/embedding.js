@@ -36,7 +36,8 @@ function embeddingView(sample, sprite) {
     el('label', { className: 'embedding-color' }, [el('input', { attrs: { type: 'checkbox', class: 'color-by-prediction' } }), 'colour by prediction']),
   ]);
   const note = el('div', { className: 'note sample-meta', text: `${meta.count ?? xy.length} images · ${meta.dimensions ?? '?'}-D codes of `
-    + `${meta.layer ?? '?'} laid out by ${meta.method === 'pca' ? 'PCA' : 't-SNE'} · scroll to zoom, drag to pan` });
+    + `${meta.layer ?? '?'}${typeof meta.pooled === 'string' ? ` (${meta.pooled})` : ''} laid out by `
+    + `${meta.method === 'pca' ? 'PCA' : 't-SNE'} · scroll to zoom, drag to pan` });
   const legend = legendOf(meta);
   const constant = meta.constant ? el('div', { className: 'note flag-dead',
     text: 'Every image has the same code at this layer (all its units dead?): the layout is one point.' }) : null;

@@ -61,4 +61,4 @@ def _analyze(job: Any) -> None:
     job.viz.log_class_models(job.step, class_names=job.data.classes)
 
 
-VIEW = View(KIND, calls=(log_class_models,), analyze=_analyze, opt_in=True)
+VIEW = View(KIND, calls=(log_class_models,), analyze=_analyze, opt_in=True, folder_classes=True)

@@ -32,6 +32,7 @@ class View:
     analyze: Callable[[Any], None] | None = None  #: logs it in ``tb-cnnviz analyze`` (given the Analysis)
     opt_in: bool = False  #: analyze logs it only when asked (``--views <stem>`` or ``all``): slow
     analyze_names: tuple[str, ...] = ()  #: its former ``--views`` names, still accepted
+    folder_classes: bool = False  #: analyze reads the image folder's subfolder i as the model's class i
 
 
 @dataclass

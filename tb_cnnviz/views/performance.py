@@ -78,4 +78,4 @@ def _analyze(job: Any) -> None:
     job.viz.log_performance(job.data, job.step, class_names=job.data.classes, to_pixels=job.data.to_pixels)
 
 
-VIEW = View(KIND, calls=(log_performance,), analyze=_analyze)
+VIEW = View(KIND, calls=(log_performance,), analyze=_analyze, folder_classes=True)
