@@ -159,6 +159,7 @@ def _projector_tsv(logdir):
     return path.stat().st_size, [[float(v) for v in row.split("\t")] for row in rows]
 
 
+@pytest.mark.slow  # squeezenet at 224 px (9 s)
 def test_squeezenet_codes_reach_the_projector_pooled_and_under_the_byte_bound(tmp_path, recwarn):
     """SqueezeNet has no pooled module: its last block gives a (512, 13, 13) map, 86,528 numbers an image, which
     the Projector got whole (64 MB for 64 images). Its codes are now the map's average over positions."""

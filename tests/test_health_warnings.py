@@ -49,6 +49,7 @@ def trained_se_net(tmp_path_factory):
     return logdir, model, [w for w in caught if issubclass(w.category, DeadFilterWarning)]
 
 
+@pytest.mark.slow  # trains regnety_002 for 20 steps (the module fixture)
 def test_a_fresh_se_net_warns_only_about_the_killed_channel_at_the_users_line(trained_se_net):
     assert STEPS >= MIN_EVIDENCE_STEPS and STEPS * BATCH >= MIN_EVIDENCE_INPUTS  # enough for the real one
     _, _, died = trained_se_net
@@ -58,6 +59,7 @@ def test_a_fresh_se_net_warns_only_about_the_killed_channel_at_the_users_line(tr
     assert warning.filename == __file__  # the viz.step(step) line above, not logger.py
 
 
+@pytest.mark.slow
 def test_gate_layers_are_measured_and_marked_apart(trained_se_net):
     """The squeeze paths' channels are off at random initialisation (what set off the warnings before): their
     rates are still written, with role "gate" in the content and in the plugin's replies."""

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+# Each test runs a child Python on a pseudo-terminal (about 6 s): outside the quick subset.
+pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal"), pytest.mark.slow]
 
 CHILD = textwrap.dedent("""
     import sys
