@@ -7,14 +7,14 @@ of its axes are the image's rows and columns. Rules:
 
 - a convolution or pooling with kernel ``k``, stride ``t``, padding ``p``, dilation ``d`` maps ``(s, o, r)`` to
   ``(s * t, o - p * s, r + d * (k - 1) * s)``;
-- element-wise and normalisation ops keep the field (batch, group, instance norm, layer norm over channels,
-  activations, dropout, ``stochastic_depth``, drop path); a residual add or a concatenation takes the union of
+- element-wise and normalisation ops keep the field (batch norm, layer norm over channels, activations, dropout, ``stochastic_depth``, drop path); a residual add or a concatenation takes the union of
   its inputs' boxes; permutes, transposes and reshapes that move channels only (channels-last blocks, channel
   shuffle) move the axes; a ``Linear`` or layer norm over channels keeps the field; shapes (``size``,
   ``floordiv``, ``eq`` on them) are not tensors and have none;
 - gates are not fields: a product with a tensor computed from the whole image (squeeze-and-excitation, ECA,
   CBAM's channel branch: global pooling, then a per-channel factor) scales the feature map without widening
-  where a unit looks; the field follows the feature path and :attr:`ReceptiveField.gates` names the gates;
+  where a unit looks; the field follows the feature path and :attr:`ReceptiveField.gates` names the gates (and
+  the group and instance norms, whose statistics over the whole map scale it the same way);
 - global pooling, flattening or a reduction over the spatial axes leaves no grid: that layer is refused;
 - any other op gets its field measured (:func:`_measured_op`): the gradient support of two neighbouring output
   units on its inputs, composed with their fields -- exact for a translation-equivariant op;
@@ -82,6 +82,8 @@ class _Grid:
 _SAME = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU,
          nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Mish, nn.Softplus,
          nn.Dropout, nn.Dropout2d, nn.AlphaDropout, nn.Identity, nn.InstanceNorm2d, nn.GroupNorm, nn.SyncBatchNorm)
+#: Normalisations whose statistics span the whole map: like a gate, they scale it (named in ``gates``).
+_STATISTICS = (nn.GroupNorm, nn.InstanceNorm2d)
 _GLOBAL_MODULES = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten)
 _SAME_FUNCTIONS = {F.relu, torch.relu, F.relu6, F.hardswish, F.hardsigmoid, F.silu, F.gelu, F.mish, F.elu,
                    F.leaky_relu, F.hardtanh, F.softplus, torch.sigmoid, torch.tanh, F.sigmoid, F.tanh, F.dropout,
@@ -231,6 +233,8 @@ class _FieldInterpreter(torch.fx.Interpreter):
                 return GLOBAL if value.dim() - 1 in grid.axes else grid
             if isinstance(module, nn.LayerNorm):
                 return self._normalised(grid, len(module.normalized_shape), value)
+            if isinstance(module, _STATISTICS):
+                return grid.but(gates=tuple(dict.fromkeys(grid.gates + (target,))))
             if type(module) in _SAME or isinstance(module, _SAME) and _plain(module, _SAME):
                 return grid
             return self.measured(n, args, kwargs, value)
@@ -248,6 +252,8 @@ class _FieldInterpreter(torch.fx.Interpreter):
                 padding = kwargs.get("padding", values[3] if values[3] is not None else 0)
                 dilation = kwargs.get("dilation", values[4] if values[4] is not None and function is F.max_pool2d else 1)
                 return _through_window(grid, kernel, stride, padding, dilation)
+            if function in (F.group_norm, F.instance_norm):
+                return grid.but(gates=tuple(dict.fromkeys(grid.gates + (_gate_name(n),))))
             if _same_function(function):
                 return grid
             if function is F.layer_norm:
@@ -355,8 +361,8 @@ def _local_geometry(spans_a: list, spans_b: list, units_a: tuple, units_b: tuple
         if (a0, a1) == (b0, b1) == (0, extent[axis]):
             return GLOBAL
         step = units_b[axis] - units_a[axis]
-        if step == 0 or (b0 - a0) % step:
-            return None
+        if step == 0 or (b0 - a0) % step or b0 <= a0:
+            return None  # no integer stride (an upsampling), or a map of one unit
         stride.append((b0 - a0) // step)
         offset.append(a0 - units_a[axis] * stride[-1])
         size.append(a1 - a0)
@@ -389,6 +395,8 @@ def _measured_op(n: torch.fx.Node, call, value: object, fields: dict, env: dict)
         new_args = torch.fx.node.map_arg(n.args, lambda a: replaced.get(a, env.get(a)))
         new_kwargs = torch.fx.node.map_arg(n.kwargs, lambda a: replaced.get(a, env.get(a)))
         out = call(new_args, new_kwargs)
+        if not out.requires_grad:
+            return None  # made anew (new_empty, zeros_like): no field
         inputs = list(replaced.values())
         results = []
         for units in (units_a, units_b):
@@ -493,10 +501,17 @@ def _refusal(layer: str, nearest: str | None) -> ValueError:
 
 
 def _trace(model: nn.Module) -> torch.fx.GraphModule | None:
+    """The graph of ``model``'s forward in eval mode (a ``self.training`` branch, timm's drop path, traced as
+    inference runs it); None when torch.fx cannot trace it."""
+    training = [(module, module.training) for module in model.modules()]
     try:
+        model.eval()
         return torch.fx.symbolic_trace(model)
     except Exception:  # noqa: BLE001 -- data-dependent control flow: the field is measured instead
         return None
+    finally:
+        for module, mode in training:
+            module.training = mode
 
 
 def receptive_field(model: nn.Module, layer: str, input_size: tuple[int, int] | None = None) -> ReceptiveField:
