@@ -22,6 +22,7 @@ from torch import nn
 
 from .logger import CNNViz
 from .methods._hooks import conv_layers, preserved_state, relu_layers
+from .methods.dataset.receptive_field import default_layer
 from .methods.targets import check_scores
 from .views import registry
 
@@ -191,8 +192,7 @@ def analyze(model: nn.Module, data: ImageFolderData, logdir: str | Path, layers:
     probe_images, probe_labels, _ = first
     probe_images = probe_images[:probes]
     labels = probe_labels[:probes] if probe_labels is not None else None
-    convs = list(conv_layers(model))
-    spatial = list(layers or []) or convs[len(convs) // 2 : len(convs) // 2 + 1]  # a middle conv: neither edges nor whole images
+    spatial = list(layers or []) or _spatial_layer(model, data.size)
     written: list[str] = []
     failures: list[str] = []
     with CNNViz(model, str(logdir), probe_images=probe_images, probe_labels=labels, layers=layers, raise_errors=True) as viz:
@@ -209,6 +209,16 @@ def analyze(model: nn.Module, data: ImageFolderData, logdir: str | Path, layers:
     if failures:
         raise AnalyzeError("some views failed (the others were written): " + "; ".join(failures))
     return written
+
+
+def _spatial_layer(model: nn.Module, size: int) -> list[str]:
+    """The per-layer views' layer when ``--layers`` names none: the middle convolution with a grid (the rule of
+    :func:`~tb_cnnviz.methods.default_layer`); none when the model has no such conv (those views say why)."""
+    try:
+        return [default_layer(model, (size, size))]
+    except ValueError:
+        convs = list(conv_layers(model))
+        return convs[len(convs) // 2 : len(convs) // 2 + 1]
 
 
 def _model_class_names(model: nn.Module, probes: torch.Tensor, classes: list[str] | None) -> list[str] | None:

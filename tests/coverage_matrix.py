@@ -114,7 +114,7 @@ def run_view(view: str, viz: CNNViz, model: nn.Module, data: list, folder: Path,
     elif view == "channel images":
         assert viz.log_channel_visualizations(0, middle, channels=[0], steps=2)
     elif view == "correspondence":
-        assert viz.log_correspondence(0, x[0], data[1][0][0], middle) is not None
+        assert viz.log_correspondence(0, x[0], data[1][0][0]) is not None  # the default layer
     elif view == "performance":
         assert viz.log_performance(data, 0, examples=2) is not None
     elif view == "analyze":

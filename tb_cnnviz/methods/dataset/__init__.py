@@ -2,7 +2,14 @@
 embedding of CNN codes."""
 
 from .embedding import Codes, collect_codes, embed, grid_layout, nearest_neighbours, neighbour_preservation
-from .receptive_field import ReceptiveField, default_layer, feeding_conv, measured_field, receptive_field, spatial_layers
+from .receptive_field import (
+    ReceptiveField,
+    default_layer,
+    feeding_conv,
+    measured_field,
+    receptive_field,
+    spatial_layers,
+)
 from .top_activations import TopActivations, merge_top, random_directions, top_activations
 
 __all__ = [
