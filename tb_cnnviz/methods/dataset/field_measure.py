@@ -31,7 +31,7 @@ def _sample_input(model: nn.Module, input_size: tuple[int, int] | None, dtype: t
     convs = [m for m in model.modules() if is_conv(m)]
     channels = convs[0].in_channels if convs else 3
     reference = next(model.parameters(), torch.zeros(()))
-    size = tuple(int(side) for side in input_size) if input_size is not None else (224, 224)
+    size = tuple(int(side) for side in input_size) if input_size is not None else (128, 128)
     generator = torch.Generator().manual_seed(0)
     return torch.rand(1, channels, *size, generator=generator, dtype=torch.float64).to(
         device=reference.device, dtype=dtype or (reference.dtype if reference.is_floating_point() else torch.float32))

@@ -1,6 +1,6 @@
 """The exact input box a unit of a conv layer can see, from the model's own geometry, for any graph.
 
-The model is traced with ``torch.fx`` and run once on a random input (``input_size``, default 224x224), so
+The model is traced with ``torch.fx`` and run once on a random input (``input_size``, default 128x128), so
 that every tensor of the graph has its value and shape; every tensor gets, per spatial axis, ``(stride,
 offset, size)``: unit ``i`` sees input pixels ``[i * stride + offset, i * stride + offset + size)``, and which
 of its axes are the image's rows and columns. Rules:
@@ -121,7 +121,7 @@ def _trace(model: nn.Module) -> torch.fx.GraphModule | None:
 def receptive_field(model: nn.Module, layer: str, input_size: tuple[int, int] | None = None) -> ReceptiveField:
     """The field of each unit of ``layer`` (a module name, ``name#k`` for the k-th call of a reused module,
     or a container such as ``layer3``), by the rules above, on a sample input of ``input_size`` (H, W; default
-    224x224). A forward ``torch.fx`` cannot trace gets :func:`measured_field`. The model is left as found.
+    128x128). A forward ``torch.fx`` cannot trace gets :func:`measured_field`. The model is left as found.
 
     Example::
 
