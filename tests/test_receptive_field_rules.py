@@ -266,3 +266,29 @@ def test_the_layers_of_the_issue_have_the_field_of_their_feature_path():
             setattr(plain.get_submodule(parent), child, nn.Identity())
     got = measured_field(plain, "features.8.block.1.0", (96, 96))
     assert (field.stride, field.offset, field.size) == (got.stride, got.offset, got.size)
+
+
+def test_the_views_take_the_default_layer_and_say_which_gates_scale_it(tmp_path):
+    """log_top_activations(layer=None) and log_correspondence() log the default layer; the meta read back through
+    TensorBoard names the squeeze-and-excitation gates that scale it, and its field is the ungated net's."""
+    from helpers import get_json, tensorboard_client
+
+    from tb_cnnviz import CNNViz
+
+    torch.manual_seed(0)
+    model = Stem(nn.Sequential(SqueezeExcite(), nn.Conv2d(8, 8, 3, padding=1), SqueezeExcite(), nn.Conv2d(8, 8, 3)))
+    layer = default_layer(model, (SIZE, SIZE))
+    assert layer == "body.2.conv"  # stem, body.0.conv, body.1, [body.2.conv], body.3, out: the middle one
+    data = [(torch.rand(4, 3, SIZE, SIZE), torch.zeros(4, dtype=torch.long))]
+    with CNNViz(model, tmp_path / "run", raise_errors=True, max_channels=2) as viz:
+        assert viz.log_top_activations(data, None, 1, k=2) == [layer]
+        assert viz.log_correspondence(1, data[0][0][0], data[0][0][1], k=5) == 5
+    client = tensorboard_client(tmp_path, "false")
+    plain = copy.deepcopy(model)
+    plain.body[0].gate = False
+    expected = receptive_field(plain, layer, (SIZE, SIZE))
+    for kind in ("top_activations", "correspondence"):
+        _, sample = get_json(client, "sample", run="run", kind=kind, layer=layer, step=1)
+        meta = sample["meta"]
+        assert meta["gates"] == ["body.0.se"] and meta["source_layer"] == layer
+        assert meta["field"] == {"stride": list(expected.stride), "offset": list(expected.offset), "size": list(expected.size)}
