@@ -87,7 +87,7 @@ def _feeding_module(model: nn.Module, name: str) -> str:
 
 def run_view(view: str, viz: CNNViz, model: nn.Module, data: list, folder: Path, logdir: Path, expected) -> None:
     convs = list(conv_layers(model))
-    middle = convs[len(convs) // 2]  # as analyze picks it: neither edge of the net
+    middle = convs[len(convs) // 2]  # a conv in the middle of the list (channel images; may be a gate's conv)
     x = viz.probe_images
     if view == "activations":
         assert viz.log_activations(0)
@@ -109,7 +109,7 @@ def run_view(view: str, viz: CNNViz, model: nn.Module, data: list, folder: Path,
     elif view == "occlusion":
         assert viz.log_occlusion(0, window=32, stride=16) == "occlusion"
     elif view == "top patches":
-        assert viz.log_top_activations(data, middle, 0, k=2, channels=[0, 1])
+        assert viz.log_top_activations(data, None, 0, k=2, channels=[0, 1])  # the default layer
     elif view == "embedding":
         assert viz.log_embedding(data, _code_layer(model), 0, n=8, projector=False) == 8
     elif view == "inversion":
