@@ -22,6 +22,7 @@ from torch import nn
 
 from .logger import CNNViz
 from .methods._hooks import conv_layers, model_device, preserved_state, relu_layers
+from .methods.dataset.receptive_field import default_layer
 from .methods.targets import check_scores
 from .views import registry
 
@@ -187,8 +188,7 @@ def analyze(model: nn.Module, data: ImageFolderData, logdir: str | Path, layers:
         raise AnalyzeError(f"--views: unknown {', '.join(unknown)}; the views are {', '.join(VIEWS)}")
     probe_images, labels = probe_batch(data, probes)
     _check_folder_classes(model, probe_images, data, views)
-    convs = list(conv_layers(model))
-    spatial = list(layers or []) or convs[len(convs) // 2 : len(convs) // 2 + 1]  # a middle conv: neither edges nor whole images
+    spatial = list(layers or []) or _spatial_layer(model, data.size)
     written: list[str] = []
     failures: list[str] = []
     with CNNViz(model, str(logdir), probe_images=probe_images, probe_labels=labels, layers=layers, raise_errors=True) as viz:
@@ -267,6 +267,16 @@ def _model_class_count(model: nn.Module, probes: torch.Tensor) -> int | None:
         return check_scores(outputs, 1).shape[-1]
     except ValueError:
         return None
+
+
+def _spatial_layer(model: nn.Module, size: int) -> list[str]:
+    """The per-layer views' layer when ``--layers`` names none: the middle convolution with a grid (the rule of
+    :func:`~tb_cnnviz.methods.default_layer`); none when the model has no such conv (those views say why)."""
+    try:
+        return [default_layer(model, (size, size))]
+    except ValueError:
+        convs = list(conv_layers(model))
+        return convs[len(convs) // 2 : len(convs) // 2 + 1]
 
 
 def _model_class_names(model: nn.Module, probes: torch.Tensor, classes: list[str] | None) -> list[str] | None:

@@ -246,7 +246,7 @@ class CNNViz:
     # -- what a channel responds to ---------------------------------------------------------------------------
 
     @logging_call(collective=True)
-    def log_top_activations(self, data: Iterable, layer: str, step: int, k: int = 9,
+    def log_top_activations(self, data: Iterable, layer: str | None, step: int, k: int = 9,
                             directions: int | torch.Tensor | None = None,
                             to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None,
                             channels: Sequence[int] | None = None, patch_size: int = 32,
@@ -256,7 +256,8 @@ class CNNViz:
         ``directions`` (a count, or (D, channels) vectors) the same along random directions of the layer's
         channel space is written beside it, as ``<layer> (random directions)``. Each kept image is also kept
         whole (``whole_size`` px) so the tab can draw the box; the tab links each channel to its filter in the
-        conv that makes it. Returns the names written.
+        conv that makes it. ``layer`` None: the middle convolution whose units have a grid, in the order the
+        forward runs them (never a layer after global pooling). Returns the names written.
 
         Under DDP every rank calls it with its shard of the data (batches carrying data set indices, so that
         images do not collide); rank 0 gathers every rank's candidates, merges them exactly and writes."""
@@ -310,15 +311,16 @@ class CNNViz:
         return CNNViz.log_channel_images.__wrapped__(self, *args, **kwargs)
 
     @logging_call
-    def log_correspondence(self, step: int, image_a: torch.Tensor, image_b: torch.Tensor, layer: str, k: int = 256,
-                           grid: int = 1, points: torch.Tensor | Sequence[Sequence[float]] | None = None,
+    def log_correspondence(self, step: int, image_a: torch.Tensor, image_b: torch.Tensor, layer: str | None = None,
+                           k: int = 256, grid: int = 1, points: torch.Tensor | Sequence[Sequence[float]] | None = None,
                            to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None,
                            name: str | None = None) -> int | None:
         """Match keypoints of ``image_a`` (every ``grid``-th cell of ``layer``'s map, or ``points``) to
         ``image_b`` by nearest neighbours in ``layer``'s features (Long et al.) and write the two images with
         the ``k`` best matches (pixel points, cosine scores, mutual flags); the tab draws them as lines.
         ``to_pixels`` maps model inputs to [0, 1] pixels (else each image is stretched to its range); ``name``
-        (default: the layer) tells several pairs apart. Returns how many matches were written."""
+        (default: the layer) tells several pairs apart; ``layer`` None: the middle convolution whose units have a
+        grid. Returns how many matches were written."""
         return self._log(correspondence.log_correspondence, locals())
 
     def _log(self, log: Callable[..., Any], arguments: dict[str, Any]) -> Any:

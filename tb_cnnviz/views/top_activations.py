@@ -3,7 +3,8 @@ receptive-field patch each was seen in (Zeiler & Fergus), and the same along ran
 (Szegedy et al.'s control).
 
 Kind ``top_activations`` (``top`` in files written before the rename), a blob sequence: [meta JSON (per unit:
-values, image indices, positions, boxes), PNG sprite of the units' top patches, a row of k per unit, and the
+values, image indices, positions, boxes; ``gates``: the modules whose whole-image gate also scales the
+layer, not in its field), PNG sprite of the units' top patches, a row of k per unit, and the
 same of the whole images]; the "layer" is the layer (``<layer> (random directions)`` for the control).
 """
 
@@ -16,14 +17,14 @@ import numpy as np
 import torch
 
 from .. import distributed, render, summary
-from ..methods.dataset.receptive_field import feeding_conv
+from ..methods.dataset.receptive_field import default_layer, feeding_conv
 from ..methods.dataset.top_activations import TopActivations, random_directions, top_activations
 from .declaration import LoggingRun, View
 
 KIND = "top_activations"
 
 
-def log_top_activations(run: LoggingRun, *, data: Iterable, layer: str, step: int, k: int = 9,
+def log_top_activations(run: LoggingRun, *, data: Iterable, layer: str | None, step: int, k: int = 9,
                         directions: int | torch.Tensor | None = None,
                         to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None,
                         channels: Sequence[int] | None = None, patch_size: int = 32,
@@ -31,8 +32,9 @@ def log_top_activations(run: LoggingRun, *, data: Iterable, layer: str, step: in
     """Stream ``data`` once (twice with ``directions``) and write, per channel of ``layer`` (the first
     ``max_channels``, or ``channels``), its ``k`` strongest images with the receptive-field patch each was seen
     in; returns the names written. Collective under DDP: every rank ranks its shard, rank 0 merges the
-    candidates exactly and writes."""
+    candidates exactly and writes. ``layer`` None: the middle convolution with a grid (:func:`default_layer`)."""
     model, max_channels = run.model, run.max_channels
+    layer = default_layer(model) if layer is None else layer
     if directions is not None and iter(data) is data:
         raise ValueError("directions need data that can be read twice (a DataLoader or a list of batches), "
                          "not a generator: the random directions are ranked in a second pass")
@@ -93,6 +95,7 @@ def top_record(name: str, result: TopActivations, units: Sequence[int], order: i
         "field": {"stride": list(field.stride), "offset": list(field.offset), "size": list(field.size)},
         "tile": layout, "whole_tile": whole_layout, "input_size": list(result.input_size or []),
         "filter_layer": filter_layer,
+        "gates": list(field.gates),  # the global gates (squeeze-and-excitation) that also scale the layer's maps
     }
     return summary.Pictures(KIND, name, meta, sprites, order)
 

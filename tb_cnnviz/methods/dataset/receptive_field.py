@@ -1,135 +1,51 @@
-"""The exact input box a unit of a conv layer can see, from the model's own geometry.
+"""The exact input box a unit of a conv layer can see, from the model's own geometry, for any graph.
 
-The model is traced with ``torch.fx``; every tensor in the graph gets, per axis, ``(stride, offset, size)``:
-unit ``i`` of that tensor sees input pixels ``[i * stride + offset, i * stride + offset + size)``. A
-convolution or pooling with kernel ``k``, stride ``t``, padding ``p`` and dilation ``d`` maps ``(s, o, r)`` to
-``(s * t, o - p * s, r + d * (k - 1) * s)``; element-wise layers keep it; a residual add or a concatenation
-takes the union of its inputs' boxes; anything that mixes all positions (global pooling, flatten,
-squeeze-and-excitation scaling, group norm) makes the field the whole image. Offsets may be negative and
-boxes may pass the image's far edge: that is padding, and patches are padded there.
+The model is traced with ``torch.fx`` and run once on a random input (``input_size``, default 128x128), so
+that every tensor of the graph has its value and shape; every tensor gets, per spatial axis, ``(stride,
+offset, size)``: unit ``i`` sees input pixels ``[i * stride + offset, i * stride + offset + size)``, and which
+of its axes are the image's rows and columns. Rules:
+
+- a convolution or pooling with kernel ``k``, stride ``t``, padding ``p``, dilation ``d`` maps ``(s, o, r)`` to
+  ``(s * t, o - p * s, r + d * (k - 1) * s)``;
+- element-wise and normalisation ops keep the field (batch norm, layer norm over channels, activations, dropout, ``stochastic_depth``, drop path); a residual add or a concatenation takes the union of
+  its inputs' boxes; permutes, transposes and reshapes that move channels only (channels-last blocks, channel
+  shuffle) move the axes; a ``Linear`` or layer norm over channels keeps the field; shapes (``size``,
+  ``floordiv``, ``eq`` on them) are not tensors and have none;
+- gates are not fields: a product with a tensor computed from the whole image (squeeze-and-excitation, ECA,
+  CBAM's channel branch: global pooling, then a per-channel factor) scales the feature map without widening
+  where a unit looks; the field follows the feature path and :attr:`ReceptiveField.gates` names the gates (and
+  the group and instance norms, whose statistics over the whole map scale it the same way);
+- global pooling, flattening or a reduction over the spatial axes leaves no grid: that layer is refused;
+- any other op gets its field measured (:func:`_measured_op`): the gradient support of two neighbouring output
+  units on its inputs, composed with their fields -- exact for a translation-equivariant op;
+- a forward ``torch.fx`` cannot trace gets the whole field measured the same way from the input
+  (:func:`measured_field`).
+
+Offsets may be negative and boxes may pass the image's far edge: that is padding, and patches are padded there.
 """
-
 from __future__ import annotations
-
-import operator
-from dataclasses import dataclass
 
 import torch
 import torch.fx
-import torch.nn.functional as F
 from torch import nn
 
-from .._hooks import split_call, unknown_layer_message
+from .._hooks import is_conv, preserved_state, split_call, unknown_layer_message
+from .field_measure import _sample_input, measured_field
+from .field_rules import (
+    _SAME,
+    _SAME_FUNCTIONS,
+    _SAME_METHODS,
+    GLOBAL,
+    NO_GRID,
+    ReceptiveField,
+    _FieldInterpreter,
+    _Grid,
+    _refusal,
+    _Stop,
+)
 
-
-@dataclass(frozen=True)
-class ReceptiveField:
-    """Per axis (rows, columns): unit ``(i, j)`` sees rows ``[i*stride[0] + offset[0], ... + size[0])``."""
-
-    stride: tuple[int, int]
-    offset: tuple[int, int]
-    size: tuple[int, int]
-
-    def box(self, i: int, j: int) -> tuple[int, int, int, int]:
-        """(top, left, bottom, right), bottom and right exclusive, in input pixels (may leave the image)."""
-        top = i * self.stride[0] + self.offset[0]
-        left = j * self.stride[1] + self.offset[1]
-        return top, left, top + self.size[0], left + self.size[1]
-
-
-class _Global:
-    """The field of a tensor every position of which depends on the whole input."""
-
-
-GLOBAL = _Global()
-_SAME = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.GELU, nn.SiLU, nn.Hardswish,
-         nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Mish, nn.Dropout, nn.Dropout2d, nn.Identity,
-         nn.InstanceNorm2d)
-_MIXING = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Linear, nn.GroupNorm, nn.LayerNorm)
-_SAME_FUNCTIONS = {F.relu, torch.relu, F.relu6, F.hardswish, F.hardsigmoid, F.silu, F.gelu, torch.sigmoid,
-                   torch.tanh, F.dropout, F.leaky_relu, F.batch_norm}
-_SAME_METHODS = {"relu", "relu_", "sigmoid", "tanh", "contiguous", "clone", "float", "to", "clamp", "clamp_min"}
-_UNION_FUNCTIONS = {operator.add, operator.iadd, torch.add, operator.mul, torch.mul, operator.sub, torch.cat}
-
-
-def _pair(value: object) -> tuple[int, int]:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)  # type: ignore[return-value]
-
-
-def _through_window(field, kernel, stride, padding, dilation):  # noqa: ANN001, ANN202
-    if field is GLOBAL:
-        return GLOBAL
-    kernel, stride, dilation = _pair(kernel), _pair(stride if stride is not None else kernel), _pair(dilation)
-    if padding == "valid":
-        padding = 0
-    if padding == "same":
-        padding = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
-    padding = _pair(padding)
-    (s, o, r) = field
-    return (
-        tuple(a * b for a, b in zip(s, stride)),
-        tuple(a - p * b for a, p, b in zip(o, padding, s)),
-        tuple(a + d * (k - 1) * b for a, d, k, b in zip(r, dilation, kernel, s)),
-    )
-
-
-def _union(fields: list):  # noqa: ANN202
-    fields = [f for f in fields if f is not None]
-    if not fields:
-        return None
-    if any(f is GLOBAL for f in fields):
-        return GLOBAL
-    strides = {f[0] for f in fields}
-    if len(strides) > 1:
-        return GLOBAL  # grids that do not line up: no single box per unit is exact
-    start = tuple(min(f[1][a] for f in fields) for a in range(2))
-    end = tuple(max(f[1][a] + f[2][a] for f in fields) for a in range(2))
-    return (fields[0][0], start, tuple(e - s for s, e in zip(start, end)))
-
-
-def _field_of(node: torch.fx.Node, fields: dict, modules: dict[str, nn.Module]):  # noqa: ANN202
-    tensor_args = [fields.get(a) for a in node.all_input_nodes]
-    first = tensor_args[0] if tensor_args else None
-    if node.op == "placeholder":
-        return ((1, 1), (0, 0), (1, 1))
-    if node.op == "get_attr":
-        return None
-    if node.op == "call_module":
-        module = modules[node.target]
-        if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-            dilation = getattr(module, "dilation", 1)
-            return _through_window(first, module.kernel_size, module.stride, module.padding, dilation)
-        if isinstance(module, _SAME):
-            return first
-        if isinstance(module, _MIXING):
-            return GLOBAL if first is not None else None
-        raise ValueError(f"receptive_field: no rule for module {node.target!r} ({type(module).__name__})")
-    if node.op == "call_function":
-        target = node.target
-        if target in (F.max_pool2d, F.avg_pool2d):
-            args = list(node.args) + [None] * 5
-            kwargs = node.kwargs
-            kernel = kwargs.get("kernel_size", args[1])
-            stride = kwargs.get("stride", args[2]) or kernel
-            padding = kwargs.get("padding", args[3] if args[3] is not None else 0)
-            dilation = kwargs.get("dilation", args[4] if args[4] is not None and target is F.max_pool2d else 1)
-            return _through_window(first, kernel, stride, padding, dilation)
-        if target in _SAME_FUNCTIONS:
-            return first
-        if target in _UNION_FUNCTIONS:
-            return _union(tensor_args)
-        if target in (torch.flatten, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, torch.mean):
-            return GLOBAL if first is not None else None
-        if target in (operator.getitem, getattr):
-            return first if first is not None else None
-        raise ValueError(f"receptive_field: no rule for function {getattr(target, '__name__', target)!r}")
-    if node.op == "call_method":
-        if node.target in _SAME_METHODS:
-            return first
-        if node.target in ("size", "dim"):
-            return None
-        return GLOBAL if first is not None else None  # view, reshape, mean, flatten, ...: assume mixing
-    return first
+__all__ = ["GLOBAL", "NO_GRID", "ReceptiveField", "default_layer", "feeding_conv", "measured_field", "receptive_field",
+           "spatial_layers"]
 
 
 def _layer_node(graph: torch.fx.GraphModule, model: nn.Module, layer: str) -> torch.fx.Node:
@@ -152,34 +68,116 @@ def _layer_node(graph: torch.fx.GraphModule, model: nn.Module, layer: str) -> to
     return calls[call]
 
 
-def receptive_field(model: nn.Module, layer: str, input_size: tuple[int, int] | None = None) -> ReceptiveField:
-    """The field of each unit of ``layer`` (a module name, ``name#k`` for the k-th call of a reused module,
-    or a container such as ``layer3``). ``input_size`` (H, W) is only checked against the field."""
-    try:
-        graph = torch.fx.symbolic_trace(model)
-    except Exception as exc:  # fx cannot trace data-dependent control flow
-        raise ValueError(f"receptive_field: torch.fx cannot trace {type(model).__name__} ({type(exc).__name__}: {exc})") from exc
-    target = _layer_node(graph, model, layer)
-    modules = dict(graph.named_modules())
-    fields: dict[torch.fx.Node, object] = {}
+
+def _traced_fields(model: nn.Module, graph: torch.fx.GraphModule, stop: torch.fx.Node | None,
+                   input_size: tuple[int, int] | None) -> dict:
+    """Each node's field, up to ``stop`` (every node when None), from one run of the graph in eval mode."""
+    interpreter = _FieldInterpreter(graph, stop)
+    x = _sample_input(model, input_size)
+    with preserved_state(model), torch.no_grad():
+        model.eval()
+        try:
+            interpreter.run(x)
+        except _Stop:
+            pass
+        except ValueError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- a forward that fails past the layer (a Linear sized for
+            # other inputs) still gave the layers before it their fields
+            if stop is not None and stop not in interpreter.fields:
+                raise ValueError(f"receptive_field: the forward of {type(model).__name__} failed on a "
+                                 f"{tuple(x.shape)} input ({type(exc).__name__}: {exc}); pass input_size") from exc
+    return interpreter.fields
+
+
+
+def _nearest_grid(graph: torch.fx.GraphModule, fields: dict, target: torch.fx.Node) -> str | None:
+    """The last module run before ``target`` whose output still has a grid."""
+    nearest = None
     for node in graph.graph.nodes:
-        fields[node] = _field_of(node, fields, modules)
         if node is target:
             break
-    field = fields[target]
-    if field is GLOBAL or field is None:
-        raise ValueError(f"layer {layer!r} has no spatial grid of its own: every unit sees the whole image "
-                         "(after global pooling, flattening or squeeze-and-excitation)")
-    if input_size is not None and any(size < 1 for size in input_size):
-        raise ValueError(f"input_size must be (H, W) with positive sides; got {input_size!r}")
-    return ReceptiveField(*field)
+        if node.op == "call_module" and isinstance(fields.get(node), _Grid):
+            nearest = node.target
+    return nearest
+
+
+
+def _trace(model: nn.Module) -> torch.fx.GraphModule | None:
+    """The graph of ``model``'s forward in eval mode (a ``self.training`` branch, timm's drop path, traced as
+    inference runs it); None when torch.fx cannot trace it."""
+    training = [(module, module.training) for module in model.modules()]
+    try:
+        model.eval()
+        return torch.fx.symbolic_trace(model)
+    except Exception:  # noqa: BLE001 -- data-dependent control flow: the field is measured instead
+        return None
+    finally:
+        for module, mode in training:
+            module.training = mode
+
+
+
+def receptive_field(model: nn.Module, layer: str, input_size: tuple[int, int] | None = None) -> ReceptiveField:
+    """The field of each unit of ``layer`` (a module name, ``name#k`` for the k-th call of a reused module,
+    or a container such as ``layer3``), by the rules above, on a sample input of ``input_size`` (H, W; default
+    128x128). A forward ``torch.fx`` cannot trace gets :func:`measured_field`. The model is left as found.
+
+    Example::
+
+        field = receptive_field(torchvision.models.resnet18(), "layer2")
+        field.box(3, 4)  # (top, left, bottom, right) in input pixels
+    """
+    graph = _trace(model)
+    if graph is None:
+        return measured_field(model, layer, input_size)
+    target = _layer_node(graph, model, layer)
+    fields = _traced_fields(model, graph, target, input_size)
+    field = fields.get(target)
+    if not isinstance(field, _Grid):
+        raise _refusal(layer, _nearest_grid(graph, fields, target))
+    return ReceptiveField(field.stride, field.offset, field.size, field.gates)
+
+
+
+def spatial_layers(model: nn.Module, input_size: tuple[int, int] | None = None) -> list[str]:
+    """The convolutions whose units have a grid (a field short of the whole image: not the convs of a
+    squeeze-and-excitation gate), each run once per forward, in the order the forward runs them."""
+    graph = _trace(model)
+    if graph is None:
+        return [name for name, module in model.named_modules() if is_conv(module)]
+    fields = _traced_fields(model, graph, None, input_size)
+    calls: dict[str, int] = {}
+    for node in graph.graph.nodes:
+        if node.op == "call_module":
+            calls[node.target] = calls.get(node.target, 0) + 1
+    modules = dict(model.named_modules())
+    return [node.target for node in graph.graph.nodes if node.op == "call_module" and is_conv(modules[node.target])
+            and calls[node.target] == 1 and isinstance(fields.get(node), _Grid)]
+
+
+def default_layer(model: nn.Module, input_size: tuple[int, int] | None = None) -> str:
+    """The layer top patches, correspondences and ``analyze`` use when none is given: of the convolutions whose
+    units have a grid (:func:`spatial_layers`), the middle one in the order the forward runs them (index
+    ``len // 2``: neither the edges the first layers see nor the whole-image fields of the last)."""
+    names = spatial_layers(model, input_size)
+    middle = len(names) // 2
+    for name in sorted(names, key=lambda n: abs(names.index(n) - middle)):  # untraceable: the nearest with a grid
+        try:
+            receptive_field(model, name, input_size)
+        except ValueError:
+            continue
+        return name
+    raise ValueError(f"{type(model).__name__} has no convolution whose units have a spatial grid: pass a layer")
 
 
 def feeding_conv(model: nn.Module, layer: str) -> str | None:
     """The ``nn.Conv2d`` whose filters make ``layer``'s channels: the layer itself, or the conv reached by
     following first inputs back through element-wise layers (ReLU, batch norm, pooling). None when a
     channel-mixing op (an add, a concatenation) comes first: then no single filter explains a channel."""
-    graph = torch.fx.symbolic_trace(model)
+    graph = _trace(model)
+    if graph is None:
+        return layer if is_conv(dict(model.named_modules()).get(split_call(layer)[0], nn.Identity())) else None
     node = _layer_node(graph, model, layer)
     modules = dict(graph.named_modules())
     while node is not None:
