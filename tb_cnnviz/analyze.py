@@ -21,7 +21,8 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from .logger import CNNViz
-from .methods._hooks import conv_layers, model_device, preserved_state, relu_layers
+from .methods._hooks import conv_layers, model_device, preserved_state
+from .methods.dataset.embedding import code_layer
 from .methods.dataset.receptive_field import default_layer
 from .methods.targets import check_scores
 from .views import registry
@@ -288,12 +289,7 @@ def _model_class_names(model: nn.Module, probes: torch.Tensor, classes: list[str
 
 
 def _code_layer(model: nn.Module) -> str:
-    """The layer whose output are the "CNN codes": the last module before the classifier, preferring a
-    global pooling layer, else the last ReLU-like module."""
-    names = [name for name, module in model.named_modules() if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))]
-    if names:
-        return names[-1]
-    relus = list(relu_layers(model))
-    if not relus:
-        raise AnalyzeError("embedding: the model has no global pooling or ReLU layer to take codes from; pass --layers")
-    return relus[-1]
+    try:
+        return code_layer(model)
+    except ValueError as exc:
+        raise AnalyzeError(f"{exc} (--layers)") from None

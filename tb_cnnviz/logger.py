@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from . import distributed, metadata, sink, thinning
+from .autolog import Autolog
 from .guard import LoggingFailedWarning, logging_call
 from .methods._hooks import check_images, check_positive_int, resolve_layers, unwrap_model
 from .methods.activations.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor
@@ -141,6 +142,7 @@ class CNNViz:
                                max_filters, max_inputs, output)
         self._health = dead.HealthLog(model, self._sink, self.writes)
         self._last_step: int | None = None
+        self._autolog: Autolog | None = None
         self._reported_failures: set[tuple] = set()
         self._closed = False
 
@@ -174,11 +176,38 @@ class CNNViz:
         return self._health.watch(every, threshold, layers, measure_every)
 
     def step(self, step: int) -> None:
-        """Call once per training step; flushes the dead-filter window every ``every`` calls.
-        Under DDP every rank calls it (a flush is collective)."""
+        """Call once per training step; flushes the dead-filter window every ``every`` calls, and logs the views
+        that are due after :meth:`autolog`. Under DDP every rank calls it (a flush is collective)."""
         self._last_step = int(step)
-        if self._health.due():
-            self.flush_dead_filters(step)
+        flush = (lambda: self.flush_dead_filters(step)) if self._health.due() else None
+        if self._autolog is not None:
+            self._autolog.step(step, flush)
+        elif flush is not None:
+            flush()
+
+    def autolog(self, budget: float = 0.05, views: Sequence[str] | None = None, data: Iterable | None = None,
+                background: bool = False, min_every: int = 10) -> Autolog | None:
+        """From now on :meth:`step` logs every view by itself (or ``views``: stems, or one call such as
+        ``"grad_cam"``), each as often as ``budget`` allows: the time spent in tb_cnnviz stays at most
+        ``budget`` of the training time between steps, measured. Cheap views come often (at most every
+        ``min_every`` steps), expensive ones rarely; a view's first call waits until its share covers its
+        estimated cost. The data-set views (top patches, embedding, performance) read ``data`` (a DataLoader or
+        a list of batches); without it they are left out. Dead-filter watching is switched on (every 100 steps)
+        if it is not yet. Each call's measured cost goes out as ``cnnviz/cost/<view>``; :meth:`close` says which
+        views never fit; the returned :class:`~tb_cnnviz.autolog.Autolog`'s ``report()`` says where each ran.
+
+        ``background``: run the views on a copy of the weights in a worker thread (one more copy of the model in
+        memory); the training step waits only for the copy. Under DDP rank 0 alone schedules and logs; top
+        patches, which are collective, are left to the user there."""
+        if self._autolog is not None:
+            raise RuntimeError("autolog is already on for this CNNViz (call it once)")
+        if not self.writes:
+            return None
+        if self._health.monitor is None and (views is None or "dead" in views):
+            self.watch_dead_filters()
+        views = [view for view in views if view != "dead"] if views is not None else None
+        self._autolog = Autolog(self, budget, views, data, background, check_positive_int(min_every, "min_every"))
+        return self._autolog
 
     @logging_call(collective=True)
     def flush_dead_filters(self, step: int) -> dict[str, list[int]] | None:
@@ -343,6 +372,8 @@ class CNNViz:
             return
         self._closed = True
         try:
+            if self._autolog is not None:
+                self._autolog.close()  # the view in flight first: it writes through the sink
             if self._health.monitor is not None and self._last_step is not None and self._health.steps_since_flush:
                 self.flush_dead_filters(self._last_step)
         finally:

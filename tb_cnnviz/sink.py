@@ -11,6 +11,7 @@ import functools
 import itertools
 import os
 import struct
+import threading
 import time
 import warnings
 import weakref
@@ -82,6 +83,7 @@ class SummarySink:
         atexit.register(self._at_exit)
         self._keep_steps = thinning.check_keep(keep_steps) if keep_steps is not None else None  # fails here
         self._series: dict[str, thinning.SeriesThinning] = {}
+        self._lock = threading.RLock()  # autolog's worker thread writes beside the training thread
         self._session = f"r{purge_step}." if purge_step is not None else ""  # a resumed run thins apart
         if purge_step is not None:
             self._mark_restart(purge_step)
@@ -94,16 +96,19 @@ class SummarySink:
         """The codes for TensorBoard's own Projector, as ``SummaryWriter.add_embedding`` writes them, tagged
         ``cnnviz/<name>`` (``cnnviz.<model>/<name>``)."""
         tag = f"{metadata.tag_prefix(self.model)}/{name}"
-        self._guarded(lambda: self._writer.add_embedding(
-            codes, metadata=labels, label_img=thumbnails.float() / 255, global_step=int(step), tag=tag))
+        with self._lock:
+            self._guarded(lambda: self._writer.add_embedding(
+                codes, metadata=labels, label_img=thumbnails.float() / 255, global_step=int(step), tag=tag))
 
     def write(self, records: Iterable[summary.Record], step: int) -> None:
         """Encode a view's records at ``step`` under this sink's model, each once, and write them as one event.
         A picture record goes to its series' slot tag (see :mod:`.thinning`), stamped with its call's index."""
-        values = [self._encode(record) for record in records]
-        if values:
-            event = summary_pb2.Summary(value=values)
-            self._guarded(lambda: self._writer._get_file_writer().add_summary(event, global_step=int(step), walltime=time.time()))
+        with self._lock:
+            values = [self._encode(record) for record in records]
+            if values:
+                event = summary_pb2.Summary(value=values)
+                self._guarded(lambda: self._writer._get_file_writer().add_summary(event, global_step=int(step),
+                                                                                 walltime=time.time()))
 
     def _encode(self, record: summary.Record) -> summary_pb2.Summary.Value:
         if self._keep_steps is None or not isinstance(record, summary.Pictures):
@@ -132,7 +137,8 @@ class SummarySink:
             self._guarded(lambda: self._writer._get_file_writer().add_event(marker))
 
     def flush(self) -> None:
-        self._guarded(self._writer.flush)
+        with self._lock:
+            self._guarded(self._writer.flush)
 
     def close(self) -> None:
         """Flush; close the writer only if we opened it (the user's own writer stays theirs)."""

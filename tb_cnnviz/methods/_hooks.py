@@ -7,6 +7,7 @@ Every method that runs the model goes through here, so that the guarantees "hook
 from __future__ import annotations
 
 import difflib
+import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Callable
@@ -181,6 +182,22 @@ def run_order(model: nn.Module, images: torch.Tensor, modules: Collection[nn.Mod
     return order
 
 
+_thread = threading.local()
+
+
+@contextmanager
+def global_rng_untouched() -> Iterator[None]:
+    """In this thread, :func:`preserved_state` neither saves nor restores the global RNG: for a worker thread
+    running views beside training, where restoring would rewind what the training thread drew meanwhile.
+    Why that is safe: the views draw only from generators of their own (``seeded_generator``)."""
+    before = getattr(_thread, "rng_untouched", False)
+    _thread.rng_untouched = True
+    try:
+        yield
+    finally:
+        _thread.rng_untouched = before
+
+
 @contextmanager
 def preserved_state(model: nn.Module) -> Iterator[None]:
     """Restore on exit, also on error: every module's ``training`` flag, every parameter's ``requires_grad``
@@ -192,8 +209,10 @@ def preserved_state(model: nn.Module) -> Iterator[None]:
     training = [(m, m.training) for m in model.modules()]
     params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
-    cpu_rng = torch.get_rng_state()
-    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    own_rng = not getattr(_thread, "rng_untouched", False)
+    cpu_rng = torch.get_rng_state() if own_rng else None
+    cuda_rng = (torch.cuda.get_rng_state_all()
+                if own_rng and torch.cuda.is_available() and torch.cuda.is_initialized() else None)
     try:
         yield
     finally:
@@ -206,7 +225,8 @@ def preserved_state(model: nn.Module) -> Iterator[None]:
             for buffer, saved in buffers:
                 if buffer.shape == saved.shape:
                     buffer.copy_(saved)
-        torch.set_rng_state(cpu_rng)
+        if cpu_rng is not None:
+            torch.set_rng_state(cpu_rng)
         if cuda_rng is not None:
             torch.cuda.set_rng_state_all(cuda_rng)
 

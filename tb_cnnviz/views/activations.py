@@ -15,7 +15,7 @@ import torch
 from .. import render, summary
 from ..methods._hooks import split_call
 from ..methods.activations.maps import ActivationSnapshot, layer_activations
-from .declaration import LoggingRun, View
+from .declaration import LoggingRun, Scheduled, View
 
 
 KIND = "activations"
@@ -78,6 +78,7 @@ def _analyze(job: Any) -> None:
     job.viz.log_activations(job.step)
 
 
-VIEW = View(KIND, calls=(log_activations,), analyze=_analyze)
+VIEW = View(KIND, calls=(log_activations,), analyze=_analyze,
+            autolog=(Scheduled(KIND, lambda run, step, data: log_activations(run, step=step), lambda run, data: 1.0),))
 
 

@@ -22,7 +22,7 @@ from ..methods.attribution.occlusion import occlusion, occlusion_grid
 from ..methods.attribution.registry import CAM_METHODS, METHODS, attribution_map, check_method
 from ..methods.checks import check_map, occlusion_importance
 from ..methods.targets import Output, class_probabilities, resolve_targets
-from .declaration import LoggingRun, View
+from .declaration import LoggingRun, Scheduled, View
 from .map_checks import CHECK_STEPS, check_masks, checks_meta, checks_scalars
 
 #: The classes to explain: one for all images, one per image, or None (the labels, else the prediction).
@@ -146,4 +146,22 @@ def _analyze(job: Any) -> None:
     job.viz.log_occlusion(job.step)
 
 
-VIEW = View(KIND, calls=(log_saliency, log_occlusion), analyze=_analyze, analyze_names=("saliency", "occlusion"))
+def _occlusion_passes(run: LoggingRun, data: Any) -> float:
+    """One forward of the probe batch per occluder position (the default window and stride)."""
+    height, width = run.probe_images.shape[2:] if run.probe_images is not None else (64, 64)
+    window = 32 if min(height, width) >= 128 else max(1, min(height, width) // 4)
+    rows, cols = occlusion_grid(height, width, window, max(1, window // 2))
+    return float(rows * cols)
+
+
+#: what autolog logs of "Where it looks": the two maps users read most, and occlusion
+AUTOLOG = (
+    Scheduled("guided_backprop", lambda run, step, data: log_saliency(run, step=step, method="guided_backprop"),
+              lambda run, data: 3.0),
+    Scheduled("grad_cam", lambda run, step, data: log_saliency(run, step=step, method="grad_cam"),
+              lambda run, data: 3.0),
+    Scheduled("occlusion", lambda run, step, data: log_occlusion(run, step=step), _occlusion_passes),
+)
+
+VIEW = View(KIND, calls=(log_saliency, log_occlusion), analyze=_analyze, analyze_names=("saliency", "occlusion"),
+            autolog=AUTOLOG)

@@ -14,9 +14,9 @@ from typing import Any
 
 from .. import render, summary
 from ..methods._hooks import resolve_layers
-from ..methods.dataset.receptive_field import feeding_conv
+from ..methods.dataset.receptive_field import default_layer, feeding_conv
 from ..methods.synthesis.activation_maximization import channel_count, channel_visualization, check_size
-from .declaration import LoggingRun, View
+from .declaration import LoggingRun, Scheduled, View
 
 KIND = "channel_images"
 
@@ -55,4 +55,6 @@ def _analyze(job: Any) -> None:
         job.viz.log_channel_images(job.step, layer)
 
 
-VIEW = View(KIND, calls=(log_channel_images,), analyze=_analyze, opt_in=True)
+VIEW = View(KIND, calls=(log_channel_images,), analyze=_analyze, opt_in=True,
+            autolog=(Scheduled(KIND, lambda run, step, data: log_channel_images(run, step=step, layer=default_layer(run.model)),
+                               lambda run, data: 256 * 3 * 16 / run.probe_count()),))

@@ -17,7 +17,7 @@ from .. import render, summary
 from ..methods._hooks import model_device
 from ..methods.synthesis.activation_maximization import check_size, class_model
 from ..methods.targets import Output, class_probabilities
-from .declaration import LoggingRun, View
+from .declaration import LoggingRun, Scheduled, View
 
 KIND = "class_models"
 
@@ -61,4 +61,11 @@ def _analyze(job: Any) -> None:
     job.viz.log_class_models(job.step, class_names=job.data.classes)
 
 
-VIEW = View(KIND, calls=(log_class_models,), analyze=_analyze, opt_in=True, folder_classes=True)
+def _class_model_passes(run: LoggingRun, data: Any) -> float:
+    """200 steps of a forward and backward of one image per class (the probe labels', else ten)."""
+    classes = len(set(run.probe_labels)) if run.probe_labels else 10
+    return 200 * 3 * classes / run.probe_count()
+
+
+VIEW = View(KIND, calls=(log_class_models,), analyze=_analyze, opt_in=True, folder_classes=True,
+            autolog=(Scheduled(KIND, lambda run, step, data: log_class_models(run, step=step), _class_model_passes),))

@@ -17,7 +17,7 @@ from .. import render, summary
 from ..methods._hooks import check_positive_int
 from ..methods.dataset.receptive_field import default_layer
 from ..methods.synthesis.correspondence import correspondence
-from .declaration import LoggingRun, View
+from .declaration import LoggingRun, Scheduled, View
 
 KIND = "correspondence"
 
@@ -64,4 +64,12 @@ def _analyze(job: Any) -> None:
                                name="images 0 and 1")
 
 
-VIEW = View(KIND, calls=(log_correspondence,), analyze=_analyze, opt_in=True)
+def _autolog(run: LoggingRun, step: int, data: Any) -> int:
+    probes = run.images(None)
+    if len(probes) < 2:
+        raise ValueError("correspondence matches the first two probe images: give CNNViz at least two")
+    return log_correspondence(run, step=step, image_a=probes[0], image_b=probes[1], name="probe images 0 and 1")
+
+
+VIEW = View(KIND, calls=(log_correspondence,), analyze=_analyze, opt_in=True,
+            autolog=(Scheduled(KIND, _autolog, lambda run, data: 2.0 / run.probe_count()),))

@@ -24,6 +24,19 @@ from ..sink import Sink
 
 
 @dataclass(frozen=True)
+class Scheduled:
+    """A logging call ``autolog`` makes by itself: its name (``cnnviz/cost/<name>``), the call on a run at a step
+    (with the data set, for the views that read one), and its cost before one is measured, in forward passes
+    of the probe batch (a backward counts two), so that its first call waits until its share of the budget
+    covers it."""
+
+    name: str
+    log: Callable[["LoggingRun", int, Any], Any]
+    passes: Callable[["LoggingRun", Any], float]
+    needs_data: bool = False
+
+
+@dataclass(frozen=True)
 class View:
     """One view, as the Python side knows it."""
 
@@ -33,6 +46,21 @@ class View:
     opt_in: bool = False  #: analyze logs it only when asked (``--views <stem>`` or ``all``): slow
     analyze_names: tuple[str, ...] = ()  #: its former ``--views`` names, still accepted
     folder_classes: bool = False  #: analyze reads the image folder's subfolder i as the model's class i
+    autolog: tuple[Scheduled, ...] = ()  #: what ``CNNViz.autolog`` logs of it, and at what estimated cost
+
+
+def data_images(data: Any, default: int = 1000) -> int:
+    """How many images ``data`` holds, without reading it (a generator would be used up): a loader's data
+    set length, or a list of batches' length times its first batch's; ``default`` when it cannot be told."""
+    dataset = getattr(data, "dataset", None)
+    try:
+        if dataset is not None:
+            return len(dataset)
+        first = data[0]
+        images = first[0] if isinstance(first, (tuple, list)) else first
+        return len(data) * len(images)
+    except (TypeError, IndexError, KeyError):
+        return default
 
 
 @dataclass
@@ -51,6 +79,10 @@ class LoggingRun:
     max_inputs: int = 16
     output: Output = None  #: where the class scores are in the model's output (see ``methods.targets``)
     _cam_layer: str | None = field(default=None, repr=False)
+
+    def probe_count(self) -> int:
+        """How many probe images a picture view shows (its cost scales with it); 1 without probes."""
+        return len(self.probe_images) if self.probe_images is not None else 1
 
     def images(self, images: torch.Tensor | None) -> torch.Tensor:
         """``images``, checked; the probe images when None."""

@@ -19,8 +19,8 @@ import torch
 
 from .. import render, summary
 from ..guard import warn_at_user
-from ..methods.dataset.embedding import MAX_GRID_POINTS, collect_codes, embed, grid_layout
-from .declaration import LoggingRun, View
+from ..methods.dataset.embedding import MAX_GRID_POINTS, code_layer, collect_codes, embed, grid_layout
+from .declaration import LoggingRun, Scheduled, View, data_images
 
 KIND = "embedding"
 
@@ -106,4 +106,13 @@ def _analyze(job: Any) -> None:
                           class_names=job.model_class_names())
 
 
-VIEW = View(KIND, calls=(log_embedding,), analyze=_analyze)
+def _autolog(run: LoggingRun, step: int, data: Iterable) -> int:
+    return log_embedding(run, data=data, layer=code_layer(run.model), step=step, n=AUTOLOG_POINTS)
+
+
+#: points autolog lays out (t-SNE's time grows faster than linearly with them)
+AUTOLOG_POINTS = 1000
+
+VIEW = View(KIND, calls=(log_embedding,), analyze=_analyze,
+            autolog=(Scheduled(KIND, _autolog, lambda run, data: min(data_images(data), AUTOLOG_POINTS) * 1.5 / run.probe_count(),
+                               needs_data=True),))

@@ -14,7 +14,7 @@ import torch
 from .. import render, summary
 from ..methods._hooks import conv_layers, split_call
 from ..methods.activations.filters import NOISE_THRESHOLD, noise_score
-from .declaration import LoggingRun, View
+from .declaration import LoggingRun, Scheduled, View
 
 KIND = "filters"
 
@@ -83,4 +83,5 @@ def _analyze(job: Any) -> None:
     job.viz.log_filters(job.step)
 
 
-VIEW = View(KIND, calls=(log_filters,), analyze=_analyze)
+VIEW = View(KIND, calls=(log_filters,), analyze=_analyze,
+            autolog=(Scheduled(KIND, lambda run, step, data: log_filters(run, step=step), lambda run, data: 1.0),))

@@ -18,7 +18,7 @@ import torch
 from .. import render, summary
 from ..methods._hooks import check_images, resolve_layers
 from ..methods.synthesis.inversion import default_inversion_layers, invert, normalised_correlation
-from .declaration import LoggingRun, View
+from .declaration import LoggingRun, Scheduled, View
 
 KIND = "inversion"
 CURVE_POINTS = 64  #: points kept of an optimisation's per-step series (the tab draws a sparkline)
@@ -77,4 +77,6 @@ def _analyze(job: Any) -> None:
     job.viz.log_inversion(job.step)
 
 
-VIEW = View(KIND, calls=(log_inversion,), analyze=_analyze, opt_in=True)
+VIEW = View(KIND, calls=(log_inversion,), analyze=_analyze, opt_in=True,
+            autolog=(Scheduled(KIND, lambda run, step, data: log_inversion(run, step=step),
+                               lambda run, data: 200 * 5 * 3 / run.probe_count()),))

@@ -20,7 +20,7 @@ from .. import summary
 from ..methods.evaluation.accuracy_stats import pr_curve_counts
 from ..methods.evaluation.many_classes import micro_histograms, pr_curve_classes
 from ..methods.evaluation.predictions import evaluate
-from .declaration import LoggingRun, View
+from .declaration import LoggingRun, Scheduled, View, data_images
 from .performance_report import align_attributes, performance_report
 
 
@@ -78,4 +78,6 @@ def _analyze(job: Any) -> None:
     job.viz.log_performance(job.data, job.step, class_names=job.data.classes, to_pixels=job.data.to_pixels)
 
 
-VIEW = View(KIND, calls=(log_performance,), analyze=_analyze, folder_classes=True)
+VIEW = View(KIND, calls=(log_performance,), analyze=_analyze, folder_classes=True,
+            autolog=(Scheduled(KIND, lambda run, step, data: log_performance(run, data=data, step=step),
+                               lambda run, data: data_images(data) / run.probe_count(), needs_data=True),))

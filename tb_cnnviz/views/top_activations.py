@@ -19,7 +19,7 @@ import torch
 from .. import distributed, render, summary
 from ..methods.dataset.receptive_field import default_layer, feeding_conv
 from ..methods.dataset.top_activations import TopActivations, random_directions, top_activations
-from .declaration import LoggingRun, View
+from .declaration import LoggingRun, Scheduled, View, data_images
 
 KIND = "top_activations"
 
@@ -105,4 +105,6 @@ def _analyze(job: Any) -> None:
         job.viz.log_top_activations(job.data, layer, job.step, to_pixels=job.data.to_pixels, directions=8)
 
 
-VIEW = View(KIND, calls=(log_top_activations,), analyze=_analyze, analyze_names=("top",))
+VIEW = View(KIND, calls=(log_top_activations,), analyze=_analyze, analyze_names=("top",),
+            autolog=(Scheduled(KIND, lambda run, step, data: log_top_activations(run, data=data, layer=None, step=step),
+                               lambda run, data: data_images(data) / run.probe_count(), needs_data=True),))

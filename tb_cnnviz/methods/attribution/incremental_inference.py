@@ -20,6 +20,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
+from ..tracing import symbolic_trace
 from .incremental_plan import Plan, Span, Step, make_plan
 
 
@@ -35,7 +36,7 @@ class Patch:
 def trace(model: nn.Module) -> torch.fx.GraphModule | None:
     """The model's fx graph, or None (with a one-line warning) when fx cannot trace it."""
     try:
-        graph = torch.fx.symbolic_trace(model)
+        graph = symbolic_trace(model)
     except Exception as exc:  # data-dependent control flow, unsupported Python
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         warnings.warn(f"occlusion: torch.fx cannot trace {type(model).__name__} ({reason[:120]}); "

@@ -22,7 +22,8 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.decomposition import PCA
 from torch import nn
 
-from .._hooks import check_images, forward_hooks, model_device, preserved_state, split_call, unknown_layer_message
+from .._hooks import (check_images, forward_hooks, model_device, preserved_state, relu_layers, split_call,
+                      unknown_layer_message)
 from ..targets import Output, check_scores
 from ..streaming import progress as streamed
 from ..streaming import split_batch, thumbnails
@@ -30,6 +31,18 @@ from ..streaming import split_batch, thumbnails
 METHODS = ("tsne", "pca")
 EXACT_NEIGHBOURS_LIMIT = 20_000  #: exact neighbours cost N^2 D multiply-adds: beyond this, Annoy's approximate ones
 MAX_GRID_POINTS = 2500  #: the assignment is cubic in the number of cells: beyond this, pass a subset
+
+
+def code_layer(model: nn.Module) -> str:
+    """The layer whose outputs are the "CNN codes": the last module before the classifier, preferring a
+    global pooling layer, else the last ReLU-like module."""
+    names = [name for name, module in model.named_modules() if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))]
+    if names:
+        return names[-1]
+    relus = list(relu_layers(model))
+    if not relus:
+        raise ValueError("embedding: the model has no global pooling or ReLU layer to take codes from; name a layer")
+    return relus[-1]
 
 
 def _as_array(codes: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ import torch.fx
 from torch import nn
 
 from .._hooks import is_conv, preserved_state, split_call, unknown_layer_message
+from ..tracing import symbolic_trace
 from .field_measure import _sample_input, measured_field
 from .field_rules import (
     _SAME,
@@ -109,7 +110,7 @@ def _trace(model: nn.Module) -> torch.fx.GraphModule | None:
     training = [(module, module.training) for module in model.modules()]
     try:
         model.eval()
-        return torch.fx.symbolic_trace(model)
+        return symbolic_trace(model)
     except Exception:  # noqa: BLE001 -- data-dependent control flow: the field is measured instead
         return None
     finally:
