@@ -3,7 +3,9 @@
 ``pip install tb_cnnviz[lightning]``. The callback writes through the Trainer's ``TensorBoardLogger`` (its
 ``SummaryWriter``, ``trainer.logger.experiment``), into the same event file as Lightning's own scalars. Health
 monitoring (dead / dormant channels, sparsity) is flushed from ``on_train_batch_end`` every ``every_n_steps``
-optimizer steps; the chosen ``views`` are logged at the end of each validation run (not the sanity check).
+optimizer steps; the chosen ``views`` are logged at the end of each validation run (not the sanity check), or,
+with ``budget=``, every view is logged by :meth:`CNNViz.autolog` within that share of training time (the data-set
+views over the validation data).
 Under DDP every rank calls the flushes (they reduce over ranks) and rank zero writes, as with :class:`CNNViz`.
 
 Example::
@@ -28,6 +30,7 @@ except ImportError:  # the older package name
     except ImportError as exc:
         raise ImportError("tb_cnnviz.lightning needs PyTorch Lightning: pip install 'tb_cnnviz[lightning]'") from exc
 
+from .autolog import scheduled_views
 from .logger import CNNViz
 from .methods._hooks import check_images, check_positive_int
 from .methods.attribution.registry import METHODS
@@ -47,7 +50,12 @@ class CNNVizCallback(Callback):
         probe_images: fixed images (N, C, H, W) shown in the picture views; moved to the module's device.
         probe_labels: their labels, shown beside them and explained by the attribution maps.
         every_n_steps: optimizer steps between health flushes (``0``: no health monitoring).
-        views: what to log at the end of each validation run; see :data:`VIEWS`.
+        views: what to log at the end of each validation run; see :data:`VIEWS`. With ``budget``: what autolog
+            logs (view stems or calls, as :meth:`CNNViz.autolog` takes them; default every view).
+        budget: log by :meth:`CNNViz.autolog` instead, within this share of training time (e.g. ``0.05``),
+            from the start of training; the data-set views read ``data``, else the validation data.
+        background: with ``budget``, run the views on a copy of the weights in a worker thread.
+        data: with ``budget``, the data set of the data-set views (default: the Trainer's validation loader).
         **options: passed to :class:`~tb_cnnviz.CNNViz` (``layers``, ``max_channels``, ``raise_errors``, ...).
     """
 
@@ -56,7 +64,10 @@ class CNNVizCallback(Callback):
         probe_images: torch.Tensor | None = None,
         probe_labels: Sequence[int] | torch.Tensor | None = None,
         every_n_steps: int = 100,
-        views: Sequence[str] = DEFAULT_VIEWS,
+        views: Sequence[str] | None = None,
+        budget: float | None = None,
+        background: bool = False,
+        data: Any = None,
         **options: Any,
     ):
         super().__init__()
@@ -64,16 +75,25 @@ class CNNVizCallback(Callback):
             raise ValueError(f"every_n_steps must be an int >= 0 (0: no health monitoring); got {every_n_steps!r}")
         if isinstance(views, str):
             views = [views]
-        unknown = [view for view in views if view not in VIEWS]
+        allowed = VIEWS if budget is None else sorted({*scheduled_views(), *(s for s, _ in scheduled_views().values())})
+        unknown = [view for view in views or () if view not in allowed]
         if unknown:
-            raise ValueError(f"views: unknown {unknown}; the views are {', '.join(VIEWS)}")
-        needs_probes = [view for view in views if view != "performance"]
+            raise ValueError(f"views: unknown {unknown}; the views are {', '.join(allowed)}"
+                             + ("" if budget is None else " (with budget=: autolog's views)"))
+        if budget is not None and not (isinstance(budget, (int, float)) and 0 < budget < 1):
+            raise ValueError(f"budget must be a share of training time in (0, 1), e.g. 0.05; got {budget!r}")
+        if background and budget is None:
+            raise ValueError("background=True runs autolog's views off the loop: give budget= too (e.g. 0.05)")
+        if views is None:
+            views = DEFAULT_VIEWS if budget is None else None
+        needs_probes = [view for view in views if view != "performance"] if budget is None else []
         if needs_probes and probe_images is None:
             raise ValueError(f"views {needs_probes} need probe_images=... (a few fixed images, (N, C, H, W))")
         self.probe_images = check_images(probe_images, "probe_images") if probe_images is not None else None
         self.probe_labels = probe_labels
         self.every_n_steps = every_n_steps
-        self.views = list(views)
+        self.views = list(views) if views is not None else None
+        self.budget, self.background, self.data = budget, background, data
         self.options = options
         self.viz: CNNViz | None = None
 
@@ -87,13 +107,23 @@ class CNNVizCallback(Callback):
         if self.every_n_steps:
             self.viz.watch_dead_filters(every=check_positive_int(self.every_n_steps, "every_n_steps"))
 
+    def on_train_start(self, trainer: Any, pl_module: torch.nn.Module) -> None:
+        """With ``budget``: autolog from here (after the sanity check, when the validation loader is ready)."""
+        if self.viz is None or self.budget is None:
+            return
+        data = self.data
+        if data is None:
+            loaders = trainer.val_dataloaders
+            data = loaders[0] if isinstance(loaders, (list, tuple)) and loaders else loaders
+        self.viz.autolog(budget=self.budget, views=self.views, data=data, background=self.background)
+
     def on_train_batch_end(self, trainer: Any, pl_module: torch.nn.Module, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         if self.viz is not None:
             self.viz.step(trainer.global_step)
 
     def on_validation_end(self, trainer: Any, pl_module: torch.nn.Module) -> None:
-        if self.viz is None or trainer.sanity_checking:
+        if self.viz is None or trainer.sanity_checking or self.budget is not None:
             return
         step = trainer.global_step
         for view in self.views:

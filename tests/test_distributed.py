@@ -9,6 +9,7 @@ Slow-marked: two spawned interpreters importing torch take ~20 s on a loaded 2-c
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -79,6 +80,8 @@ def _rank(rank: int, init: str, logdir: str, marks: str) -> None:
     model = DistributedDataParallel(net)  # hooks go on the inner module, forwards through the wrapper
     viz = CNNViz(net, logdir if rank == 0 else None, probe_images=probe, raise_errors=True)
     viz.watch_dead_filters(every=EVERY)
+    auto = viz.autolog(budget=0.05, data=batches, background=True)  # rank 0 alone schedules and logs
+    workers = [thread.name for thread in threading.enumerate() if thread.name == "tb_cnnviz-autolog"]
     _train(model, viz, batches, rank, WORLD)
     _log(viz, batches, rank, WORLD)
     if rank == 1:
@@ -87,7 +90,8 @@ def _rank(rank: int, init: str, logdir: str, marks: str) -> None:
         with torch.no_grad():
             net(batches[0][0])
         viz.close()
-        (marks_dir / "rank1.json").write_text(json.dumps({"skipped": skipped, "writes": viz.writes}))
+        (marks_dir / "rank1.json").write_text(json.dumps({"skipped": skipped, "writes": viz.writes,
+                                                         "autolog": auto is not None, "workers": workers}))
         # As a training script ends: without this, gloo's threads can outlive the interpreter's shutdown once
         # rank 0 is gone, and the C++ runtime aborts the process ("terminate called without an active exception").
         dist.destroy_process_group()
@@ -96,7 +100,8 @@ def _rank(rank: int, init: str, logdir: str, marks: str) -> None:
     written = [viz.log_activations(20), viz.log_filters(20)]
     for step in range(21, 25):  # records queued in the writer thread when the process dies
         viz.log_activations(step)
-    (marks_dir / "rank0.json").write_text(json.dumps({"written": written}))
+    (marks_dir / "rank0.json").write_text(json.dumps({"written": written, "workers": workers,
+                                                     "left_out": sorted(auto.report()["skipped"])}))
 
     def failing_data():
         yield batches[0]
@@ -166,9 +171,11 @@ def test_no_rank_hangs_rank_1_finishes_alone_and_rank_0_dies_as_staged(runs):
     assert runs["exitcodes"][1] == 0
     assert runs["exitcodes"][0] not in (0, None)  # the staged failure
     rank1 = json.loads((runs["marks"] / "rank1.json").read_text())
-    assert rank1 == {"skipped": [None, None], "writes": False}
+    assert rank1 == {"skipped": [None, None], "writes": False, "autolog": False, "workers": []}
     rank0 = json.loads((runs["marks"] / "rank0.json").read_text())  # views logged after rank 1 had finished
     assert rank0["written"] == [["0", "1", "2", "3"], ["0", "2"]]
+    assert rank0["workers"] == ["tb_cnnviz-autolog"]  # autolog's worker runs on rank 0 only
+    assert rank0["left_out"] == ["top_activations"]  # collective: left to the user under DDP
 
 
 def test_dead_fractions_over_two_ranks_equal_one_process_over_all_data(runs):

@@ -88,7 +88,29 @@ def test_a_real_trainer_writes_health_and_views_through_its_tensorboard_logger(t
     assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules()) == 0
 
 
+@pytest.mark.parametrize("background", [False, True])
+def test_a_budget_logs_every_view_by_autolog_within_it(tmp_path, background):
+    (train, val), (probe_x, probe_y) = loaders()
+    callback = CNNVizCallback(probe_images=probe_x, probe_labels=probe_y, every_n_steps=4, budget=0.5,
+                              background=background, views=["activations", "filters", "performance"])
+    trainer = lightning.Trainer(max_epochs=4, accelerator="cpu", devices=1, logger=TensorBoardLogger(str(tmp_path)),
+                                callbacks=[callback], enable_progress_bar=False, enable_model_summary=False,
+                                enable_checkpointing=False, num_sanity_val_steps=0)
+    module = DigitsModule()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(module, train, val)
+    _, scalars = health_events(tmp_path / "lightning_logs" / "version_0")
+    costs = {tag for tag in scalars if tag.startswith("cnnviz/cost/")}
+    assert {"cnnviz/cost/activations", "cnnviz/cost/filters"} <= costs  # logged by the schedule, with costs
+    assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules()) == 0
+
+
 def test_bad_arguments_are_refused_naming_what_is_allowed():
+    with pytest.raises(ValueError, match=r"views: unknown \['saliencey'\].*grad_cam.*with budget=: autolog's views"):
+        CNNVizCallback(probe_images=torch.rand(1, 1, 8, 8), views=["saliencey"], budget=0.05)
+    with pytest.raises(ValueError, match="background=True .* give budget="):
+        CNNVizCallback(probe_images=torch.rand(1, 1, 8, 8), background=True)
     with pytest.raises(ValueError, match="views: unknown.*activations"):
         CNNVizCallback(probe_images=torch.rand(1, 1, 8, 8), views=["activation"])
     with pytest.raises(ValueError, match="need probe_images"):
