@@ -63,7 +63,8 @@ def test_checks_read_back_as_computed_independently(tmp_path):
     assert checks["layers"] == ["fc", "conv2", "conv1"] == expected.layers
     close(checks["similarity"], expected.similarity.T)
     for key, mode, order in (("deletion", "deletion", cam), ("insertion", "insertion", cam),
-                             ("random_deletion", "deletion", random_maps(x)), ("random_insertion", "insertion", random_maps(x))):
+                             ("random_deletion", "deletion", random_maps(x)),
+                             ("random_insertion", "insertion", -random_maps(x))):  # the random deletion's order reversed
         curve = deletion_curve(model, x, targets, order, steps=32, mode=mode)
         close(checks[key]["probability"], curve.probability.T)
         close(checks[key]["auc"], curve.auc)

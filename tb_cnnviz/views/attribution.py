@@ -23,7 +23,7 @@ from ..methods.attribution.registry import CAM_METHODS, METHODS, attribution_map
 from ..methods.checks import check_map, occlusion_importance
 from ..methods.targets import Output, class_probabilities, resolve_targets
 from .declaration import LoggingRun, Scheduled, View
-from .map_checks import CHECK_STEPS, check_masks, checks_meta, checks_scalars
+from .map_checks import CHECK_LAYERS, CHECK_STEPS, check_masks, checks_meta, checks_scalars
 
 #: The classes to explain: one for all images, one per image, or None (the labels, else the prediction).
 Targets = Union[int, Sequence[int], torch.Tensor, None]
@@ -60,7 +60,7 @@ def log_saliency(run: LoggingRun, *, step: int, images: torch.Tensor | None = No
     if checks:
         options = {"smooth": smooth, "n": n, "sigma": sigma, "layer": cam_layer}
         found = check_map(model, images, chosen, method, raw, masks=masks, steps=CHECK_STEPS, output=run.output,
-                          **options)
+                          at_most=CHECK_LAYERS, **options)
         meta["checks"] = checks_meta(found)
     order = list(METHODS).index(method) + (len(METHODS) if smooth else 0)
     pictures = [*render.input_pictures(images), *render.unit_pictures(values)]
@@ -103,7 +103,7 @@ def log_occlusion(run: LoggingRun, *, step: int, images: torch.Tensor | None = N
                                   output=run.output)
         pixels = occlusion_importance(raw, height, width, window, stride)
         found = check_map(model, images, chosen, again, raw, importance=pixels, masks=masks, steps=CHECK_STEPS,
-                          output=run.output)
+                          output=run.output, at_most=CHECK_LAYERS)
         meta["checks"] = checks_meta(found)
     pictures = render.input_pictures(images)
     run.sink.write([summary.Pictures(KIND, "occlusion", meta, pictures, 2 * len(METHODS)),

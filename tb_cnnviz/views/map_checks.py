@@ -12,6 +12,7 @@ from ..methods.checks import SANITY_THRESHOLD, MapChecks
 from ..methods.checks.deletion import DeletionCurve
 
 CHECK_STEPS = 32  #: deletion / insertion steps of each curve
+CHECK_LAYERS = 8  #: layers whose re-drawing the randomisation compares, at most (spread over a deeper net)
 
 
 def check_masks(masks: object, images: torch.Tensor, checks: bool) -> torch.Tensor | None:

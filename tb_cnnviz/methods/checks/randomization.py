@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .._hooks import is_conv, resolve_layers, run_order
+from .._hooks import check_positive_int, is_conv, resolve_layers, run_order
 from ..attribution.registry import attribution_map, check_method
 from ..targets import Output, class_probabilities, check_inputs, resolve_targets
 from .importance import pixel_importance
@@ -118,6 +118,7 @@ def randomization_check(
     cascading: bool = True,
     maps: torch.Tensor | None = None,
     output: Output = None,
+    at_most: int | None = None,
     **options: object,
 ) -> RandomizationCheck:
     """Adebayo et al.'s model-randomisation check of ``method`` (a name: saliency, deconvnet, guided_backprop,
@@ -125,7 +126,9 @@ def randomization_check(
     callable ``method(model, images, targets)`` returning (N, ...) maps) for ``target`` (default: the predicted
     class, kept for every re-drawn model). ``layers`` default to :func:`randomizable_layers` (logits first);
     ``maps``: the trained model's maps if already made (saves one map). ``output``: where the scores are in a
-    model's output that is not a tensor (see ``methods.targets``), for a named method too.
+    model's output that is not a tensor (see ``methods.targets``), for a named method too. ``at_most``: on a
+    deep net, compare maps at only this many of the layers, spread evenly from the logits to the first
+    (both kept); the cascade still re-draws every layer above each, in order, on one copy.
 
         check = randomization_check(model, x, y, "guided_backprop")
         check.similarity[0]   # after the logits layer alone: near 1 for guided backprop, lower for saliency
@@ -148,16 +151,23 @@ def randomization_check(
         raise TypeError(f"randomization_check re-draws weights on a deep copy, and {type(model).__name__} cannot be copied: {exc}") from exc
     modules = dict(randomized.named_modules())
     generator = torch.Generator(device=images.device).manual_seed(seed)
+    if at_most is not None and len(names) > check_positive_int(at_most, "at_most", "layers compared"):
+        compared = {round(i * (len(names) - 1) / max(1, at_most - 1)) for i in range(at_most)}
+    else:
+        compared = set(range(len(names)))
     similarity = []
-    for name in names:
+    for index, name in enumerate(names):
+        if not cascading and index not in compared:
+            continue
         module = modules[name]
         trained = [param.detach().clone() for param in module.parameters()] if not cascading else []
         redraw(module, generator)
-        similarity.append(_correlation(reference, _standard_ranks(_absolute(function(randomized, images, targets)))))
+        if index in compared:
+            similarity.append(_correlation(reference, _standard_ranks(_absolute(function(randomized, images, targets)))))
         with torch.no_grad():
             for param, saved in zip(module.parameters(), trained):
                 param.copy_(saved)
-    return RandomizationCheck(names, torch.stack(similarity))
+    return RandomizationCheck([names[i] for i in sorted(compared)], torch.stack(similarity))
 
 
 def _absolute(maps: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .deletion import DeletionCurve, deletion_curve, random_maps
+from .deletion import DeletionCurve, shared_curves
 from .localization import mass_in_mask, pointing_game
 from ..targets import Output
 from .randomization import MapFunction, RandomizationCheck, randomization_check
@@ -60,17 +60,18 @@ def check_map(
     baseline: float = 0.0,
     seed: int = 0,
     output: Output = None,
+    at_most: int | None = None,
     **options: object,
 ) -> MapChecks:
     """Every check of ``maps`` (what ``method`` gave for ``targets``): ``importance`` (N, H, W) is the per-pixel
     order for the curves and the masks when it is not ``maps`` itself (occlusion's grid of probabilities);
     ``options`` go to :func:`randomization_check`; ``output``: where the scores are in a model's output that is not
-    a tensor (see ``methods.targets``)."""
+    a tensor (see ``methods.targets``); ``at_most``: layers compared by the randomisation (see there). The four
+    curves share their forwards (:func:`shared_curves`)."""
     order = maps if importance is None else importance
-    randomization = randomization_check(model, images, targets, method, seed=seed, maps=maps, output=output, **options)
-    shuffled = random_maps(images, seed)
-    curves = [deletion_curve(model, images, targets, ranking, steps=steps, mode=mode, baseline=baseline, output=output)
-              for ranking in (order, shuffled) for mode in ("deletion", "insertion")]
+    randomization = randomization_check(model, images, targets, method, seed=seed, maps=maps, output=output,
+                                        at_most=at_most, **options)
+    curves = shared_curves(model, images, targets, order, steps=steps, baseline=baseline, seed=seed, output=output)
     located = {}
     if masks is not None:
         located = {"pointing": pointing_game(order, masks), "mass": mass_in_mask(order, masks)}
