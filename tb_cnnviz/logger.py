@@ -317,7 +317,7 @@ class CNNViz:
     @logging_call
     def log_class_models(self, step: int, classes: Sequence[int] | None = None,
                          class_names: Sequence[str] | None = None, size: tuple[int, int, int] | None = None,
-                         steps: int = 200, seed: int = 0, jitter_pixels: int = 0, blur: float = 0.0) -> str | None:
+                         steps: int = 100, seed: int = 0, jitter_pixels: int = 0, blur: float = 0.0) -> str | None:
         """Write class models (Simonyan et al.) of ``classes`` (default: the probe labels, else the first ten
         classes) at the probe images' size (or ``size``, (C, H, W)); returns the name shown in the tab.
         ``jitter_pixels`` and ``blur`` regularise as in :func:`~tb_cnnviz.methods.class_model` (without them a
