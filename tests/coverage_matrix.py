@@ -69,11 +69,25 @@ def push_one_channel_off(model: nn.Module) -> tuple[str, int]:
     site = next(iter(find_activation_sites(model).values()))
     modules = dict(model.named_modules())
     producer = site.module if not (site.before or site.found_as in ("ReLU", "ReLU6")) else _feeding_module(model, site.module)
-    while not isinstance(getattr(modules[producer], "bias", None), torch.Tensor):  # timm's BatchNormAct2d.drop
-        producer = producer.rpartition(".")[0]  # -> the norm module holding it
     with torch.no_grad():
-        modules[producer].bias[1] = -1e4
+        modules[_bias_owner(modules, producer)].bias[1] = -1e4
     return site.module, 1
+
+
+def _bias_owner(modules: dict[str, nn.Module], producer: str) -> str:
+    """The module whose bias sets ``producer``'s output: itself or the norm module holding it (timm's
+    BatchNormAct2d.drop); for a block that sums branches (RepVGG's stem feeds its ReLU through an Identity
+    after the sum), the last branch's norm: one branch at -1e4 makes the sum negative."""
+    name = producer
+    while name:
+        if isinstance(getattr(modules[name], "bias", None), torch.Tensor):
+            return name
+        name = name.rpartition(".")[0]
+    block = producer.rpartition(".")[0]
+    inside = [n for n, m in modules.items() if n.startswith(f"{block}.") and isinstance(getattr(m, "bias", None), torch.Tensor)]
+    if not inside:
+        raise AssertionError(f"no bias sets the output of {producer!r}")
+    return inside[-1]
 
 
 def _feeding_module(model: nn.Module, name: str) -> str:
@@ -95,12 +109,24 @@ def run_view(view: str, viz: CNNViz, model: nn.Module, data: list, folder: Path,
         assert viz.log_filters(0)
     elif view == "health":
         layer, channel = expected
-        for batch, _, _ in data[:2]:
-            with torch.no_grad():
-                model(batch)
+        site = next(site for site in find_activation_sites(model).values() if site.module == layer)
+        module, seen = dict(model.named_modules())[layer], []
+        hook = (module.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone())) if site.before
+                else module.register_forward_hook(lambda _m, _a, out: seen.append(out.detach().clone())))
+        try:
+            for batch, _, _ in data[:2]:
+                with torch.no_grad():
+                    model(batch)
+        finally:
+            hook.remove()
         flagged = viz.flush_dead_filters(0)  # the channels off, by the monitor's own threshold rule
         viz.flush()
-        assert flagged[layer] == [channel], (layer, flagged[layer])
+        # by hand: a channel whose measured map is <= 0 for every input (fewer than 100 inputs: the 0.99 rule
+        # flags only those); the one pushed off must be among them (a random stem may have more: RepVGG's)
+        highest = torch.cat([out.movedim(site.channel_axis, 1).reshape(out.shape[0], out.shape[site.channel_axis], -1).amax(2)
+                             for out in seen])
+        off = (highest <= 0).all(dim=0).nonzero().flatten().tolist()
+        assert channel in off and flagged[layer] == off, (layer, flagged[layer], off)
         dead, _ = health_events(logdir)
         rates = dead[layer][1][-1][1]
         assert rates[channel] == 1.0, (layer, rates[channel])  # off for every input, read back from the file

@@ -126,6 +126,15 @@ def assert_same_state(before, after):
     assert torch.equal(after["rng"], before["rng"])
 
 
+def assert_same_training(net_a, optimizer_a, net_b, optimizer_b):
+    """Two training runs ended bit for bit alike: every weight and buffer, every optimizer state."""
+    for a, b in zip(net_a.state_dict().values(), net_b.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(optimizer_a.state_dict()["state"].values(), optimizer_b.state_dict()["state"].values()):
+        for key in a:
+            assert torch.equal(torch.as_tensor(a[key]), torch.as_tensor(b[key]))
+
+
 def naive_occlusion(model, x, target, window, stride, fill):
     """Occlusion the slow, obvious way: one occluded copy, one forward at a time."""
     nh, nw = (x.shape[2] - window) // stride + 1, (x.shape[3] - window) // stride + 1

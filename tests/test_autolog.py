@@ -19,7 +19,7 @@ from tb_cnnviz import CNNViz, LoggingFailedWarning
 from tb_cnnviz.autolog import AutologWarning
 from tb_cnnviz.schedule import Schedule
 
-from helpers import health_events
+from helpers import assert_same_training, health_events
 
 
 def test_a_cheap_view_comes_every_step_and_passes_its_unused_share_to_an_expensive_one():
@@ -118,6 +118,7 @@ def train(steps, logdir=None, background=False, budget=0.3, views=None, step_sec
     return net, optimizer, auto, inside, outside
 
 
+@pytest.mark.slow
 def test_a_real_run_spends_at_most_the_budget_measured_from_outside(tmp_path):
     budget = 0.3
     _, _, auto, inside, outside = train(60, tmp_path, budget=budget, step_seconds=0.05, data=batches(4, seed=3),
@@ -170,11 +171,7 @@ def test_background_mode_leaves_training_bit_identical(tmp_path):
     logged_net, logged_opt, auto, *_ = train(12, tmp_path, background=True, budget=0.5, step_seconds=0.05,
                                               views=["activations", "guided_backprop", "class_models", "correspondence"])
     assert sum(len(view["steps"]) for view in auto.report()["views"].values()) >= 2  # it did log, beside training
-    for a, b in zip(plain_net.state_dict().values(), logged_net.state_dict().values()):
-        assert torch.equal(a, b)
-    for a, b in zip(plain_opt.state_dict()["state"].values(), logged_opt.state_dict()["state"].values()):
-        for key in a:
-            assert torch.equal(torch.as_tensor(a[key]), torch.as_tensor(b[key]))
+    assert_same_training(plain_net, plain_opt, logged_net, logged_opt)
     assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in logged_net.modules()) == 0
     assert not [t for t in threading.enumerate() if t.name == "tb_cnnviz-autolog"]  # close() ended the worker
 

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers import assert_same_training
+
 from tb_cnnviz import CNNViz, LoggingFailedWarning
 
 
@@ -48,11 +50,7 @@ def train(steps, logdir=None):
 def test_training_with_logging_is_bit_identical(tmp_path):
     plain_net, plain_opt = train(6)
     logged_net, logged_opt = train(6, tmp_path)
-    for a, b in zip(plain_net.state_dict().values(), logged_net.state_dict().values()):
-        assert torch.equal(a, b)
-    for a, b in zip(plain_opt.state_dict()["state"].values(), logged_opt.state_dict()["state"].values()):
-        for key in a:
-            assert torch.equal(torch.as_tensor(a[key]), torch.as_tensor(b[key]))
+    assert_same_training(plain_net, plain_opt, logged_net, logged_opt)
     assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in logged_net.modules()) == 0
 
 

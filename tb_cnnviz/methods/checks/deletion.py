@@ -56,6 +56,18 @@ def _check_baseline(baseline: object, images: torch.Tensor) -> torch.Tensor:
     return value.expand_as(images)
 
 
+def _checked(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, steps: int, batch_size: int,
+             baseline: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The arguments of a curve, checked: the images, each one's pixel importance (N, H, W), the fill."""
+    images = check_inputs(model, images)
+    check_positive_int(steps, "steps", "deletion steps; the curve has steps + 1 points")
+    check_positive_int(batch_size, "batch_size", "masked images per forward pass")
+    importance = pixel_importance(maps, tuple(images.shape[2:])).to(images.device)
+    if importance.shape[0] != images.shape[0]:
+        raise ValueError(f"maps has {importance.shape[0]} maps for {images.shape[0]} images; give one per image")
+    return images, importance, _check_baseline(baseline, images)
+
+
 def deletion_curve(
     model: nn.Module,
     images: torch.Tensor,
@@ -76,16 +88,10 @@ def deletion_curve(
         curve = deletion_curve(model, x, y, saliency(model, x, y).abs().amax(1))
         curve.auc   # lower is better for deletion, higher for insertion
     """
-    images = check_inputs(model, images)
-    check_positive_int(steps, "steps", "deletion steps; the curve has steps + 1 points")
-    check_positive_int(batch_size, "batch_size", "masked images per forward pass")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    images, importance, fill = _checked(model, images, maps, steps, batch_size, baseline)
     count, _, height, width = images.shape
-    importance = pixel_importance(maps, (height, width)).to(images.device)
-    if importance.shape[0] != count:
-        raise ValueError(f"maps has {importance.shape[0]} maps for {count} images; give one per image")
-    fill = _check_baseline(baseline, images)
     pixels = height * width
     ranks = pixel_ranks(importance).view(count, 1, height, width)
     removed = (torch.arange(steps + 1, device=images.device) * pixels * 2 + steps) // (2 * steps)  # round(k P / S)
@@ -135,14 +141,8 @@ def shared_curves(
     first point, insertion's last) and the blank one, and the random order's insertion, which reveals the
     pixels in the reverse of the random deletion's order (a random order as well), so that revealing k pixels
     is deleting the other P - k: 3 S - 1 forwards an image instead of 4 (S + 1)."""
-    images = check_inputs(model, images)
-    check_positive_int(steps, "steps", "deletion steps; the curve has steps + 1 points")
-    check_positive_int(batch_size, "batch_size", "masked images per forward pass")
+    images, importance, fill = _checked(model, images, maps, steps, batch_size, baseline)
     count, _, height, width = images.shape
-    importance = pixel_importance(maps, (height, width)).to(images.device)
-    if importance.shape[0] != count:
-        raise ValueError(f"maps has {importance.shape[0]} maps for {count} images; give one per image")
-    fill = _check_baseline(baseline, images)
     pixels = height * width
     removed = ((torch.arange(steps + 1) * pixels * 2 + steps) // (2 * steps)).tolist()  # round(k P / S)
     ranked = {"map": pixel_ranks(importance).view(count, 1, height, width),
