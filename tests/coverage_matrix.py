@@ -43,9 +43,9 @@ TORCHVISION = ["resnet18", "vgg11_bn", "densenet121", "mobilenet_v2", "mobilenet
                "efficientnet_v2_s", "mobilenet_v3_large", "regnet_x_400mf", "resnext50_32x4d", "wide_resnet50_2"]
 TIMM = ["resnet18", "efficientnet_b0", "convnext_atto", "regnetx_002", "mobilenetv3_small_050", "ghostnet_050",
         "rexnet_100", "repvgg_a0", "resnest14d", "mixnet_s", "hrnet_w18_small"]
-#: The families' smallest sizes are still the slowest rows (tens of millions of weights): tests/test_coverage_matrix.py
-#: runs them only with CNNVIZ_MATRIX=full; the command always runs every model.
-SLOW = {"efficientnet_v2_s", "resnext50_32x4d", "wide_resnet50_2"}
+#: The slowest rows (tens of millions of weights; ghostnet's and rexnet's many small blocks, 70-90 s each on a
+#: loaded machine): tests/test_coverage_matrix.py runs them only with CNNVIZ_MATRIX=full; the command runs every model.
+SLOW = {"efficientnet_v2_s", "resnext50_32x4d", "wide_resnet50_2", "rexnet_100", "ghostnet_050"}
 VIEWS = ["activations", "filters", "health", "saliency", "deconvnet", "guided_backprop", "grad_cam",
          "guided_grad_cam", "occlusion", "top patches", "embedding", "inversion", "class models", "channel images",
          "correspondence", "performance", "analyze"]
@@ -169,7 +169,7 @@ def images(folder: Path) -> list:
 
 
 ALL_MODELS = [("torchvision", name) for name in TORCHVISION] + [("timm", name) for name in TIMM]
-#: Every model, every run: about 80 s for the 17 on an idle 2-core machine (5 s a model; a loaded machine is
+#: Every model, every run: about 80 s for the first 17 on an idle 2-core machine (5 s a model; a loaded machine is
 #: several times slower). ``CNNVIZ_MATRIX_MODELS=resnet18,googlenet`` narrows it while working on one model.
 _ONLY = {name for name in os.environ.get("CNNVIZ_MATRIX_MODELS", "").split(",") if name}
 MODELS = [(source, name) for source, name in ALL_MODELS if not _ONLY or name in _ONLY]
