@@ -11,6 +11,23 @@ export function layersOf(entry, kind) {
   return Array.isArray(entry[kind]) ? entry[kind].filter((name) => typeof name === 'string') : [];
 }
 
+/**
+ * The union of name lists in model order: a name missing from the first list is inserted after the name that
+ * precedes it in the list that has it.
+ */
+export function unionInOrder(lists) {
+  const union = [];
+  for (const list of lists) {
+    let position = 0;
+    for (const name of list) {
+      const found = union.indexOf(name);
+      if (found >= 0) position = found + 1;
+      else union.splice(position++, 0, name);
+    }
+  }
+  return union;
+}
+
 /** The largest of `steps` (sorted) that is <= `step`, or undefined. */
 export function atOrBefore(steps, step) {
   let found;
