@@ -7,7 +7,7 @@ import { createModel } from './model.js';
 import * as dom from './dom.js';
 import * as shell from './shell.js';
 import { VIEWS, ask, flagHooks, viewOf } from './registry.js';
-import { layersOf, unionInOrder } from './samples.js';
+import { layersOf, neverLoggedText, unionInOrder } from './samples.js';
 import { startLive } from './live.js';
 
 const EMPTY_TEXT = 'No CNNVIZ data yet: log with tb_cnnviz.CNNViz(model, writer, probe_images=...) '
@@ -106,8 +106,7 @@ async function createTab(parent) {
     }
   }
 
-  // The slider's value is a training step; each column shows its run's last sample at or before it.
-  // Reaching the last step means "follow the latest".
+  // The slider's value is a step; each column shows its run's last sample at or before it. The last: "latest".
   function onSlider() {
     const steps = state.steps;
     if (!steps.length) return;
@@ -120,8 +119,7 @@ async function createTab(parent) {
     pendingFrame = requestAnimationFrame(() => update({ keepSlider: true }));
   }
 
-  // Arrow keys jump between logged steps: irregular steps (0, 20, ..., 220, 239) give the range a step
-  // of 1, and twenty presses to reach the next picture would be useless.
+  // Arrow keys jump between logged steps (irregular steps give the range a step of 1: presses would be wasted).
   function onSliderKey(event) {
     const steps = state.steps;
     const forward = event.key === 'ArrowRight' || event.key === 'ArrowUp';
@@ -253,7 +251,9 @@ async function createTab(parent) {
     const view = viewOf(state.view);
     const layers = layerUnion(view.kind);
     if (!layers.includes(state.layer)) state.layer = layers[0] ?? null;
-    shell.markViewButtons(ui.viewButtons, view.kind);
+    const who = state.selected.size > 1 ? 'the selected runs' : 'the selected run';
+    shell.markViewButtons(ui.viewButtons, view.kind, new Map(VIEWS.filter((each) => state.selected.size
+      && !selectedRuns().some((entry) => layersOf(entry, each.kind).length)).map((each) => [each.kind, neverLoggedText(each, who)])));
     for (const [kind, control] of controls) control.hidden = kind !== view.kind;
     ui.layerTitle.textContent = view.listTitle ?? 'Layers';
     renderSidebarFlags(layers);
@@ -268,7 +268,7 @@ async function createTab(parent) {
       return;
     }
     if (!state.layer) {
-      showMessage(dom.emptyBox(`No ${view.noun} logged in the selected runs. Log them with ${view.logCalls.join(' and ')}.`));
+      showMessage(dom.emptyBox(neverLoggedText(view, who)));
       return;
     }
     return renderView(current, view, layers, keepSlider, quiet);

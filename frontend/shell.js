@@ -70,11 +70,18 @@ export function renderRunList(container, runs, selected, colorOf) {
   }));
 }
 
-export function markViewButtons(container, view) {
+/**
+ * Marks the shown view's button, and greys those of views no selected run logged (`notLogged`: kind -> the
+ * text saying which call logs it): they stay clickable, and say why they are empty.
+ */
+export function markViewButtons(container, view, notLogged = new Map()) {
   for (const button of container.querySelectorAll('.view-button')) {
     const active = button.dataset.view === view;
     button.classList.toggle('active', active);
     button.setAttribute('aria-pressed', String(active));
+    const why = notLogged.get(button.dataset.view);
+    button.classList.toggle('not-logged', Boolean(why));
+    button.title = why || '';
   }
 }
 
@@ -190,6 +197,7 @@ function layerTree(layers, depth = 0, parentKey = '') {
 export function configureSlider(slider, label, steps, value, followsLatest) {
   if (!steps.length) {
     slider.disabled = true;
+    slider.hidden = true;
     label.textContent = 'no steps';
     return;
   }
@@ -199,8 +207,11 @@ export function configureSlider(slider, label, steps, value, followsLatest) {
   slider.max = String(Math.max(last, first));
   slider.step = '1'; // any step can be asked for: each column shows its last sample at or before it
   slider.value = String(value);
+  // One logged step: no knob to move, and none left at the far left of an empty range beside "latest".
   slider.disabled = steps.length < 2;
+  slider.hidden = steps.length < 2;
   setStepLabel(label, value, followsLatest);
+  if (steps.length < 2) label.textContent = `step ${value} (the only step logged)`;
 }
 
 export function setStepLabel(label, value, followsLatest) {

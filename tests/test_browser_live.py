@@ -64,7 +64,10 @@ def test_new_steps_and_runs_appear_without_a_click(browser, live):
     problems: list[str] = []
     page, frame = open_tab(browser, url, problems, fragment=f"cnnviz&p.cnnviz.reload={PERIOD_S}")
     frame.locator(".layer-item[data-layer='3']").click()  # not the first layer: the user's place
-    frame.wait_for_function(f"{STEP_LABEL} === 'step 0' && !document.querySelector('.run-body.stale')")
+    frame.wait_for_function(f"{STEP_LABEL}.startsWith('step 0') && !document.querySelector('.run-body.stale')")
+    # One logged step: no slider knob left at the far left of an empty range, the label says why.
+    assert frame.evaluate(f"[document.getElementById('step-slider').hidden, {STEP_LABEL}]") == [
+        True, "step 0 (the only step logged)"]
     frame.evaluate("document.querySelector(\".run-column[data-run='a_first']\").dataset.before = 'yes'")
 
     written = time.monotonic()
