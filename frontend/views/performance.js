@@ -298,11 +298,11 @@ function attributeChart(name, binned, meta, sprites) {
       chart.append(svg('rect', { x: x(i) - step * 0.3, width: step * 0.6, y: top + plotHeight - barHeight, height: barHeight, class: 'count-bar' }));
     }
   });
-  binValueLabels(chart, bins, x, step, height - bottom + 12);
+  binValueLabels(chart, bins, x, step, height - bottom + 15);
   const counts = bins.map((bin) => String(bin.count));
-  chart.append(svg('text', { x: left - 4, y: height - bottom + 26, 'text-anchor': 'end', class: 'chart-count' }, ['n']));
+  chart.append(svg('text', { x: left - 4, y: height - bottom + 29, 'text-anchor': 'end', class: 'chart-count' }, ['n']));
   for (const i of fitting(counts, step)) {
-    chart.append(svg('text', { x: x(i), y: height - bottom + 26, 'text-anchor': 'middle', class: 'chart-count' }, [counts[i]]));
+    chart.append(svg('text', { x: x(i), y: height - bottom + 29, 'text-anchor': 'middle', class: 'chart-count' }, [counts[i]]));
   }
   if (labelled) {
     const points = bins.map((bin, i) => (bin.count ? `${x(i)},${y(bin.accuracy)}` : null)).filter(Boolean);
