@@ -5,9 +5,17 @@ PY := $(VENV)/bin/python
 LOGDIR ?= runs/demo
 PORT ?= 6006
 
-.PHONY: demo test test-quick bench chromium venv clean
+.PHONY: demo test test-quick bench chromium venv demo-venv clean
 
 venv: $(VENV)/.installed
+
+# The demo needs the package alone, not the test extras (playwright, captum, timm, lightning, moto...).
+demo-venv: $(VENV)/.demo-installed
+
+$(VENV)/.demo-installed: setup.py pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
 
 $(VENV)/.installed: setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +28,9 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-demo: venv
-	$(VENV)/bin/tb-cnnviz demo --logdir $(LOGDIR)
+# LOGDIR= and PORT= change where the runs go and where TensorBoard serves them.
+demo: demo-venv
+	$(VENV)/bin/tb-cnnviz demo --logdir $(LOGDIR) --served-at http://127.0.0.1:$(PORT)
 	$(VENV)/bin/tensorboard --logdir $(LOGDIR) --host 127.0.0.1 --port $(PORT)
 
 test: venv chromium

@@ -2,8 +2,8 @@
 //
 // createModel() makes one tab's data access (app.js makes it; views reach it as ctx.model). Every JSON reply and
 // every decoded picture is cached by URL in it, so moving the step slider back, switching views or re-rendering
-// never asks the server twice for the same thing. `clearCache()` (the Reload button) is the one way to see data
-// logged since. A view with routes of its own asks them with `getJson(routeUrl(route, params))`.
+// never asks the server twice for the same thing. `forgetChanging()` (a live refresh, live.js) drops what newly
+// logged data can change. A view with routes of its own asks them with `getJson(routeUrl(route, params))`.
 
 // Routes live beside /static/, whatever URL prefix TensorBoard runs under. Relative URLs in fetch()
 // would resolve against the iframe document, so the base comes from this module's own URL
@@ -99,11 +99,15 @@ export function createModel() {
     onActivity: (listener) => { activityListeners.add(listener); },
     /** How many requests are in flight now. */
     pendingCount: () => pending,
-    /** Forgets every cached reply so that the next calls see newly logged data. */
-    clearCache() {
-      jsonCache.clear();
-      bitmapCache.clear();
+    /**
+     * Forgets the cached replies that newly logged data can change (the runs, steps, dead-filter series and
+     * summaries...), so that the next calls ask again: a step's sample, and every picture, never change.
+     */
+    forgetChanging() {
+      for (const url of [...jsonCache.keys()]) if (new URL(url).pathname.split('/').pop() !== 'sample') jsonCache.delete(url);
     },
+    /** The run a shown name stands for ("run · model" is a model of run `run`), else the name itself. */
+    runOf: (shown) => (models.has(shown) ? models.get(shown).run : shown),
     fetchRuns: () => getJson(routeUrl('runs')).then(modelsAsRuns),
     /**
      * /steps of one series. Its `latest` (a picture series' latest sample, as /sample answers it) goes into the

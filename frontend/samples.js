@@ -11,6 +11,23 @@ export function layersOf(entry, kind) {
   return Array.isArray(entry[kind]) ? entry[kind].filter((name) => typeof name === 'string') : [];
 }
 
+/**
+ * The union of name lists in model order: a name missing from the first list is inserted after the name that
+ * precedes it in the list that has it.
+ */
+export function unionInOrder(lists) {
+  const union = [];
+  for (const list of lists) {
+    let position = 0;
+    for (const name of list) {
+      const found = union.indexOf(name);
+      if (found >= 0) position = found + 1;
+      else union.splice(position++, 0, name);
+    }
+  }
+  return union;
+}
+
 /** The largest of `steps` (sorted) that is <= `step`, or undefined. */
 export function atOrBefore(steps, step) {
   let found;
@@ -105,10 +122,27 @@ export function sampleView(descriptor) {
   };
 }
 
+/** 'This run never watched for dead filters: viz.watch_dead_filters(every=100) does.' and the like. */
+export function neverLoggedText(view, who) {
+  const what = view.kind === 'dead' ? 'watched for dead filters (nothing was measured, none were found)' : `logged ${view.noun}`;
+  return `${who[0].toUpperCase()}${who.slice(1)} never ${what}: ${view.logCalls.join(' or ')} does.`;
+}
+
+/**
+ * Why a run's column of a view is empty when the run has no series for the layer: the view was never logged in
+ * this run (and the call that logs it), or it was, for other layers.
+ */
+export function notLoggedBox(view, ctx) {
+  const logged = layersOf(ctx.entry, view.kind);
+  if (!logged.length) return emptyBox(neverLoggedText(view, 'this run'));
+  return emptyBox(`Layer ${ctx.layer} has no ${view.noun} in this run; it has them for ${logged.length === 1 ? 'layer' : 'layers'} `
+    + `${logged.slice(0, 6).join(', ')}${logged.length > 6 ? `, … (${logged.length} in all)` : ''}.`);
+}
+
 async function sampleColumn(view, ctx, steps, sliderStep) {
   const { model, run, layer } = ctx;
   const noun = view.title.toLowerCase();
-  if (steps === null) return { content: emptyBox(`No ${noun} logged for layer ${layer} in this run.`) };
+  if (steps === null) return { content: notLoggedBox(view, ctx) };
   if (steps instanceof Error) return { content: errorBox(steps.message) };
   if (!steps.length) return { content: emptyBox(`No ${noun} steps logged for layer ${layer} yet.`) };
   const step = atOrBefore(steps, sliderStep);

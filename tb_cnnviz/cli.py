@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--dead-every", type=int, default=50, help="steps between dead-filter flushes")
     demo.add_argument("--shapes-steps", type=int, default=800, help="training steps of the shapes run (default: 800; 0: none)")
     demo.add_argument("--quick", action="store_true", help="a short run for tests: 240 steps, no shapes run")
+    demo.add_argument("--served-at", metavar="URL",
+                      help="TensorBoard is started next by the caller (make demo) at URL: the last line says so")
     analyze = commands.add_parser("analyze", help="log every view for a trained model: a checkpoint and a folder of images")
     analyze.add_argument("--model", help="package.module:factory, a function returning the (untrained) model")
     analyze.add_argument("--checkpoint", required=True, help="a state dict saved with torch.save (or a pickled module)")
@@ -59,8 +61,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--shapes-steps must be 0 (no shapes run) or more; got {args.shapes_steps}")
         run_demo(args.logdir, steps=steps, log_every=log_every, dead_every=dead_every,
                  shapes_steps=0 if args.quick else args.shapes_steps)
-        print(f"Now run: tensorboard --logdir {args.logdir}  and open the CNNVIZ tab")
+        print(demo_last_line(args.logdir, args.served_at))
     return 0
+
+
+def demo_last_line(logdir: str, served_at: str | None) -> str:
+    """What the demo says last: how to see its runs, or, when its caller starts TensorBoard (make demo), where."""
+    if served_at:
+        return f"Starting TensorBoard on {served_at} : open it, then the CNNVIZ tab (Ctrl-C stops it)"
+    return f"Now run: tensorboard --logdir {logdir}  and open the CNNVIZ tab"
 
 
 def _floats(text: str, name: str) -> tuple[float, ...]:

@@ -54,16 +54,16 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
-def open_tab(browser, url: str, problems: list[str], ready: str = ".layer-item", on_request=None):
-    """TensorBoard's own page at the CNNVIZ tab, once ``ready`` shows in it; returns (page, the plugin's iframe).
-    ``on_request(url)`` sees every request the page makes, from the first."""
+def open_tab(browser, url: str, problems: list[str], ready: str = ".layer-item", on_request=None, fragment="cnnviz"):
+    """TensorBoard's own page at the CNNVIZ tab (``fragment``: the URL's hash), once ``ready`` shows in it; returns
+    (page, the plugin's iframe). ``on_request(url)`` sees every request the page makes, from the first."""
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     if on_request is not None:
         page.on("request", lambda request: on_request(request.url))
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text} @ {m.location.get('url')}")
             if m.type in ("error", "warning") else None)
-    page.goto(url + "/#cnnviz")
+    page.goto(f"{url}/#{fragment}")
     deadline = time.monotonic() + 30
     while True:
         frame = next((f for f in page.frames if "plugin_entry.html?name=cnnviz" in f.url), None)

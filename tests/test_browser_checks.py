@@ -52,7 +52,7 @@ def test_badges_curves_on_hover_and_the_trend(browser, checks_url):  # noqa: F81
                 f"check-verdict {'check-pass' if checks['pointing'][index] else 'check-fail'}")
 
     badge = column.locator(".attribution-cell[data-method='grad_cam'] .checks-badge").first
-    detail = badge.locator(".checks-detail")
+    detail = column.locator(".attribution-row").first.locator(".checks-detail")  # in a strip across the row
     expect(detail).to_be_hidden()
     badge.hover()
     expect(detail).to_be_visible()
@@ -60,6 +60,27 @@ def test_badges_curves_on_hover_and_the_trend(browser, checks_url):  # noqa: F81
     expect(detail.locator(".similarity-row")).to_have_count(5)  # fc and the four convs, logits first
     points = detail.locator("svg[data-curve='deletion'] polyline.curve-map").get_attribute("points").split()
     assert len(points) == 33  # 32 deletion steps and the whole image
+
+    # The popup pushes the next row down instead of covering it, and stays inside the column.
+    below = column.locator(".attribution-row").nth(1).bounding_box()
+    shown, inside = detail.bounding_box(), column.bounding_box()
+    assert shown["y"] + shown["height"] <= below["y"] + 0.5, (shown, below)
+    assert shown["x"] >= inside["x"] - 0.5 and shown["x"] + shown["width"] <= inside["x"] + inside["width"] + 0.5
+    # Signed correlations drawn signed: the number keeps its sign, a negative bar points the other way.
+    meta = json.loads(fetch(checks_url, "sample", {"run": RUN_NAME, "kind": "attribution", "layer": "grad_cam",
+                                                   "step": STEPS}))["meta"]
+    similarity = meta["checks"]["similarity"][0]
+    shown_values = detail.locator(".similarity-value").all_inner_texts()
+    assert shown_values == [f"{'−' if r < 0 else '+'}{abs(r):.2f}" for r in similarity], (shown_values, similarity)
+    sides = detail.locator(".similarity-bar").evaluate_all("bars => bars.map((b) => b.classList.contains('negative'))")
+    assert sides == [r < 0 for r in similarity]
+    # Class names where a class appears: the probe's true class and the map's class, not their numbers.
+    names = json.loads(fetch(checks_url, "steps", {"run": RUN_NAME, "kind": "performance", "layer": "held_out"}))
+    names = names["latest"]["meta"]["class_names"]
+    first = column.locator(".attribution-row").first
+    expect(first.locator(".true-label")).to_have_text(f" · true {names[meta['labels'][0]]}")
+    expect(first.locator(".attribution-cell[data-method='grad_cam'] .explained-class")).to_contain_text(
+        f"map of class {names[meta['targets'][0]]}")
 
     trend = column.locator(".checks-trend")
     expect(trend).to_be_visible()

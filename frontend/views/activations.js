@@ -1,7 +1,7 @@
 // The "Activations" view: a layer's output maps for the fixed probe images, one mosaic per image with a tile
 // per channel, dead and NaN/Inf channels outlined, each channel's statistics on hover.
 
-import { asArray, el, emptyBox, formatNumber, formatShape, hideTooltip, indexList, note, plural, showTooltip, svg } from '../dom.js';
+import { asArray, classLabel, el, emptyBox, formatNumber, formatShape, hideTooltip, indexList, note, plural, showTooltip, svg } from '../dom.js';
 import { pictureUrls, sampleView, showImageError } from '../samples.js';
 
 const MIN_ACTIVATION_TILE_PX = 48; // small maps are scaled up until a tile is at least this big
@@ -16,7 +16,8 @@ export default sampleView({
 });
 
 async function content(ctx) {
-  const { element, images } = activationsView(ctx.sample, pictureUrls(ctx));
+  const names = await ctx.ask('classNames'); // the run's class names, when it logged them (performance view)
+  const { element, images } = activationsView(ctx.sample, pictureUrls(ctx), names);
   // Let the new mosaics decode before they replace the old ones, so that moving the slider does not blink.
   await Promise.race([
     Promise.allSettled(images.map((img) => img.decode())),
@@ -30,8 +31,8 @@ async function content(ctx) {
  * tooltips. `imageUrls[n]` is the PNG of image n; a failed picture shows the server's reason in its place.
  * Returns {element, images}.
  */
-function activationsView(sample, imageUrls) {
-  const meta = sample.meta || {};
+function activationsView(sample, imageUrls, classNames = null) {
+  const meta = { ...(sample.meta || {}), class_names: (sample.meta || {}).class_names ?? classNames };
   const tile = meta.tile || {};
   const channels = asArray(meta.channels);
   const dead = asArray(meta.dead);
@@ -99,7 +100,8 @@ function mosaicFigure(meta, tile, marks, url, index) {
   const labels = asArray(meta.labels);
   const label = labels[index];
   const caption = el('figcaption', {},
-    [`image ${index}`, label !== null && label !== undefined ? el('span', { className: 'probe-label', text: ` · label ${label}` }) : null]);
+    [`image ${index}`, label !== null && label !== undefined
+      ? el('span', { className: 'probe-label', text: ` · label ${typeof label === 'number' ? classLabel(meta, label) : label}` }) : null]);
   const size = mosaicSize(tile);
   const scale = Math.max(1, Math.ceil(MIN_ACTIVATION_TILE_PX / Math.max(1, Math.min(tile.height, tile.width))));
   const img = el('img', { className: 'mosaic', attrs: { alt: `activations of ${meta.layer ?? 'layer'} for probe image ${index}`,

@@ -4,7 +4,7 @@
 // method shown sits in the same column, each at its latest step at or before the slider's.
 
 import { inferno } from '../colormap.js';
-import { el, emptyBox, errorBox, extent, formatNumber, hideTooltip, percent, showTooltip } from '../dom.js';
+import { classLabel, el, emptyBox, errorBox, extent, formatNumber, hideTooltip, percent, showTooltip } from '../dom.js';
 import { atOrBefore, pictureUrl, runSteps, thinnedNote } from '../samples.js';
 import { checksBadge, checksTrend, trendSteps } from './attribution_checks.js';
 
@@ -37,6 +37,7 @@ function control({ root }) {
 }
 
 async function column(ctx, stepLists, sliderStep) {
+  const names = await ctx.ask('classNames'); // the run's class names, when it logged them (performance view)
   const entries = await Promise.all(ctx.items.map(async (method, i) => {
     const steps = stepLists[i];
     if (steps === null) return { method };
@@ -46,6 +47,9 @@ async function column(ctx, stepLists, sliderStep) {
     try {
       const at = { model: ctx.model, run: ctx.run, kind: 'attribution', layer: method, step };
       at.sample = await ctx.model.fetchSample(ctx.run, 'attribution', method, step);
+      if (names && at.sample.meta && !at.sample.meta.class_names) {
+        at.sample = { ...at.sample, meta: { ...at.sample.meta, class_names: names } }; // a copy: the cache keeps its own
+      }
       const count = Number(at.sample.meta && at.sample.meta.images) || 0;
       const urls = { input: (n) => pictureUrl(at, n), map: (n) => pictureUrl(at, count + n) };
       return { method, sample: at.sample, urls, stepText: `step ${step}` };
@@ -129,22 +133,24 @@ function probeRow(reference, entries, index) {
   const size = cellSize(meta);
   const input = el('img', { className: 'attribution-input', attrs: { alt: `probe image ${index}`, width: size.width,
     height: size.height, draggable: 'false', src: reference.urls.input(index) } });
-  const cells = entries.map((entry) => mapCell(entry, index, size));
+  const slot = el('div', { className: 'checks-detail-slot' }); // a map's checks detail, across the row
+  const cells = entries.map((entry) => mapCell(entry, index, size, slot));
   return el('div', { className: 'attribution-row', dataset: { image: index } }, [
     el('figure', { className: 'attribution-cell', style: { width: `${size.width}px` } }, [cellTitle('input'), input, el('figcaption', {}, classLines(meta, index))]),
     ...cells,
+    slot,
   ]);
 }
 
 function classLines(meta, index) {
   const label = (meta.labels || [])[index];
   const lines = [el('span', { text: `image ${index}` })];
-  if (label !== null && label !== undefined) lines.push(el('span', { className: 'true-label', text: ` · true ${label}` }));
+  if (label !== null && label !== undefined) lines.push(el('span', { className: 'true-label', text: ` · true ${classLabel(meta, label)}` }));
   const predicted = (meta.predicted || [])[index];
   if (predicted !== undefined) {
     const wrong = label !== null && label !== undefined && predicted !== label;
     lines.push(el('span', { className: wrong ? 'predicted wrong' : 'predicted',
-      text: ` · predicted ${predicted} (${formatProbability((meta.predicted_probability || [])[index])})` }));
+      text: ` · predicted ${classLabel(meta, predicted)} (${formatProbability((meta.predicted_probability || [])[index])})` }));
   }
   return lines;
 }
@@ -153,7 +159,7 @@ function formatProbability(value) {
   return percent(value, '?');
 }
 
-function mapCell(entry, index, size) {
+function mapCell(entry, index, size, slot) {
   const meta = entry.sample.meta;
   const frame = el('div', { className: 'overlay-frame', style: { width: `${size.width}px`, height: `${size.height}px` } });
   const base = el('img', { className: 'overlay-base', attrs: { alt: '', width: size.width, height: size.height,
@@ -164,12 +170,32 @@ function mapCell(entry, index, size) {
   else frame.append(el('img', { className: 'overlay-map signed-map', attrs: { alt: `${entry.method} map of image ${index}`,
     width: size.width, height: size.height, draggable: 'false', src: entry.urls.map(index) } }));
   const target = (meta.targets || [])[index];
+  const probability = formatProbability((meta.target_probability || [])[index]);
   const caption = el('figcaption', {}, [
-    el('span', { text: `explains ${target ?? '?'} (${formatProbability((meta.target_probability || [])[index])})` }),
+    el('span', { className: 'explained-class', text: `map of class ${classLabel(meta, target)} (p\u00a0${probability})`,
+      title: `what raises the model's score for class ${classLabel(meta, target)}, whose probability is ${probability}` }),
     meta.style === 'occlusion' ? occlusionLegend(meta, index) : null,
+    flatMapNote(meta, index),
   ]);
   return el('figure', { className: 'attribution-cell', dataset: { method: entry.method }, style: { width: `${size.width}px` } },
-    [cellTitle(methodTitle(entry.method), entry.stepText), frame, caption, checksBadge(meta.checks, index)]);
+    [cellTitle(methodTitle(entry.method), entry.stepText), frame, caption, checksBadge(meta.checks, index, slot)]);
+}
+
+/**
+ * A note under a map that has nothing to show: all zero (a Grad-CAM whose class gradient never reaches the
+ * layer's positive part, a saturated saliency) or one value everywhere (an occlusion that changes nothing).
+ */
+function flatMapNote(meta, index) {
+  let flat = null;
+  if (meta.style === 'occlusion') {
+    const { lo, hi } = occlusionRange(((meta.grid && meta.grid.values) || [])[index] || []);
+    if (Number.isFinite(lo) && lo === hi) flat = `constant map: occluding any part leaves the probability at ${formatProbability(lo)}`;
+  } else if ((meta.scale || [])[index] === 0) {
+    flat = meta.method === 'grad_cam' || meta.method === 'guided_grad_cam'
+      ? 'all-zero map: no positive Grad-CAM evidence for this class at this layer (not a loading failure)'
+      : 'all-zero map: the class score does not change with any input pixel here (not a loading failure)';
+  }
+  return flat ? el('div', { className: 'note flat-map', text: flat }) : null;
 }
 
 function occlusionLegend(meta, index) {

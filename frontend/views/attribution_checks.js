@@ -17,6 +17,21 @@ function fixed(value, digits = 2) {
   return finite(value) ? value.toFixed(digits) : '–';
 }
 
+/** A signed number with its sign: '+0.87', '−0.95' (a minus sign, not a hyphen), '–' when missing. */
+function signed(value) {
+  if (!finite(value)) return '–';
+  return value < 0 ? `\u2212${Math.abs(value).toFixed(2)}` : `+${value.toFixed(2)}`;
+}
+
+/** A bar from the middle of a track: right for a positive correlation, left (another colour) for a negative one. */
+function signedBar(value) {
+  const r = finite(value) ? Math.max(-1, Math.min(1, value)) : 0;
+  const half = 40; // px each side of zero
+  const bar = el('span', { className: `similarity-bar ${r < 0 ? 'negative' : 'positive'}`, dataset: { value: String(r) },
+    style: { width: `${Math.round(Math.abs(r) * half)}px`, [r < 0 ? 'right' : 'left']: `${half}px` } });
+  return el('span', { className: 'similarity-track', title: `rank correlation ${signed(value)}` }, [bar]);
+}
+
 function mean(values) {
   const kept = (Array.isArray(values) ? values : []).filter(finite);
   return kept.length ? kept.reduce((a, b) => a + b, 0) / kept.length : null;
@@ -36,8 +51,12 @@ function verdict(name, label, passed, title) {
   });
 }
 
-/** The badge under image `index`'s map, or null when the map was logged without checks. */
-export function checksBadge(checks, index) {
+/**
+ * The badge under image `index`'s map, or null when the map was logged without checks. Its detail (curves,
+ * correlations) shows on hover or focus in `slot`, a strip across the whole row under the maps: it pushes the
+ * next row down instead of covering it, and has the row's width, not a map's.
+ */
+export function checksBadge(checks, index, slot) {
   if (!checks || typeof checks !== 'object') return null;
   const similarity = at(checks.similarity, index);
   const threshold = finite(checks.sanity_threshold) ? checks.sanity_threshold : 0.5;
@@ -58,8 +77,11 @@ export function checksBadge(checks, index) {
   }
   const detail = el('div', { className: 'checks-detail', hidden: true }, checksDetail(checks, index));
   const badge = el('div', { className: 'checks-badge', attrs: { tabindex: '0', role: 'group', 'aria-label': 'map checks' },
-    dataset: { image: index } }, [...verdicts, detail]);
-  const show = () => { detail.hidden = false; };
+    dataset: { image: index } }, [...verdicts, slot ? null : detail]);
+  const show = () => {
+    if (slot) slot.replaceChildren(detail);
+    detail.hidden = false;
+  };
   const hide = () => { detail.hidden = true; };
   badge.addEventListener('mouseenter', show);
   badge.addEventListener('mouseleave', hide);
@@ -76,8 +98,8 @@ function checksDetail(checks, index) {
   const similarity = at(checks.similarity, index) || [];
   const rows = layers.map((layer, k) => el('div', { className: 'similarity-row' }, [
     el('span', { className: 'similarity-layer', text: `… ${layer}` }),
-    el('span', { className: 'similarity-bar', style: { width: `${Math.round(Math.min(1, Math.abs(finite(similarity[k]) ? similarity[k] : 0)) * 60)}px` } }),
-    el('span', { className: 'similarity-value', text: fixed(similarity[k]) }),
+    signedBar(similarity[k]),
+    el('span', { className: 'similarity-value', text: signed(similarity[k]) }),
   ]));
   return [
     el('div', { className: 'checks-charts' }, [

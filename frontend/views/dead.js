@@ -4,14 +4,14 @@
 // dormant channels, never dead ones: its /dead reply's `health` says which.
 
 import { asArray, el, emptyBox, errorBox, formatNumber, hideTooltip, indexList, note, plural, showTooltip, toNumber, ACCENT } from '../dom.js';
-import { layersOf } from '../samples.js';
+import { layersOf, notLoggedBox } from '../samples.js';
 import { deadColumnAt, fetchDead, flags, offWord, provides, summaryOf } from './dead_flags.js';
 
 const DEAD_COLOR = '#ff1744';
 const TIMELINE = { left: 44, top: 8, right: 10, bottom: 34, maxWidth: 640, maxHeight: 420 };
 
 // A column of this view is one run's /dead reply for the layer; the slider runs over its flushes.
-export default {
+const DESCRIPTOR = {
   kind: 'dead',
   title: 'Dead filters',
   noun: 'dead filters',
@@ -22,6 +22,7 @@ export default {
   flags,
   provides,
 };
+export default DESCRIPTOR;
 
 /** The run's /dead reply for the layer, with `latestOff`: the off channels /dead_summary lists for its last flush. */
 async function runDead(ctx) {
@@ -39,7 +40,7 @@ async function runDead(ctx) {
 }
 
 async function column(ctx, reply, sliderStep) {
-  if (reply === null) return { content: emptyBox(`No dead-filter statistics for layer ${ctx.layer} in this run.`) };
+  if (reply === null) return { content: notLoggedBox(DESCRIPTOR, ctx) };
   if (reply instanceof Error) return { content: errorBox(reply.message) };
   const steps = reply.steps;
   const limit = Number(reply.held_limit) > 0 // the user's --samples_per_plugin bounds the flushes held
@@ -72,7 +73,7 @@ function deadView(data, markStep) {
   return el('div', { className: 'dead-view' }, [
     note('sample-meta', `${channels} channels · ${flushesText(data.downsampled, steps.length)} · ${word} when rate ≥ ${formatNumber(threshold)}`),
     word === 'dormant' ? note('flag-dormant', 'A smooth activation (SiLU, GELU, ...): an off channel is dormant, never positive over the window, but its gradient still flows, so it may recover.') : null,
-    el('div', { className: 'timeline-frame' }, [canvas]),
+    showingLatest(el('div', { className: 'timeline-frame' }, [canvas])),
     timelineLegend(threshold, word),
     offAtFlush(offNow, word, channels, `the latest flush (step ${steps[latest]})`, 'dead-latest'),
     marked >= 0 && marked !== latest
@@ -98,6 +99,20 @@ function offAtFlush(off, word, channels, when, className) {
   if (!off.length) return note(className, `No ${word} channels at ${when}.`);
   const said = `${word[0].toUpperCase()}${word.slice(1)} at ${when}: ${plural(off.length, 'channel')} of ${channels}: ${indexList(off, 64)}`;
   return note(`${className} flag-${word}`, said);
+}
+
+/**
+ * A heat map wider than its column scrolls, and opens scrolled to its right end: the latest steps are the ones
+ * a user watching a run wants, never the ones cut off. Done once the frame is laid out (it is built detached).
+ */
+function showingLatest(frame) {
+  const observer = new ResizeObserver(() => {
+    if (!frame.clientWidth) return;
+    frame.scrollLeft = frame.scrollWidth;
+    observer.disconnect();
+  });
+  observer.observe(frame);
+  return frame;
 }
 
 /** Rate 0..1 -> dark to muted red; a dead cell gets its own, brighter colour. */

@@ -8,7 +8,7 @@
 import { inferno } from '../colormap.js';
 import { ACCENT, asArray, classLabel as className, drawSpriteCell, el, emptyBox, formatNumber, hideTooltip, percent, plural,
   showTooltip, svg } from '../dom.js';
-import { picture, sampleView } from '../samples.js';
+import { layersOf, picture, sampleView } from '../samples.js';
 import { classBars, classCount, classTable } from './performance_table.js';
 
 const CELL_PX = 22;
@@ -16,6 +16,16 @@ const THUMB_PX = 48;
 /** Up to this many classes, accuracy by class is a bar per class; above, a sortable, searchable table. */
 const CLASS_BARS_UP_TO = 20;
 const CHART = { width: 300, height: 150, left: 34, right: 8, top: 8, bottom: 34 };
+// The attribute charts have two rows under the plot: the bins' values and their counts.
+const ATTRIBUTE_CHART = { ...CHART, height: 172, bottom: 56, right: 22 }; // room for the last edge's value
+// A label's width in px, estimated from its length at the charts' 10 px font (no layout needed to thin them).
+const labelWidth = (text) => 6 * String(text).length + 6;
+
+/** Of `labels` spaced `spacing` px apart, the indices to draw: every k-th, so that none overlaps the next. */
+function fitting(labels, spacing) {
+  const every = Math.max(1, Math.ceil(Math.max(0, ...labels.map(labelWidth)) / Math.max(1, spacing)));
+  return labels.map((_, i) => i).filter((i) => i % every === 0);
+}
 
 export default sampleView({
   kind: 'performance',
@@ -24,7 +34,25 @@ export default sampleView({
   logCalls: ['viz.log_performance(data, step)'],
   listTitle: 'Data sets',
   content,
+  provides: { classNames },
 });
+
+/**
+ * The run's class names, for the views that show classes by number (ctx.ask('classNames')): those its latest
+ * accuracy view of a data set was logged with (log_performance(..., class_names=...)); null when none has them.
+ */
+async function classNames(ctx) {
+  for (const name of layersOf(ctx.entry, 'performance')) {
+    try {
+      const reply = await ctx.model.fetchSteps(ctx.entry.run, 'performance', name);
+      const names = reply && reply.latest && reply.latest.meta && reply.latest.meta.class_names;
+      if (Array.isArray(names) && names.length) return names.map(String);
+    } catch {
+      // another data set may have them
+    }
+  }
+  return null;
+}
 
 /** The sample's pictures: a sprite of thumbnails of wrong examples, then their saliency maps (both optional). */
 async function content(ctx) {
@@ -225,6 +253,20 @@ function prCurvesNote(meta, sample) {
 
 /* ------------------------------------------------------------------ attributes */
 
+/**
+ * The bins' values under the plot: a categorical bin's value at its centre; quantile bins' edges at their
+ * boundaries. Thinned to every k-th where they would run together (the tooltip names every bin).
+ */
+function binValueLabels(chart, bins, x, step, y) {
+  const ranged = bins.length && bins.every((bin) => Array.isArray(bin.bin));
+  const labels = ranged ? [...bins.map((bin) => formatNumber(bin.bin[0])), formatNumber(bins[bins.length - 1].bin[1])]
+    : bins.map((bin) => String(bin.bin));
+  const at = (i) => (ranged ? x(i) - step / 2 : x(i));
+  for (const i of fitting(labels, step)) {
+    chart.append(svg('text', { x: at(i), y, 'text-anchor': 'middle', class: 'chart-tick bin-value' }, [labels[i]]));
+  }
+}
+
 function binLabel(bin) {
   if (Array.isArray(bin.bin)) return `${formatNumber(bin.bin[0])}–${formatNumber(bin.bin[1])}`;
   return String(bin.bin);
@@ -232,7 +274,7 @@ function binLabel(bin) {
 
 function attributeChart(name, binned, meta, sprites) {
   const bins = Array.isArray(binned.bins) ? binned.bins : [];
-  const { width, height, left, right, top, bottom } = CHART;
+  const { width, height, left, right, top, bottom } = ATTRIBUTE_CHART;
   const plotWidth = width - left - right;
   const plotHeight = height - top - bottom;
   const step = bins.length ? plotWidth / bins.length : plotWidth;
@@ -255,8 +297,13 @@ function attributeChart(name, binned, meta, sprites) {
       const barHeight = plotHeight * bin.count / maxCount;
       chart.append(svg('rect', { x: x(i) - step * 0.3, width: step * 0.6, y: top + plotHeight - barHeight, height: barHeight, class: 'count-bar' }));
     }
-    chart.append(svg('text', { x: x(i), y: height - bottom + 12, 'text-anchor': 'middle', class: 'chart-count' }, [`n=${bin.count}`]));
   });
+  binValueLabels(chart, bins, x, step, height - bottom + 15);
+  const counts = bins.map((bin) => String(bin.count));
+  chart.append(svg('text', { x: left - 4, y: height - bottom + 29, 'text-anchor': 'end', class: 'chart-count' }, ['n']));
+  for (const i of fitting(counts, step)) {
+    chart.append(svg('text', { x: x(i), y: height - bottom + 29, 'text-anchor': 'middle', class: 'chart-count' }, [counts[i]]));
+  }
   if (labelled) {
     const points = bins.map((bin, i) => (bin.count ? `${x(i)},${y(bin.accuracy)}` : null)).filter(Boolean);
     if (points.length > 1) chart.insertBefore(svg('polyline', { points: points.join(' '), class: 'bin-line' }), chart.querySelector('circle'));
@@ -304,7 +351,8 @@ function reliabilityChart(calibration) {
   });
   for (const tick of [0, 0.5, 1]) {
     chart.append(svg('text', { x: left - 4, y: y(tick) + 3, 'text-anchor': 'end', class: 'chart-tick' }, [`${tick * 100}%`]));
-    chart.append(svg('text', { x: x(tick), y: height - bottom + 12, 'text-anchor': 'middle', class: 'chart-tick' }, [`${tick * 100}%`]));
+    const anchor = tick === 1 ? 'end' : tick === 0 ? 'start' : 'middle'; // '100%' stays inside the chart
+    chart.append(svg('text', { x: x(tick), y: height - bottom + 12, 'text-anchor': anchor, class: 'chart-tick' }, [`${tick * 100}%`]));
   }
   chart.append(svg('text', { x: left + plotWidth / 2, y: height - 4, 'text-anchor': 'middle', class: 'chart-axis' },
     ['confidence (bars: accuracy; line: perfect calibration)']));

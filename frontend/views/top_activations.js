@@ -95,6 +95,7 @@ function unitRow(meta, unit, row, sprite, noun, flags, detail, context) {
   const off = flag && typeof flag.rate === 'number' ? flag : null;
   const label = el('button', { className: 'top-unit-label', attrs: { type: 'button' }, dataset: { unit: unit.unit } }, [
     `${noun} ${unit.unit}`,
+    off && off.off ? ' ' : null, // a space in the text too: "channel 1 dead", not "channel 1dead"
     off && off.off ? el('span', { className: `${off.health}-badge`, text: off.health }) : null,
   ]);
   const element = el('div', { className: 'top-unit', dataset: { unit: unit.unit } }, [label, el('div', { className: 'top-patches' }, patches)]);
