@@ -54,6 +54,7 @@ bench: venv
 	$(PY) benchmarks/concurrency.py
 	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/long_run.py
+	$(PY) benchmarks/autolog.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs

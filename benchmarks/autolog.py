@@ -78,8 +78,11 @@ def describe(name: str, result: dict, bare: float, bare_median_step: float) -> N
     print(f"{name}: {result['total']:.1f} s for the steps, ratio {result['total'] / bare:.3f} (goal <= 1.07); "
           f"tb_cnnviz measured {report['logging_seconds']:.1f} s against {report['training_seconds']:.1f} s of "
           f"training: share {report['share']:.3f} (budget {report['budget']}); close() {result['close']:.1f} s")
-    print(f"  longest step {max(result['steps']):.3f} s = {max(result['steps']) / bare_median_step:.2f}x the bare "
-          f"median step {bare_median_step:.3f} s")
+    steps = result["steps"][1:]  # the first step of every run pays for allocation (the bare loop's too)
+    longest = max(range(len(steps)), key=steps.__getitem__)
+    print(f"  longest step (after the first) {steps[longest]:.3f} s, step {longest + 1} = "
+          f"{steps[longest] / bare_median_step:.2f}x the bare median step {bare_median_step:.3f} s (goal <= 1.5 in "
+          f"the background); its median step {statistics.median(steps):.3f} s")
     for view, entry in report["views"].items():
         if entry["steps"]:
             print(f"  {view:16s} logged {len(entry['steps']):3d}x at steps {entry['steps'][:8]}"
@@ -103,7 +106,8 @@ def main() -> None:
     bare = (first["total"] + last["total"]) / 2
     bare_median_step = statistics.median(first["steps"] + last["steps"])
     print(f"resnet18, batch 32, 64x64, {args.steps} SGD steps on {args.device}; bare loop {first['total']:.1f} s "
-          f"and {last['total']:.1f} s (mean {bare:.1f} s, median step {bare_median_step:.3f} s)")
+          f"and {last['total']:.1f} s (mean {bare:.1f} s, median step {bare_median_step:.3f} s, longest after the "
+          f"first {max(first['steps'][1:] + last['steps'][1:]):.3f} s)")
     describe(f"autolog(budget={args.budget})", inline, bare, bare_median_step)
     describe(f"autolog(budget={args.budget}, background=True)", background, bare, bare_median_step)
 

@@ -4,7 +4,7 @@
 // `ctx` below is a view's context (registry.js): at least {model, entry}.
 
 import { explainImageError } from './model.js';
-import { emptyBox, errorBox } from './dom.js';
+import { el, emptyBox, errorBox } from './dom.js';
 
 /** The names a /runs entry lists for `kind` (layers, methods, data sets...). */
 export function layersOf(entry, kind) {
@@ -157,4 +157,14 @@ async function sampleColumn(view, ctx, steps, sliderStep) {
   } catch (error) {
     return { content: errorBox(error.message), stepText };
   }
+}
+
+// A squeeze-and-excitation (or ECA) gate multiplies a layer's maps by one number per channel computed from the
+// whole image: say so beside a receptive field, which follows the feature path the gate does not widen.
+export function gatesNote(gates) {
+  if (!Array.isArray(gates) || !gates.length) return null;
+  const which = gates.length === 1 ? 'a whole-image gate' : `${gates.length} whole-image gates`;
+  return el('div', { className: 'note gates-note', text: `Also scaled by ${which} (${gates.join(', ')}): each multiplies `
+    + 'these maps by one number per channel computed from the whole image. The field shown is that of the feature '
+    + 'path, which a gate does not widen.' });
 }

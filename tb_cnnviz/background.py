@@ -69,7 +69,11 @@ class WeightSnapshot:
     def refresh(self) -> None:
         """Copy every parameter and buffer (and each module's training flag) into the snapshot, on the device."""
         with torch.no_grad():
-            torch._foreach_copy_(self._copies, [source.detach() for source in self._sources])
+            if hasattr(torch, "_foreach_copy_"):  # one fused call where torch has it
+                torch._foreach_copy_(self._copies, [source.detach() for source in self._sources])
+            else:
+                for copy_, source in zip(self._copies, self._sources):
+                    copy_.copy_(source.detach())
         for source, target in self._modules:
             target.training = source.training
         if self._sources and self._sources[0].is_cuda:

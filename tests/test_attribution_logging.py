@@ -91,6 +91,23 @@ class PoisonedNet(nn.Module):
         return self.fc(features * float("nan"))
 
 
+def test_a_map_with_one_value_everywhere_is_flagged_constant(tmp_path):
+    """A model that only averages its input has, analytically, the same gradient w_c / (H W) at every pixel
+    of colour channel c: its saliency is one value everywhere; a conv net's is not."""
+    averaging = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+    images = probe_images()
+    with CNNViz(averaging, tmp_path / "flat", probe_images=images, raise_errors=True) as viz:
+        viz.log_saliency(0, method="saliency")
+    with CNNViz(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)),
+                tmp_path / "conv", probe_images=images, raise_errors=True) as viz:
+        viz.log_saliency(0, method="saliency")
+    client = tensorboard_client(tmp_path, "false")
+    _, flat = get_json(client, "sample", run="flat", kind="attribution", layer="saliency", step=0)
+    _, conv = get_json(client, "sample", run="conv", kind="attribution", layer="saliency", step=0)
+    assert flat["meta"]["constant"] == [True, True] and all(scale > 0 for scale in flat["meta"]["scale"])
+    assert conv["meta"]["constant"] == [False, False]
+
+
 def test_nan_gradients_are_flagged_not_fatal(tmp_path):
     torch.manual_seed(0)
     with CNNViz(PoisonedNet(), tmp_path / "run", probe_images=torch.rand(2, 3, 8, 8), probe_labels=[0, 2],

@@ -52,6 +52,7 @@ def readable_url(demo_logdir: Path, tmp_path_factory: pytest.TempPathFactory) ->
                 raise_errors=True) as viz:
         viz.log_activations(0)
         viz.log_saliency(0, method="grad_cam")
+        viz.log_occlusion(0, window=4, stride=2)  # the dead layer: no input changes the output
         viz.log_performance([(images, labels)], 0, class_names=NAMES, name="held_out")
     with tensorboard_process(logdir, ready=QUIET.encode()) as url:
         yield url
@@ -143,6 +144,9 @@ def test_empty_pictures_say_why(browser, readable_url):
     notes = column.locator(".attribution-cell[data-method='grad_cam'] .flat-map")
     expect(notes).to_have_count(3)
     expect(notes.first).to_contain_text("all-zero map")
+    occlusion = column.locator(".attribution-cell[data-method='occlusion'] .flat-map")
+    expect(occlusion).to_have_count(3)
+    expect(occlusion.first).to_contain_text("constant map: occluding any part leaves the probability at")
     expect(column.locator(".explained-class").first).to_contain_text("map of class ")
     caption = column.locator(".explained-class").first.inner_text()
     assert caption.split("map of class ")[1].split(" (")[0] in NAMES, caption

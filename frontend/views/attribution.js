@@ -183,7 +183,8 @@ function mapCell(entry, index, size, slot) {
 
 /**
  * A note under a map that has nothing to show: all zero (a Grad-CAM whose class gradient never reaches the
- * layer's positive part, a saturated saliency) or one value everywhere (an occlusion that changes nothing).
+ * layer's positive part, a saturated saliency) or one value everywhere (an occlusion that changes nothing, the
+ * gradient of a model that only averages its input).
  */
 function flatMapNote(meta, index) {
   let flat = null;
@@ -194,6 +195,8 @@ function flatMapNote(meta, index) {
     flat = meta.method === 'grad_cam' || meta.method === 'guided_grad_cam'
       ? 'all-zero map: no positive Grad-CAM evidence for this class at this layer (not a loading failure)'
       : 'all-zero map: the class score does not change with any input pixel here (not a loading failure)';
+  } else if ((meta.constant || [])[index]) {
+    flat = 'constant map: every pixel has the same value, so it ranks no part of the image above another';
   }
   return flat ? el('div', { className: 'note flat-map', text: flat }) : null;
 }

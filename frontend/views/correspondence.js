@@ -8,7 +8,7 @@
 
 import { viridis } from '../colormap.js';
 import { el, emptyBox, errorBox, extent, formatNumber } from '../dom.js';
-import { picture, sampleView } from '../samples.js';
+import { gatesNote, picture, sampleView } from '../samples.js';
 
 const IMAGE_PX = 240; // the longer side of each image on screen
 const GAP_PX = 24;
@@ -55,7 +55,7 @@ function correspondenceView(sample, bitmaps, store) {
   slider.addEventListener('input', () => { preferred.shown = Number(slider.value); draw(); });
   mutualOnly.addEventListener('change', () => { preferred.mutualOnly = mutualOnly.checked; draw(); });
   draw();
-  return el('div', { className: 'correspondence-view' }, [note, controls, canvas, legend(range),
+  return el('div', { className: 'correspondence-view' }, [note, gatesNote(meta.gates), controls, canvas, legend(range),
     problems.length ? errorBox(problems.join('; ')) : null]);
 }
 

@@ -5,7 +5,7 @@
 // other views a layer's top patches (topPatches).
 
 import { drawSpriteCell, el, emptyBox, formatNumber } from '../dom.js';
-import { picture, sampleAtOrBefore, sampleView } from '../samples.js';
+import { gatesNote, picture, sampleAtOrBefore, sampleView } from '../samples.js';
 
 const PATCH_PX = 40;
 const DETAIL_PX = 112;
@@ -76,16 +76,6 @@ function topView(sample, sprite, flags, wholeSprite = null, loadFilter = null) {
   const context = { wholeSprite, loadFilter };
   const grid = el('div', { className: 'top-grid' }, units.map((unit, row) => unitRow(meta, unit, row, sprite, noun, flags, detail, context)));
   return el('div', { className: 'top-view' }, [header, note, gatesNote(meta.gates), detail, grid]);
-}
-
-// A squeeze-and-excitation (or ECA) gate multiplies the layer's maps by one number per channel computed from the
-// whole image: say so, since the boxes show the feature path's field, which the gate does not widen.
-function gatesNote(gates) {
-  if (!Array.isArray(gates) || !gates.length) return null;
-  const which = gates.length === 1 ? 'a whole-image gate' : `${gates.length} whole-image gates`;
-  return el('div', { className: 'note gates-note', text: `Also scaled by ${which} (${gates.join(', ')}): each multiplies `
-    + 'these maps by one number per channel computed from the whole image. The boxes show the field of the feature '
-    + 'path, which a gate does not widen.' });
 }
 
 function unitRow(meta, unit, row, sprite, noun, flags, detail, context) {

@@ -53,6 +53,8 @@ def log_saliency(run: LoggingRun, *, step: int, images: torch.Tensor | None = No
         "style": style,
         "scale": scale,
         "nonfinite": nonfinite,
+        # one value at every pixel (not zero: its scale says that): a map that ranks no pixel above another
+        "constant": [bool(flat.max() == flat.min()) and size > 0 for flat, size in zip(values.flatten(1), scale)],
         "height": images.shape[2],
         "width": images.shape[3],
         "cam_layer": cam_layer,
