@@ -53,6 +53,8 @@ def readable_url(demo_logdir: Path, tmp_path_factory: pytest.TempPathFactory) ->
         viz.log_activations(0)
         viz.log_saliency(0, method="grad_cam")
         viz.log_occlusion(0, window=4, stride=2)  # the dead layer: no input changes the output
+        viz.log_inversion(0, steps=2)  # the first probe image, label 0
+        viz.log_class_models(0, classes=[1, 2], steps=2)  # no class_names of its own: the run's
         viz.log_performance([(images, labels)], 0, class_names=NAMES, name="held_out")
     with tensorboard_process(logdir, ready=QUIET.encode()) as url:
         yield url
@@ -150,5 +152,12 @@ def test_empty_pictures_say_why(browser, readable_url):
     expect(column.locator(".explained-class").first).to_contain_text("map of class ")
     caption = column.locator(".explained-class").first.inner_text()
     assert caption.split("map of class ")[1].split(" (")[0] in NAMES, caption
+
+    # The run's class names in the views that logged none of their own.
+    frame.locator("button.view-button[data-view='inversion']").click()
+    expect(column.locator(".synth-view figcaption").first).to_contain_text("label circle")
+    frame.locator("button.view-button[data-view='class_models']").click()
+    expect(column.locator(".synth-grid figcaption").first).to_contain_text("square")
+    expect(column.locator(".synth-grid figcaption").nth(1)).to_contain_text("triangle")
     assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
     page.close()

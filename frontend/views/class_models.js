@@ -10,14 +10,17 @@ export default sampleView({
   noun: 'class models',
   logCalls: ['viz.log_class_models(step)'],
   listTitle: 'Sets',
-  content: (ctx) => classModelsView(ctx.sample, pictureUrls(ctx)),
+  content: async (ctx) => classModelsView(ctx.sample, pictureUrls(ctx), await ctx.ask('classNames')),
 });
 
-function classModelsView(sample, urls) {
+/** One run's class models; names from the call's `class_names`, else the run's (`classNames`), else numbers. */
+function classModelsView(sample, urls, classNames = null) {
   const meta = sample.meta || {};
   const classes = Array.isArray(meta.classes) ? meta.classes : [];
   if (!classes.length) return emptyBox('No classes in this sample.');
-  const names = Array.isArray(meta.class_names) ? meta.class_names : [];
+  const runNames = Array.isArray(classNames) ? classNames : [];
+  const given = Array.isArray(meta.class_names) ? meta.class_names : [];
+  const names = classes.map((value, i) => (typeof given[i] === 'string' ? given[i] : runNames[value]));
   const figures = classes.map((value, i) => {
     const name = typeof names[i] === 'string' ? names[i] : String(value);
     const predicted = (meta.predicted || [])[i];

@@ -10,7 +10,7 @@ export default sampleView({
   title: 'Embedding',
   noun: 'embeddings',
   logCalls: ['viz.log_embedding(data, layer, step)'],
-  content: async (ctx) => embeddingView(ctx.sample, await picture(ctx, 0)),
+  content: async (ctx) => embeddingView(withClassNames(ctx.sample, await ctx.ask('classNames')), await picture(ctx, 0)),
 });
 
 const SIZE = 440; // canvas side, CSS pixels
@@ -190,4 +190,10 @@ function nearest(xy, x, y, state) {
     }
   });
   return best;
+}
+
+/** The sample with the run's class names when the call logged none (a copy: the cache keeps its own). */
+function withClassNames(sample, names) {
+  const meta = sample.meta || {};
+  return Array.isArray(names) && !meta.class_names ? { ...sample, meta: { ...meta, class_names: names } } : sample;
 }

@@ -1,7 +1,7 @@
 // The "Inversion" view: a probe image beside its reconstructions from shallow to deep layers' codes (Mahendran
 // & Vedaldi), each with its code-error curve over the optimisation.
 
-import { el, emptyBox, formatNumber, percent, pictureFigure, svg } from '../dom.js';
+import { classLabel, el, emptyBox, formatNumber, percent, pictureFigure, svg } from '../dom.js';
 import { pictureUrls, sampleView } from '../samples.js';
 
 const SPARK = { width: 96, height: 28 };
@@ -12,7 +12,7 @@ export default sampleView({
   noun: 'inversions',
   logCalls: ['viz.log_inversion(step)'],
   listTitle: 'Images',
-  content: (ctx) => inversionView(ctx.sample, pictureUrls(ctx)),
+  content: async (ctx) => inversionView(ctx.sample, pictureUrls(ctx), await ctx.ask('classNames')),
 });
 
 /** A tiny line chart of an optimisation's per-step values (log scale: errors fall by decades). */
@@ -28,12 +28,15 @@ function sparkline(values, label) {
   return node;
 }
 
-/** `urls[i]` is the i-th picture of the sample: the original, then one reconstruction per layer. */
-function inversionView(sample, urls) {
+/**
+ * `urls[i]` is the i-th picture of the sample: the original, then one reconstruction per layer; `classNames`:
+ * the run's, when it logged them (its label is then named).
+ */
+function inversionView(sample, urls, classNames = null) {
   const meta = sample.meta || {};
   const layers = Array.isArray(meta.layers) ? meta.layers : [];
   if (!layers.length) return emptyBox('No layers in this inversion.');
-  const label = meta.label !== null && meta.label !== undefined ? `label ${meta.label}` : '';
+  const label = meta.label !== null && meta.label !== undefined ? `label ${classLabel({ class_names: classNames }, meta.label)}` : '';
   const figures = [pictureFigure(urls[0], 'original', ['original', label])];
   layers.forEach((layer, i) => {
     const error = (meta.code_error || [])[i];

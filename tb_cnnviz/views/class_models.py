@@ -41,7 +41,8 @@ def log_class_models(run: LoggingRun, *, step: int, classes: Sequence[int] | Non
     units = torch.tensor(result.units)
     meta = {
         "classes": result.units,
-        "class_names": [str(class_names[c]) if class_names is not None and c < len(class_names) else str(c) for c in result.units],
+        # None where the call named no class: the tab then takes the run's names (from log_performance), else the number
+        "class_names": [str(class_names[c]) if class_names is not None and c < len(class_names) else None for c in result.units],
         "score": result.objective[-1].cpu().tolist(),
         "probability": probabilities.gather(1, units[:, None])[:, 0].tolist(),
         "predicted": probabilities.argmax(dim=1).tolist(),
