@@ -16,7 +16,6 @@ import os
 import queue
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .guard import LoggingFailedWarning
+from .guard import LoggingFailedWarning, warn_at_user
 from .methods._hooks import global_rng_untouched
 
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
@@ -170,5 +169,6 @@ class Worker:
 
 
 def warn_failed(name: str, error: BaseException) -> None:
-    warnings.warn(f"tb_cnnviz: autolog's {name} failed in the background and is not scheduled again "
-                  f"(training continues): {type(error).__name__}: {error}", LoggingFailedWarning, stacklevel=2)
+    """Said at the user's ``viz.step(step)`` line, where the failure is collected."""
+    warn_at_user(f"tb_cnnviz: autolog's {name} failed in the background and is not scheduled again "
+                 f"(training continues): {type(error).__name__}: {error}", LoggingFailedWarning)

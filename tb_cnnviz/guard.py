@@ -40,12 +40,8 @@ def logging_call(method: F | None = None, *, collective: bool = False) -> Any:
             key = (method.__name__, _named_choices(method, self, args, kwargs), type(exc).__name__, str(exc))
             if key not in self._reported_failures:
                 self._reported_failures.add(key)
-                warnings.warn(
-                    f"tb_cnnviz: {method.__name__} failed and was skipped (training continues): "
-                    f"{type(exc).__name__}: {exc}",
-                    LoggingFailedWarning,
-                    stacklevel=2,
-                )
+                warn_at_user(f"tb_cnnviz: {method.__name__} failed and was skipped (training continues): "
+                             f"{type(exc).__name__}: {exc}", LoggingFailedWarning)
             return None
 
     return guarded  # type: ignore[return-value]

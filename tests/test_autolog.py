@@ -180,12 +180,13 @@ def test_a_view_failing_in_the_worker_warns_and_training_goes_on(tmp_path):
     net = make_net()
     viz = CNNViz(net, tmp_path, probe_images=torch.rand(1, 3, 16, 16))  # one image: correspondence needs two
     auto = viz.autolog(budget=0.9, views=["correspondence", "filters"], background=True, min_every=1)
-    with pytest.warns(LoggingFailedWarning, match="correspondence failed in the background .* at least two"):
+    with pytest.warns(LoggingFailedWarning, match="correspondence failed in the background .* at least two") as caught:
         for step, (x, _) in enumerate(batches(40)):
             net(x).sum().backward()
             time.sleep(0.005)
             viz.step(step)
         viz.close()
+    assert {w.filename for w in caught if issubclass(w.category, LoggingFailedWarning)} == {__file__}  # at viz.step
     report = auto.report()["views"]
     assert "correspondence" not in report and report["filters"]["steps"]
 

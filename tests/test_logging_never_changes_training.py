@@ -63,6 +63,11 @@ def test_a_failing_logging_call_warns_once_and_training_goes_on(tmp_path):
             assert viz.log_activations(step, images=torch.rand(2, 5, 12, 12)) is None  # wrong channel count
     failures = [w for w in caught if issubclass(w.category, LoggingFailedWarning)]
     assert len(failures) == 1 and "log_activations failed" in str(failures[0].message)
+    assert failures[0].filename == __file__  # said at the user's call, not inside tb_cnnviz
+    with warnings.catch_warnings(record=True) as caught:  # the former name, through another guarded method
+        warnings.simplefilter("always")
+        viz.log_channel_visualizations(0, "nope")
+    assert [w.filename for w in caught if issubclass(w.category, LoggingFailedWarning)] == [__file__]
     assert viz.log_activations(3) is not None  # the next good call works
     assert sum(len(m._forward_hooks) for m in net.modules()) == 0 and net.training
     viz.close()
