@@ -94,7 +94,7 @@ def deletion_curve(
     count, _, height, width = images.shape
     pixels = height * width
     ranks = pixel_ranks(importance).view(count, 1, height, width)
-    removed = (torch.arange(steps + 1, device=images.device) * pixels * 2 + steps) // (2 * steps)  # round(k P / S)
+    removed = _removed(steps, pixels).to(images.device)
     which = torch.arange((steps + 1) * count, device=images.device)  # row j: step j // N, image j % N
     probabilities: list[torch.Tensor] = []
     with torch.inference_mode(), preserved_state(model):
@@ -111,9 +111,7 @@ def deletion_curve(
     every = torch.cat(probabilities).view(steps + 1, count, -1)
     whole = every[0] if mode == "deletion" else every[-1]  # the untouched images
     targets = resolve_targets(target, whole)
-    probability = every.gather(2, targets.view(1, -1, 1).expand(steps + 1, -1, 1))[..., 0]
-    fractions = removed.float() / pixels
-    return DeletionCurve(fractions, probability, torch.trapezoid(probability, fractions, dim=0))
+    return _curve(every, targets, removed.float() / pixels)
 
 
 class SharedCurves(NamedTuple):
@@ -144,19 +142,19 @@ def shared_curves(
     images, importance, fill = _checked(model, images, maps, steps, batch_size, baseline)
     count, _, height, width = images.shape
     pixels = height * width
-    removed = ((torch.arange(steps + 1) * pixels * 2 + steps) // (2 * steps)).tolist()  # round(k P / S)
+    removed = _removed(steps, pixels).tolist()
     ranked = {"map": pixel_ranks(importance).view(count, 1, height, width),
               "random": pixel_ranks(random_maps(images, seed)).view(count, 1, height, width)}
 
     def key(order: str, deleted: int) -> tuple:  # what the model sees: the top ``deleted`` of ``order`` blank
         return ("whole",) if deleted == 0 else ("blank",) if deleted == pixels else (order, deleted)
 
-    def revealed(order: str, shown: int) -> tuple:  # insertion along the map: its own masks
+    def revealed(shown: int) -> tuple:  # insertion along the map: its own masks
         return ("whole",) if shown == pixels else ("blank",) if shown == 0 else ("reveal", shown)
 
     curves = {
         "deletion": [key("map", k) for k in removed],
-        "insertion": [revealed("map", k) for k in removed],
+        "insertion": [revealed(k) for k in removed],
         "random_deletion": [key("random", k) for k in removed],
         "random_insertion": [key("random", pixels - k) for k in removed],  # reversed order: reveal k = delete P - k
     }
@@ -173,12 +171,18 @@ def shared_curves(
     targets = resolve_targets(target, every[where[("whole",)]])
     fractions = torch.tensor(removed, dtype=torch.float32, device=images.device) / pixels
 
-    def curve(name: str) -> DeletionCurve:
-        chosen = every[[where[k] for k in curves[name]]]  # (S + 1, N, classes)
-        probability = chosen.gather(2, targets.view(1, -1, 1).expand(len(chosen), -1, 1))[..., 0]
-        return DeletionCurve(fractions, probability, torch.trapezoid(probability, fractions, dim=0))
+    return SharedCurves(*(_curve(every[[where[k] for k in row]], targets, fractions) for row in curves.values()))
 
-    return SharedCurves(*(curve(name) for name in curves))
+
+def _removed(steps: int, pixels: int) -> torch.Tensor:
+    """(S + 1,) int64: how many pixels are deleted (or revealed) at step k, round(k P / S), halves up."""
+    return (torch.arange(steps + 1) * pixels * 2 + steps) // (2 * steps)
+
+
+def _curve(every: torch.Tensor, targets: torch.Tensor, fractions: torch.Tensor) -> DeletionCurve:
+    """The curve of ``every`` (S + 1, N, classes) softmax probabilities at each image's target."""
+    probability = every.gather(2, targets.view(1, -1, 1).expand(len(every), -1, 1))[..., 0]
+    return DeletionCurve(fractions, probability, torch.trapezoid(probability, fractions, dim=0))
 
 
 def _masked(image: torch.Tensor, fill: torch.Tensor, ranked: dict, key: tuple, n: int) -> torch.Tensor:
