@@ -18,9 +18,10 @@ from typing import Any
 import torch
 
 from . import distributed, summary
-from .background import WeightSnapshot, Worker, warn_failed, worker_nice
+from .background import WeightSnapshot, Worker, worker_nice
 from .guard import LoggingFailedWarning, warn_at_user
 from .methods._hooks import model_device, preserved_state
+from .methods.streaming import split_batch
 from .methods.tracing import keep_trace
 from .schedule import Schedule
 from .views import registry
@@ -75,7 +76,6 @@ class Autolog:
             pass_seconds = self._time_one_pass(run)
         self.schedule = Schedule({job.name: job.passes(run, data) * pass_seconds for job in jobs}, budget, min_every)
         self.estimated = {name: entry.cost for name, entry in self.schedule.entries.items()}
-        self.background = background
         self.snapshot: WeightSnapshot | None = None
         self.worker: Worker | None = None
         self._background_run: LoggingRun | None = None
@@ -93,8 +93,7 @@ class Autolog:
         view's estimated cost."""
         images = run.probe_images
         if images is None and self.data is not None:
-            first = next(iter(self.data))
-            images = first[0] if isinstance(first, (tuple, list)) else first
+            images = split_batch(next(iter(self.data)))[0]
         if images is None:
             raise ValueError("autolog needs probe images (CNNViz(probe_images=...)) or data=... to measure costs")
         model = run.model
@@ -127,20 +126,13 @@ class Autolog:
         self._mark = self.clock()
 
     def _run_inline(self, name: str, step: int) -> None:
-        begin = self.clock()
+        begin, error = self.clock(), None
         try:
             with self.viz._health.paused():
                 self.jobs[name].log(self.viz._run, step, self.data)
-        except Exception as exc:
-            self.schedule.drop(name)
-            if self.viz.raise_errors:
-                raise
-            warn_at_user(f"tb_cnnviz: autolog's {name} failed and is not scheduled again (training continues): "
-                         f"{type(exc).__name__}: {exc}", LoggingFailedWarning)
-            return
-        seconds = self.clock() - begin
-        self.schedule.charge(name, step, seconds)
-        self._write_cost(name, step, seconds)
+        except Exception as exc:  # noqa: BLE001 -- one view failing never stops training (unless asked)
+            error = exc
+        self._done(name, step, self.clock() - begin, error)
 
     def _submit(self, name: str, step: int) -> None:
         begin = self.clock()
@@ -150,19 +142,24 @@ class Autolog:
         self.worker.submit(name, step, lambda: job.log(run, step, data), self.snapshot.ready)
 
     def _collect(self) -> None:
-        """Charge what the worker finished; a failure warns once and drops the view."""
-        if self.worker is None:
+        """Charge what the worker finished."""
+        if self.worker is not None:
+            for done in self.worker.finished():
+                self._done(done.name, done.step, done.seconds, done.error, " in the background")
+
+    def _done(self, name: str, step: int, seconds: float, error: BaseException | None, where: str = "") -> None:
+        """Charge a call's measured cost and write it; a call that failed is dropped from the schedule and
+        warned about once, at the user's line (raised with ``raise_errors``)."""
+        if error is None:
+            self.schedule.charge(name, step, seconds)
+            self._write_cost(name, step, seconds)
             return
-        for done in self.worker.finished():
-            if done.error is not None:
-                self.schedule.drop(done.name)
-                self.schedule.spent += done.seconds
-                if self.viz.raise_errors:
-                    raise done.error
-                warn_failed(done.name, done.error)
-                continue
-            self.schedule.charge(done.name, done.step, done.seconds)
-            self._write_cost(done.name, done.step, done.seconds)
+        self.schedule.drop(name)
+        self.schedule.spent += seconds
+        if self.viz.raise_errors:
+            raise error
+        warn_at_user(f"tb_cnnviz: autolog's {name} failed{where} and is not scheduled again (training continues): "
+                     f"{type(error).__name__}: {error}", LoggingFailedWarning)
 
     def _write_cost(self, name: str, step: int, seconds: float) -> None:
         self.viz._sink.write([summary.Scalar(f"cost/{name}", seconds)], step)

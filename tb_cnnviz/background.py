@@ -23,7 +23,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from .guard import LoggingFailedWarning, warn_at_user
 from .methods._hooks import global_rng_untouched
 
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
@@ -101,7 +100,7 @@ class Done:
 class Worker:
     """One thread running one job at a time; :meth:`finished` hands back what it did."""
 
-    def __init__(self, nice: int, device: torch.device, raise_errors: bool = False):
+    def __init__(self, nice: int, device: torch.device):
         self._jobs: queue.Queue = queue.Queue()
         self._done: list[Done] = []
         self._lock = threading.Lock()
@@ -109,7 +108,6 @@ class Worker:
         self._idle.set()
         self._nice = nice
         self._cuda = device.type == "cuda"
-        self.raise_errors = raise_errors
         self._thread = threading.Thread(target=self._run, name="tb_cnnviz-autolog", daemon=True)
         self._thread.start()
 
@@ -166,9 +164,3 @@ class Worker:
                 with self._lock:
                     self._done.append(Done(name, step, seconds, error))
                 self._idle.set()
-
-
-def warn_failed(name: str, error: BaseException) -> None:
-    """Said at the user's ``viz.step(step)`` line, where the failure is collected."""
-    warn_at_user(f"tb_cnnviz: autolog's {name} failed in the background and is not scheduled again "
-                 f"(training continues): {type(error).__name__}: {error}", LoggingFailedWarning)

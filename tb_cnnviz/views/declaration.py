@@ -19,6 +19,7 @@ from torch import nn
 from ..methods._hooks import check_images
 from ..methods.attribution.grad_cam import last_conv_name
 from ..methods.synthesis.activation_maximization import check_size
+from ..methods.streaming import split_batch
 from ..methods.targets import Output
 from ..sink import Sink
 
@@ -56,9 +57,7 @@ def data_images(data: Any, default: int = 1000) -> int:
     try:
         if dataset is not None:
             return len(dataset)
-        first = data[0]
-        images = first[0] if isinstance(first, (tuple, list)) else first
-        return len(data) * len(images)
+        return len(data) * len(split_batch(data[0])[0])
     except (TypeError, IndexError, KeyError):
         return default
 
