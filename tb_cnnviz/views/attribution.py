@@ -82,10 +82,7 @@ def log_occlusion(run: LoggingRun, *, step: int, images: torch.Tensor | None = N
     model, labels = run.model, run.labels_of(images)
     masks = check_masks(masks, images, checks)
     height, width = images.shape[2:]
-    if window is None:
-        window = 32 if min(height, width) >= 128 else max(1, min(height, width) // 4)
-    if stride is None:
-        stride = max(1, window // 2)
+    window, stride = default_occluder(height, width, window, stride)
     rows, cols = occlusion_grid(height, width, window, stride)
     probabilities, chosen = explained_classes(model, images, targets, labels, run.output)
     raw = occlusion(model, images, chosen, window=window, stride=stride, fill=fill, batch_size=batch_size,
@@ -148,11 +145,18 @@ def _analyze(job: Any) -> None:
     job.viz.log_occlusion(job.step)
 
 
+def default_occluder(height: int, width: int, window: int | None = None, stride: int | None = None) -> tuple[int, int]:
+    """The occluder's window (32 px on images of 128 px and more, else a quarter of the shorter side) and
+    stride (half the window), where not given."""
+    if window is None:
+        window = 32 if min(height, width) >= 128 else max(1, min(height, width) // 4)
+    return window, max(1, window // 2) if stride is None else stride
+
+
 def _occlusion_passes(run: LoggingRun, data: Any) -> float:
     """One forward of the probe batch per occluder position (the default window and stride)."""
     height, width = run.probe_images.shape[2:] if run.probe_images is not None else (64, 64)
-    window = 32 if min(height, width) >= 128 else max(1, min(height, width) // 4)
-    rows, cols = occlusion_grid(height, width, window, max(1, window // 2))
+    rows, cols = occlusion_grid(height, width, *default_occluder(height, width))
     return float(rows * cols)
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from .. import render, summary
 from ..methods._hooks import model_device
-from ..methods.synthesis.activation_maximization import check_size, class_model
+from ..methods.synthesis.activation_maximization import CLASS_MODEL_STEPS, check_size, class_model
 from ..methods.targets import Output, class_probabilities
 from .declaration import LoggingRun, Scheduled, View
 
@@ -24,7 +24,7 @@ KIND = "class_models"
 
 def log_class_models(run: LoggingRun, *, step: int, classes: Sequence[int] | None = None,
                      class_names: Sequence[str] | None = None, size: tuple[int, int, int] | None = None,
-                     steps: int = 100, seed: int = 0, jitter_pixels: int = 0, blur: float = 0.0) -> str:
+                     steps: int = CLASS_MODEL_STEPS, seed: int = 0, jitter_pixels: int = 0, blur: float = 0.0) -> str:
     """Write class models of ``classes`` (default: the probe labels, else the first ten classes) at the probe
     images' size (or ``size``, (C, H, W)); returns the name shown in the tab. ``jitter_pixels`` and ``blur``
     regularise as in :func:`~tb_cnnviz.methods.class_model` (without them a net that reads fine texture gives
@@ -63,9 +63,9 @@ def _analyze(job: Any) -> None:
 
 
 def _class_model_passes(run: LoggingRun, data: Any) -> float:
-    """100 steps of a forward and backward of one image per class (the probe labels', else ten)."""
+    """The default steps of a forward and backward of one image per class (the probe labels', else ten)."""
     classes = len(set(run.probe_labels)) if run.probe_labels else 10
-    return 100 * 3 * classes / run.probe_count()
+    return CLASS_MODEL_STEPS * 3 * classes / run.probe_count()
 
 
 VIEW = View(KIND, calls=(log_class_models,), analyze=_analyze, opt_in=True, folder_classes=True,
