@@ -37,6 +37,11 @@ def scheduled_views() -> dict[str, tuple[str, Scheduled]]:
     return {job.name: (view.stem, job) for view in registry.declarations() for job in view.autolog}
 
 
+def autolog_names() -> list[str]:
+    """What ``views=`` may name: every view stem with calls to schedule, and each call."""
+    return sorted({*scheduled_views(), *(stem for stem, _ in scheduled_views().values())})
+
+
 def choose(views: Sequence[str] | None, data: Iterable | None, collective_ok: bool) -> tuple[list[Scheduled], dict[str, str]]:
     """The calls for ``views`` (stems or call names; None: all), and those left out with why."""
     known = scheduled_views()
@@ -55,8 +60,8 @@ def choose(views: Sequence[str] | None, data: Iterable | None, collective_ok: bo
             if views is not None:
                 raise ValueError(f"autolog: {name} reads a data set: pass data=... (a DataLoader or iterable)")
             skipped[name] = "needs data= (a DataLoader or iterable of batches)"
-        elif stem == "top_activations" and not collective_ok:
-            skipped[name] = "collective under DDP: call log_top_activations on every rank yourself"
+        elif job.collective and not collective_ok:
+            skipped[name] = f"collective under DDP: call log_{stem} on every rank yourself"
         else:
             chosen.append(job)
     return chosen, skipped

@@ -30,7 +30,7 @@ except ImportError:  # the older package name
     except ImportError as exc:
         raise ImportError("tb_cnnviz.lightning needs PyTorch Lightning: pip install 'tb_cnnviz[lightning]'") from exc
 
-from .autolog import scheduled_views
+from .autolog import autolog_names
 from .logger import CNNViz
 from .methods._hooks import check_images, check_positive_int
 from .methods.attribution.registry import METHODS
@@ -75,7 +75,7 @@ class CNNVizCallback(Callback):
             raise ValueError(f"every_n_steps must be an int >= 0 (0: no health monitoring); got {every_n_steps!r}")
         if isinstance(views, str):
             views = [views]
-        allowed = VIEWS if budget is None else sorted({*scheduled_views(), *(s for s, _ in scheduled_views().values())})
+        allowed = VIEWS if budget is None else autolog_names()
         unknown = [view for view in views or () if view not in allowed]
         if unknown:
             raise ValueError(f"views: unknown {unknown}; the views are {', '.join(allowed)}"

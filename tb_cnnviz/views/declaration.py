@@ -35,6 +35,7 @@ class Scheduled:
     log: Callable[["LoggingRun", int, Any], Any]
     passes: Callable[["LoggingRun", Any], float]
     needs_data: bool = False
+    collective: bool = False  #: every DDP rank must make the call (autolog, on rank 0 alone, leaves it out there)
 
 
 @dataclass(frozen=True)

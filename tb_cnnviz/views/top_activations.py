@@ -107,4 +107,5 @@ def _analyze(job: Any) -> None:
 
 VIEW = View(KIND, calls=(log_top_activations,), analyze=_analyze, analyze_names=("top",),
             autolog=(Scheduled(KIND, lambda run, step, data: log_top_activations(run, data=data, layer=None, step=step),
-                               lambda run, data: data_images(data) / run.probe_count(), needs_data=True),))
+                               lambda run, data: data_images(data) / run.probe_count(), needs_data=True,
+                               collective=True),))
