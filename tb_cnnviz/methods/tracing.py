@@ -25,14 +25,22 @@ def symbolic_trace(model: nn.Module) -> torch.fx.GraphModule:
     return kept
 
 
-def keep_trace(model: nn.Module) -> None:
-    """Trace ``model`` now, in eval mode (as the views trace it), and keep the graph (or fx's error) for it."""
+def eval_trace(model: nn.Module) -> torch.fx.GraphModule:
+    """:func:`symbolic_trace` of ``model`` in eval mode (a ``self.training`` branch, timm's drop path, traced as
+    inference runs it); every module's mode restored after."""
     training = [(module, module.training) for module in model.modules()]
     try:
         model.eval()
-        _KEPT[model] = torch.fx.symbolic_trace(model)
-    except Exception as exc:  # noqa: BLE001 -- kept, raised where the graph is asked for
-        _KEPT[model] = exc
+        return symbolic_trace(model)
     finally:
         for module, mode in training:
             module.training = mode
+
+
+def keep_trace(model: nn.Module) -> None:
+    """Trace ``model`` now, in eval mode (as the views trace it), and keep the graph (or fx's error) for it."""
+    _KEPT.pop(model, None)
+    try:
+        _KEPT[model] = eval_trace(model)
+    except Exception as exc:  # noqa: BLE001 -- kept, raised where the graph is asked for
+        _KEPT[model] = exc

@@ -30,7 +30,7 @@ import torch.fx
 from torch import nn
 
 from .._hooks import is_conv, preserved_state, split_call, unknown_layer_message
-from ..tracing import symbolic_trace
+from ..tracing import eval_trace
 from .field_measure import _sample_input, measured_field
 from .field_rules import (
     _SAME,
@@ -107,15 +107,10 @@ def _nearest_grid(graph: torch.fx.GraphModule, fields: dict, target: torch.fx.No
 def _trace(model: nn.Module) -> torch.fx.GraphModule | None:
     """The graph of ``model``'s forward in eval mode (a ``self.training`` branch, timm's drop path, traced as
     inference runs it); None when torch.fx cannot trace it."""
-    training = [(module, module.training) for module in model.modules()]
     try:
-        model.eval()
-        return symbolic_trace(model)
+        return eval_trace(model)
     except Exception:  # noqa: BLE001 -- data-dependent control flow: the field is measured instead
         return None
-    finally:
-        for module, mode in training:
-            module.training = mode
 
 
 
