@@ -100,10 +100,7 @@ async function createTab(parent) {
   }
 
   function selectView(kind) {
-    if (viewOf(kind) && kind !== state.view) {
-      state.view = kind;
-      update();
-    }
+    if (kind !== state.view) show(kind, state.layer);
   }
 
   // The slider's value is a step; each column shows its run's last sample at or before it. The last: "latest".
@@ -130,11 +127,12 @@ async function createTab(parent) {
     onSlider();
   }
 
-  /** Opens view `kind` on `layer` (a view's flag, such as an alert's Show button, asks for it). */
-  function show(kind, layer) {
+  /** Opens view `kind` on `layer` (an alert's Show button, a view's click asks for it), at `step` when given. */
+  function show(kind, layer, step) {
     if (!viewOf(kind)) return;
     state.view = kind;
     state.layer = layer;
+    if (Number.isFinite(step)) state.step = step;
     update();
   }
 
@@ -374,7 +372,7 @@ async function createTab(parent) {
     if (!quiet) markStale();
     const store = storeOf(view.kind);
     const contexts = selectedRuns().map((entry) => {
-      const ctx = { entry, run: entry.run, layer: state.layer, items, model, store };
+      const ctx = { entry, run: entry.run, layer: state.layer, items, model, store, show };
       ctx.ask = (name, ...args) => ask(name, ctx, ...args);
       return ctx;
     });

@@ -10,7 +10,8 @@
 //   load(ctx) -> data, stepsOf(data) -> [step], column(ctx, data, sliderStep) -> {content, stepText}
 //             one run's data, the steps it adds to the slider, and its column at the slider's step. ctx is
 //             {entry (the run's /runs entry), run, layer, items, model (the tab's data access, model.js),
-//             store (an object the view keeps its own state in, for the tab's life), ask (below)}.
+//             store (an object the view keeps its own state in, for the tab's life), ask (below),
+//             show(kind, layer, step) (opens another view, on a layer, at a step)}.
 //             samples.js's sampleView() supplies all three for a view that shows one sample per run: it then
 //             only needs content(ctx) -> element.
 // and optionally:
@@ -39,6 +40,7 @@ const NAMES = [
   'activations',
   'filters',
   'dead',
+  'distribution',
   'attribution',
   'top_activations',
   'embedding',

@@ -94,13 +94,19 @@ def dead_buckets(steps: np.ndarray, rates: np.ndarray, columns: int) -> tuple[li
     current dead channels there); the others share ``columns - 1`` runs of consecutive flushes. The highest
     rate is what the timeline draws, so a channel dead for one flush never disappears into its neighbours."""
     count = len(steps) - 1
-    starts = np.arange(columns - 1) * count // (columns - 1)
-    ends = np.append(starts[1:], count) - 1
+    starts, ends = column_runs(count, columns - 1)
     highest = np.vstack([np.fmax.reduceat(rates[:count], starts, axis=0), rates[-1:]])
     lowest = np.vstack([np.fmin.reduceat(rates[:count], starts, axis=0), rates[-1:]])
     first = [*steps[starts].tolist(), int(steps[-1])]
     last = [*steps[ends].tolist(), int(steps[-1])]
     return first, last, highest, lowest
+
+
+def column_runs(count: int, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first and last index of each of ``columns`` runs of consecutive items that share ``count`` items
+    evenly (``count > columns``)."""
+    starts = np.arange(columns) * count // columns
+    return starts, np.append(starts[1:], count) - 1
 
 
 def _json_rates(row: np.ndarray) -> list[float | None]:

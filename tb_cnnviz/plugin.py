@@ -24,6 +24,7 @@ from werkzeug import wrappers
 from . import http_params as params
 from . import metadata
 from .dead_routes import DeadRoutes
+from .distribution_routes import DistributionRoutes
 from .series import SeriesReader
 
 _IMAGE_MAX_AGE_S = 24 * 3600
@@ -50,6 +51,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         #: flushes TensorBoard keeps per layer, when a user's ``--samples_per_plugin cnnviz=N`` bounds them
         flush_limit = samples.get(metadata.PLUGIN_NAME, 0) if isinstance(samples, dict) else 0
         self._dead = DeadRoutes(self._reader, flush_limit)
+        self._distribution = DistributionRoutes(self._reader, flush_limit)
         self._static_dir = _frontend_dir()
         # A whitelist of the relative paths ("index.js", "views/top.js") of the scripts and stylesheets in the folder.
         self._static_files = {
@@ -68,6 +70,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
             "/image": self._serve_image,
             "/blob": self._serve_blob,
             **self._dead.routes(),
+            **self._distribution.routes(),
         }
 
     def is_active(self) -> bool:

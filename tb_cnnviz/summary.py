@@ -87,7 +87,8 @@ class Pictures:
 
 @dataclass(frozen=True)
 class Rates:
-    """One step of a tensor view: float values per channel of one layer (the dead kind's off rates)."""
+    """One step of a tensor view: float values of one layer (the dead kind's off rate per channel, the
+    distribution kind's value counts and bin edges)."""
 
     kind: str
     name: str

@@ -6,7 +6,7 @@ Kind ``dead``, a float32 tensor (C,): per channel, the share of inputs whose map
 content's ``health`` says what an off channel is: ``"dead"`` (a ReLU's, no gradient) or ``"dormant"`` (a
 smooth activation's, never positive, its gradient still flowing); files without it (written before it existed)
 are ``"dead"``. Scalars ``cnnviz/dead_fraction/<layer>`` (or ``cnnviz/dormant_fraction/<layer>``) and
-``cnnviz/sparsity/<layer>`` go with each flush. An activation in the squeeze path of a squeeze-and-excitation
+``cnnviz/sparsity/<layer>`` go with each flush, and the layer's value counts (the ``distribution`` kind). An activation in the squeeze path of a squeeze-and-excitation
 block has ``"role": "gate"`` in the content (absent: feature channels).
 
 The rates are the window's, as measured; the *warnings* wait for evidence: a channel is warned about once it has
@@ -30,6 +30,7 @@ from ..methods.activations.activation_sites import GATE
 from ..methods.activations.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor, DeadReport
 from ..sink import Sink
 from .declaration import View
+from .distribution import distribution_record
 
 KIND = "dead"
 
@@ -112,7 +113,8 @@ class HealthLog:
             return {}
         off = {}
         for order, report in enumerate(reports.values()):
-            self.sink.write(dead_records(report, order=order), step)
+            distribution = distribution_record(report, order=order)
+            self.sink.write(dead_records(report, order=order) + ([distribution] if distribution else []), step)
             off[report.layer] = sorted(report.flagged)
             self._warn_when_evident(report, step, steps)
         return off

@@ -30,6 +30,7 @@ VIEWS = (
     Kind("activations"),
     Kind("filters"),
     Kind("dead", TENSOR),
+    Kind("distribution", TENSOR),
     Kind("attribution"),
     Kind("top_activations", formerly=("top",)),
     Kind("embedding"),

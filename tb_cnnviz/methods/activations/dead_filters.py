@@ -9,6 +9,8 @@ blobby and dense and become sparse and localized" as a net trains.
 
 The monitor counts, per channel, the inputs whose map is all <= 0, with a few element-wise kernels per watched
 call and no host synchronisation: the counts stay on the model's device until :meth:`DeadFilterMonitor.report`.
+In the same pass it bins a sample of each layer's values on one fixed signed log-spaced edge set
+(:mod:`.histograms`): how the distribution moves over training, NaN and infinities counted apart.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch import nn
 
 from .._hooks import call_name, forward_hooks, resolve_layers
 from .activation_sites import DEAD, DORMANT, FEATURE, ActivationSite, find_activation_sites, mark_gates, module_site
+from .histograms import bin_slots, sample_values, slot_count, symmetric_log_edges
 
 #: A channel dead for at least this share of the inputs in a window is flagged.
 DEFAULT_THRESHOLD = 0.99
@@ -81,6 +84,9 @@ class DeadReport:
     sparsity: float = float("nan")  #: share of zero (ReLU) / non-positive (smooth) outputs, sampled
     found_as: str = ""  #: the activation: "ReLU", "F.relu", "SiLU", ...
     role: str = FEATURE  #: "feature", or "gate": the squeeze path of a squeeze-and-excitation block
+    #: (len(edges) + 2,) int64 on the CPU, counts of sampled values: -Inf, each bin of ``edges``, +Inf, NaN
+    histogram: torch.Tensor | None = None
+    edges: torch.Tensor | None = None  #: float32 bin edges, the same for every layer and flush
 
     @property
     def flagged(self) -> list[int]:
@@ -119,7 +125,8 @@ class DeadFilterMonitor:
                 print(report.layer, report.health, report.flagged, report.sparsity)
     """
 
-    def __init__(self, model: nn.Module, layers: Sequence[str] | None = None, threshold: float = DEFAULT_THRESHOLD):
+    def __init__(self, model: nn.Module, layers: Sequence[str] | None = None, threshold: float = DEFAULT_THRESHOLD,
+                 histograms: bool = True):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
@@ -136,10 +143,17 @@ class DeadFilterMonitor:
         mark_gates(model, self.sites)
         named = dict(model.named_modules())
         self.modules = {name: named[name] for name in self.sites}
-        self._pending: list[tuple[tuple[str, int], torch.Tensor, torch.Tensor, int]] = []  # this forward's measures
+        #: this forward's measures: key, per-map measure, sampled non-positive count and elements, value sample
+        self._pending: list[tuple[tuple[str, int], torch.Tensor, torch.Tensor, int, torch.Tensor | None]] = []
         self._flat: torch.Tensor | None = None  # every layer's counts in one buffer; _counts holds views of it
         self._flat_zeros: torch.Tensor | None = None  # every layer's sampled non-positive count; _zeros: views
         self._flat_keys: list[tuple[str, int]] = []
+        #: the value histograms' edges (None: not kept), every layer's counts in one buffer, and the slot
+        #: offsets of the last layout of samples (layer i's slots start at i * slot_count)
+        self.edges = symmetric_log_edges().float() if histograms else None
+        self._flat_hist: torch.Tensor | None = None
+        self._hist_offsets: tuple[tuple[int, ...], torch.Tensor, torch.Tensor] | None = None
+        self._hists: dict[tuple[str, int], torch.Tensor] = {}
         self._counts: dict[tuple[str, int], torch.Tensor] = {}
         self._zeros: dict[tuple[str, int], torch.Tensor] = {}
         self._elements: dict[tuple[str, int], int] = {}
@@ -200,8 +214,9 @@ class DeadFilterMonitor:
             return
         output = output.detach()
         sample = output[:SPARSITY_SAMPLE]
+        values = sample_values(output) if self.edges is not None else None
         self._pending.append(((name, call), map_measure(output, site.nonnegative, site.channel_axis),
-                              (sample <= 0).sum(), sample.numel()))
+                              (sample <= 0).sum(), sample.numel(), values))
 
     def _skip(self, name: str, output: torch.Tensor) -> None:
         if name not in self._skipped and output.shape[:1] != (0,):
@@ -214,7 +229,8 @@ class DeadFilterMonitor:
 
     def _settle(self) -> None:
         """Fold the measures of the last forward into the counts. In the common case -- the same layers as
-        before, one batch size, one device -- that is one comparison, one sum and two adds for all layers."""
+        before, one batch size, one device -- that is one comparison, one sum and two adds for all layers,
+        and one bucketize and one bincount for every layer's value sample."""
         pending, self._pending = self._pending, []
         if not pending:
             return
@@ -230,18 +246,24 @@ class DeadFilterMonitor:
                 self._flat_keys = keys
                 self._counts = dict(zip(keys, self._flat.split(sizes)))
                 self._zeros = dict(zip(keys, self._flat_zeros.unbind()))
+                if self.edges is not None:
+                    self._flat_hist = torch.zeros(len(keys), slot_count(self.edges), dtype=torch.int64, device=device)
+                    self._hists = dict(zip(keys, self._flat_hist.unbind()))
                 self._order = list(keys)
                 self._inputs = dict.fromkeys(keys, 0)
                 self._elements = dict.fromkeys(keys, 0)
         if uniform and keys == self._flat_keys:
             self._flat.add_((torch.cat(measures, dim=1) <= 0).sum(dim=0))
             self._flat_zeros.add_(torch.stack([entry[2] for entry in pending]))
-            for key, _, _, elements in pending:
+            if self._flat_hist is not None:
+                self._flat_hist.view(-1).add_(self._binned_together([entry[4] for entry in pending]))
+            for key, _, _, elements, _ in pending:
                 self._inputs[key] += batch
                 self._elements[key] += elements
             return
-        for key, measure, zeros, elements in pending:  # a forward that differs: layer by layer
+        for key, measure, zeros, elements, values in pending:  # a forward that differs: layer by layer
             dead = (measure <= 0).sum(dim=0)
+            binned = self._binned_together([values]) if values is not None else None
             counts = self._counts.get(key)
             if counts is None or counts.shape != dead.shape or counts.device != dead.device:
                 if key not in self._inputs:
@@ -250,13 +272,31 @@ class DeadFilterMonitor:
                     self._flat_keys = []  # this key's counts leave the shared buffer: no more fast path
                 self._counts[key] = dead.to(torch.int64)
                 self._zeros[key] = zeros.to(torch.int64)
+                if binned is not None:
+                    self._hists[key] = binned
                 self._inputs[key] = measure.shape[0]
                 self._elements[key] = elements
             else:
                 counts.add_(dead)
                 self._zeros[key].add_(zeros)
+                if binned is not None:
+                    self._hists[key].add_(binned.to(self._hists[key].device))
                 self._inputs[key] += measure.shape[0]
                 self._elements[key] += elements
+
+    def _binned_together(self, samples: list[torch.Tensor]) -> torch.Tensor:
+        """(len(samples) * slot_count,) counts: sample i's values binned into slots i * slot_count onwards,
+        in one bucketize and one bincount (the slot offsets are kept while the layout of samples stays)."""
+        device, width = samples[0].device, slot_count(self.edges)
+        lengths = tuple(len(sample) for sample in samples)
+        if self._hist_offsets is None or self._hist_offsets[0] != lengths or self._hist_offsets[1].device != device:
+            starts = torch.arange(len(samples), device=device) * width
+            counts = torch.tensor(lengths, device=device)
+            self._hist_offsets = (lengths, torch.repeat_interleave(starts, counts, output_size=sum(lengths)),
+                                  self.edges.to(device))
+        _, offsets, edges = self._hist_offsets
+        values = torch.cat(samples).float() if len(samples) > 1 else samples[0].float()
+        return torch.bincount(bin_slots(values, edges) + offsets, minlength=len(samples) * width)
 
     @property
     def inputs_seen(self) -> int:
@@ -277,17 +317,21 @@ class DeadFilterMonitor:
         keys = list(self._order)
         counts = [self._counts[key] for key in keys]
         zeros = [self._zeros[key] for key in keys]
+        width = slot_count(self.edges) if self.edges is not None else 0
+        hists = [self._hists.get(key) for key in keys] if width else []
+        hists = [h if h is not None else torch.zeros(width, dtype=torch.int64) for h in hists]
         host = [self._inputs[key] for key in keys] + [self._elements[key] for key in keys]
         device = counts[0].device if counts else torch.device("cpu")
         sizes = [c.numel() for c in counts]
-        packed = torch.cat([*(c.to(device) for c in counts), *(z.to(device).reshape(1) for z in zeros),
-                            torch.tensor(host, dtype=torch.int64, device=device)])
+        packed = torch.cat([*(c.to(device) for c in counts), *(h.to(device) for h in hists),
+                            *(z.to(device).reshape(1) for z in zeros), torch.tensor(host, dtype=torch.int64, device=device)])
         if reduce is not None:
             total = reduce(packed)
             if total.shape != packed.shape:
                 raise ValueError(f"reduce returned shape {tuple(total.shape)} for counts of shape {tuple(packed.shape)}")
             packed = total
-        parts = packed.cpu().split([*sizes, len(keys), 2 * len(keys)])  # one copy to the host for all layers
+        parts = packed.cpu().split([*sizes, width * len(hists), len(keys), 2 * len(keys)])  # one copy to the host
+        histograms = parts[len(sizes)].view(len(hists), width) if hists else None
         totals = parts[-1].tolist()
         inputs, elements, zero_counts = totals[: len(keys)], totals[len(keys):], parts[-2].tolist()
         reports = {}
@@ -298,7 +342,8 @@ class DeadFilterMonitor:
             sparsity = zero_counts[index] / elements[index] if elements[index] else float("nan")
             reports[layer] = DeadReport(layer=layer, rates=rates, inputs=inputs[index], threshold=self.threshold,
                                         health=site.health, sparsity=sparsity, found_as=site.found_as,
-                                        role=site.role)
+                                        role=site.role, edges=self.edges,
+                                        histogram=histograms[index].clone() if histograms is not None else None)
         if reset:
             self.reset()
         return reports
@@ -309,6 +354,8 @@ class DeadFilterMonitor:
             counts.zero_()
         for zeros in self._zeros.values():
             zeros.zero_()
+        for histogram in self._hists.values():
+            histogram.zero_()
         for key in self._inputs:
             self._inputs[key] = 0
             self._elements[key] = 0

@@ -66,3 +66,33 @@ def activation_histogram(values: torch.Tensor, edges: torch.Tensor | None = None
     inside = (index >= 0) & (index < len(edges) - 1)
     counts = torch.bincount(index[inside], minlength=len(edges) - 1)
     return Histogram(edges, counts, torch.stack([nan.sum(), neg_inf.sum(), pos_inf.sum()]))
+
+
+#: Per layer, at most this many values of the first input of a measured batch are binned: the stride over its
+#: flattened output samples every channel and position evenly, and the cost stays that of a few small
+#: kernels per forward for every layer together, whatever the maps' size.
+SAMPLE_VALUES = 4096
+
+
+def slot_count(edges: torch.Tensor) -> int:
+    """Slots of :func:`bin_slots` for ``edges``: -Inf, each bin, +Inf and NaN."""
+    return len(edges) + 2
+
+
+def sample_values(output: torch.Tensor, limit: int = SAMPLE_VALUES) -> torch.Tensor:
+    """The first input's values of a (N, ...) output, flattened and strided down to at most ``limit``: a copy,
+    since the forward may change the hooked tensor in place after the hook (``x += identity``)."""
+    first = output[0].reshape(-1)
+    stride = -(-first.numel() // limit)
+    return (first[::stride] if stride > 1 else first).clone()
+
+
+def bin_slots(values: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """Each value's slot over edges that cover every finite float (:func:`symmetric_log_edges`): 0 for -Inf,
+    1 + i for bin i (as :func:`activation_histogram` bins it), ``len(edges)`` for +Inf and ``len(edges) + 1``
+    for NaN. Three element-wise kernels and no host synchronisation; one ``bincount`` of the slots, shifted
+    by ``slot_count(edges)`` per layer, then counts many layers at once."""
+    last = len(edges)
+    slots = torch.bucketize(values, edges, right=True)  # -Inf: 0; edges[i] <= v < edges[i+1]: i+1; +Inf, NaN: last
+    slots = torch.where(values == edges[-1], last - 1, slots)  # numpy closes the last bin
+    return torch.where(torch.isnan(values), last + 1, slots)
