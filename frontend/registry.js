@@ -49,6 +49,7 @@ const NAMES = [
   'class_models',
   'channel_images',
   'correspondence',
+  'schedule',
 ];
 
 export const VIEWS = await Promise.all(NAMES.map(async (name) => (await import(`./views/${name}.js`)).default));

@@ -11,6 +11,7 @@ of the weights in a worker thread (:mod:`.background`). Each call's cost goes ou
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from .methods.tracing import keep_trace
 from .schedule import Schedule
 from .views import registry
 from .views.declaration import LoggingRun, Scheduled
+from .views.schedule import schedule_record
 
 
 class AutologWarning(UserWarning):
@@ -92,6 +94,7 @@ class Autolog:
         self.schedule.charge_shared(clock() - started)
         self._mark = clock()
         self._closed = False
+        self._step = 0  #: the latest step seen: where close() writes the views that never fit
 
     def _time_one_pass(self, run: LoggingRun) -> float:
         """Seconds of one forward of the probe batch (else the first batch of the data): the unit of every
@@ -116,7 +119,7 @@ class Autolog:
         """At ``viz.step(step)``: count the training since the last step, run ``flush`` (the dead-filter flush,
         when due), then the views that are due (in the background: hand the most overdue one to the worker
         if it is free)."""
-        start = self.clock()
+        start, self._step = self.clock(), step
         self.schedule.earn(start - self._mark)
         self._collect()
         if flush is not None:
@@ -167,7 +170,14 @@ class Autolog:
                      f"{type(error).__name__}: {error}", LoggingFailedWarning)
 
     def _write_cost(self, name: str, step: int, seconds: float) -> None:
-        self.viz._sink.write([summary.Scalar(f"cost/{name}", seconds)], step)
+        """The cost scalar, and the Schedule view's record (with the share spent so far and the budget)."""
+        self.viz._sink.write([summary.Scalar(f"cost/{name}", seconds),
+                              schedule_record(name, seconds, self.schedule.share(), self.schedule.budget,
+                                              self.estimated.get(name), self._order(name))], step)
+
+    def _order(self, name: str) -> int:
+        """A call's place in the tab's list: the order of the views, as autolog runs them."""
+        return list(self.jobs).index(name) if name in self.jobs else len(self.jobs)
 
     def report(self) -> dict[str, Any]:
         """Where each view was logged and what each call cost; the views left out and why; the share of the
@@ -188,6 +198,9 @@ class Autolog:
             self.worker.close()
             self._collect()
         never = self.schedule.never_logged()
+        for name, cost in never.items():  # the tab lists them too, with their cost
+            self.viz._sink.write([schedule_record(name, math.nan, self.schedule.share(), self.schedule.budget, cost,
+                                                  self._order(name))], self._step)
         if never and self.schedule.training > 0:  # no training seen: nothing to tell
             budget, trained = self.schedule.budget, self.schedule.training
             shares = len(self.schedule.entries)

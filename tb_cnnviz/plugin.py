@@ -25,6 +25,7 @@ from . import http_params as params
 from . import metadata
 from .dead_routes import DeadRoutes
 from .distribution_routes import DistributionRoutes
+from .schedule_routes import ScheduleRoutes
 from .series import SeriesReader
 
 _IMAGE_MAX_AGE_S = 24 * 3600
@@ -52,6 +53,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
         flush_limit = samples.get(metadata.PLUGIN_NAME, 0) if isinstance(samples, dict) else 0
         self._dead = DeadRoutes(self._reader, flush_limit)
         self._distribution = DistributionRoutes(self._reader, flush_limit)
+        self._schedule = ScheduleRoutes(self._reader)
         self._static_dir = _frontend_dir()
         # A whitelist of the relative paths ("index.js", "views/top.js") of the scripts and stylesheets in the folder.
         self._static_files = {
@@ -71,6 +73,7 @@ class CNNVizPlugin(base_plugin.TBPlugin):
             "/blob": self._serve_blob,
             **self._dead.routes(),
             **self._distribution.routes(),
+            **self._schedule.routes(),
         }
 
     def is_active(self) -> bool:

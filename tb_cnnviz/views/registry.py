@@ -39,6 +39,7 @@ VIEWS = (
     Kind("class_models", formerly=("class_model",)),
     Kind("channel_images", formerly=("channel_vis",)),
     Kind("correspondence"),
+    Kind("schedule", TENSOR),
 )
 
 STEMS = tuple(view.stem for view in VIEWS)
