@@ -37,6 +37,18 @@ export function svg(tag, attrs = {}, children = []) {
   return node;
 }
 
+/** Sizes `canvas` to `width` x `height` CSS pixels at the screen's pixel density; its 2-D context, in CSS pixels. */
+export function sharpCanvas(canvas, width, height) {
+  const ratio = window.devicePixelRatio || 1;
+  canvas.width = Math.ceil(width * ratio);
+  canvas.height = Math.ceil(height * ratio);
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  const context = canvas.getContext('2d');
+  context.scale(ratio, ratio);
+  return context;
+}
+
 /** JSON numbers may arrive as null or as TensorBoard's "NaN" / "Infinity" strings. */
 export function toNumber(value) {
   if (typeof value === 'number') return value;

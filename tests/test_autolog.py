@@ -208,23 +208,29 @@ def test_close_waits_for_the_view_in_flight(tmp_path):
     assert [s for s, _ in scalars["cnnviz/cost/class_models"]] == [step - 1]
 
 
+def step_until(net, viz, auto, view, calls, at_least_steps=0, step_seconds=0.05):
+    """Forward and ``viz.step`` until autolog logged ``view`` ``calls`` times (a loaded machine takes more
+    steps), then close; autolog's report."""
+    x, step = batches(1)[0][0], 0
+    while step < at_least_steps or len(auto.report()["views"][view]["steps"]) < calls:
+        net(x)
+        time.sleep(step_seconds)
+        viz.step(step)
+        step += 1
+        assert step < 3000, auto.report()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AutologWarning)
+        viz.close()
+    return auto.report()
+
+
 def test_the_schedule_comes_back_through_tensorboard_as_the_report_says(tmp_path):
     """/schedule: each call's steps and measured seconds as ``report()`` has them, a view that never fit listed
     with its estimate, the budget and the share spent (through the real TensorBoard app)."""
     net = make_net()
     viz = CNNViz(net, tmp_path / "run", probe_images=torch.rand(2, 3, 16, 16))
     auto = viz.autolog(budget=0.5, views=["activations", "class_models"], min_every=1)
-    x, step = batches(1)[0][0], 0
-    while len(auto.report()["views"]["activations"]["steps"]) < 2:  # a loaded machine takes longer
-        net(x)
-        time.sleep(0.05)
-        viz.step(step)
-        step += 1
-        assert step < 2000
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AutologWarning)
-        viz.close()
-    report = auto.report()
+    report = step_until(net, viz, auto, "activations", calls=2)
     assert report["views"]["activations"]["steps"] and not report["views"]["class_models"]["steps"]
     status, reply = get_json(tensorboard_client(tmp_path, "false"), "schedule", run="run")
     assert status == 200, reply
@@ -233,8 +239,8 @@ def test_the_schedule_comes_back_through_tensorboard_as_the_report_says(tmp_path
     assert views["activations"]["steps"] == report["views"]["activations"]["steps"]
     assert views["activations"]["seconds"] == pytest.approx(report["views"]["activations"]["seconds"], rel=1e-5)
     assert not views["activations"]["never_fit"] and views["class_models"]["never_fit"]
-    assert views["class_models"]["estimated_seconds"] == pytest.approx(report["views"]["class_models"]["estimated_seconds"],
-                                                                        rel=1e-5)
+    estimated = report["views"]["class_models"]["estimated_seconds"]
+    assert views["class_models"]["estimated_seconds"] == pytest.approx(estimated, rel=1e-5)
     assert reply["budget"] == pytest.approx(0.5) and all(0 <= v <= 1 for v in reply["share"]["values"])
     status, reply = get_json(tensorboard_client(tmp_path, "false"), "schedule", run="nope")
     assert status == 404 and "nope" in reply["error"]

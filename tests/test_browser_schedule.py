@@ -4,18 +4,14 @@ never fit listed with its estimate; and the README's screenshot of it."""
 
 from __future__ import annotations
 
-import time
-import warnings
-
 import pytest
 import torch
 
 from helpers import tensorboard_process
-from test_autolog import batches, make_net
+from test_autolog import make_net, step_until
 from test_browser import DOCS, browser, open_tab  # noqa: F401 (a fixture)
 
 from tb_cnnviz import CNNViz
-from tb_cnnviz.autolog import AutologWarning
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -27,18 +23,7 @@ def autolog_run(logdir):
     viz = CNNViz(net, logdir, probe_images=torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(1)),
                  probe_labels=[0, 1, 2])
     auto = viz.autolog(budget=0.3, views=VIEWS, min_every=1)
-    x, step = batches(1)[0][0], 0
-    while step < 40 or len(auto.report()["views"]["grad_cam"]["steps"]) < 2:  # a loaded machine takes longer
-        net(x)
-        time.sleep(0.03)
-        viz.step(step)
-        step += 1
-        assert step < 3000
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AutologWarning)
-        viz.close()
-    return auto.report()
-
+    return step_until(net, viz, auto, "grad_cam", calls=2, at_least_steps=40, step_seconds=0.03)
 
 def test_each_call_s_steps_and_seconds_are_drawn_as_autolog_reports_them(browser, tmp_path):  # noqa: F811
     report = autolog_run(tmp_path / "autolog_run")
@@ -50,7 +35,8 @@ def test_each_call_s_steps_and_seconds_are_drawn_as_autolog_reports_them(browser
         frame.locator("button.view-button[data-view='schedule']").click()
         frame.wait_for_selector("svg.schedule-chart")
         for name, view in ran.items():
-            dots = frame.eval_on_selector_all(f"circle.schedule-dot[data-view='{name}']", "els => els.map(e => Number(e.dataset.step))")
+            dots = frame.eval_on_selector_all(f"circle.schedule-dot[data-view='{name}']",
+                                              "els => els.map(e => Number(e.dataset.step))")
             assert dots == view["steps"], name
             cells = frame.locator(f".schedule-table tr[data-view='{name}'] td").all_inner_texts()
             assert cells[1] == str(len(view["steps"])) and cells[4] == str(view["steps"][-1])

@@ -3,7 +3,7 @@
 // channel's rate for other views) are in dead_flags.js. A layer of a smooth activation (SiLU, GELU, ...) has
 // dormant channels, never dead ones: its /dead reply's `health` says which.
 
-import { asArray, el, emptyBox, errorBox, formatNumber, hideTooltip, indexList, note, plural, showTooltip, toNumber, ACCENT } from '../dom.js';
+import { asArray, el, sharpCanvas, emptyBox, errorBox, formatNumber, hideTooltip, indexList, note, plural, showTooltip, toNumber, ACCENT } from '../dom.js';
 import { layersOf, notLoggedBox } from '../samples.js';
 import { deadColumnAt, fetchDead, flags, offWord, provides, summaryOf } from './dead_flags.js';
 
@@ -132,13 +132,7 @@ function drawTimeline(canvas, steps, rates, channels, threshold, markStep, offNo
   const layout = { ...TIMELINE, cellW, cellH, channels, columns: steps.length };
   const width = TIMELINE.left + cellW * steps.length + TIMELINE.right;
   const height = TIMELINE.top + cellH * channels + TIMELINE.bottom;
-  const ratio = window.devicePixelRatio || 1;
-  canvas.width = Math.ceil(width * ratio);
-  canvas.height = Math.ceil(height * ratio);
-  canvas.style.width = `${width}px`;
-  canvas.style.height = `${height}px`;
-  const context = canvas.getContext('2d');
-  context.scale(ratio, ratio);
+  const context = sharpCanvas(canvas, width, height);
   drawCells(context, layout, rates, threshold);
   drawStepMark(context, layout, steps.indexOf(markStep));
   drawAxes(context, layout, steps, offNow);

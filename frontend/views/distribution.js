@@ -3,7 +3,7 @@
 // the step's values), the layer's dead (or dormant) fraction drawn over it, and NaN / infinite values in rows of
 // their own, flagged. A click on a step opens that step's activations. Data: /distribution (see http_api.md).
 
-import { asArray, el, emptyBox, errorBox, formatNumber, hideTooltip, note, percent, plural, showTooltip, toNumber, ACCENT } from '../dom.js';
+import { asArray, el, sharpCanvas, emptyBox, errorBox, formatNumber, hideTooltip, note, percent, plural, showTooltip, toNumber, ACCENT } from '../dom.js';
 import { inferno } from '../colormap.js';
 import { layersOf, notLoggedBox } from '../samples.js';
 import { deadColumnAt, offWord } from './dead_flags.js';
@@ -98,13 +98,7 @@ function drawMap(canvas, reply, rows, marked) {
   const layout = { ...MAP, cellW, cellH, columns, rows, specialTop, binsTop, binsBottom: binsTop + rows.bins.length * cellH };
   const width = MAP.left + cellW * columns + MAP.right;
   const height = layout.binsBottom + MAP.bottom;
-  const ratio = window.devicePixelRatio || 1;
-  canvas.width = Math.ceil(width * ratio);
-  canvas.height = Math.ceil(height * ratio);
-  canvas.style.width = `${width}px`;
-  canvas.style.height = `${height}px`;
-  const context = canvas.getContext('2d');
-  context.scale(ratio, ratio);
+  const context = sharpCanvas(canvas, width, height);
   const counts = asArray(reply.counts).map((row) => asArray(row).map(toNumber));
   counts.forEach((row, column) => {
     const total = row.reduce((sum, value) => sum + (value > 0 ? value : 0), 0);

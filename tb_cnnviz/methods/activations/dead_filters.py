@@ -324,7 +324,8 @@ class DeadFilterMonitor:
         device = counts[0].device if counts else torch.device("cpu")
         sizes = [c.numel() for c in counts]
         packed = torch.cat([*(c.to(device) for c in counts), *(h.to(device) for h in hists),
-                            *(z.to(device).reshape(1) for z in zeros), torch.tensor(host, dtype=torch.int64, device=device)])
+                            *(z.to(device).reshape(1) for z in zeros),
+                            torch.tensor(host, dtype=torch.int64, device=device)])
         if reduce is not None:
             total = reduce(packed)
             if total.shape != packed.shape:
