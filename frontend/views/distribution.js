@@ -78,7 +78,7 @@ function distributionView(reply, marked, open) {
   const flushes = reply.downsampled ? `${plural(Number(reply.downsampled.flushes), 'flush', 'flushes')} in ${steps.length} columns (counts summed)`
     : plural(steps.length, 'flush', 'flushes');
   return el('div', { className: 'distribution-view' }, [
-    note('sample-meta', `${flushes} · the first image of each measured batch, at most 4,096 values a forward · colour: log share of the step's values`),
+    note('sample-meta', `${flushes} · the first image of each measured batch, at most 1,024 values a layer per forward · colour: log share of the step's values`),
     reply.health === 'dormant' ? note('distribution-site', 'A smooth activation (SiLU, GELU, ...): its input, the pre-activation, is binned; a channel never positive there is dormant.') : null,
     nonfiniteNote(reply, rows),
     el('div', { className: 'timeline-frame' }, [canvas]),
