@@ -83,17 +83,21 @@ def _unit_sprite(pictures: torch.Tensor, k: int) -> tuple[bytes, dict]:
 def top_record(name: str, result: TopActivations, units: Sequence[int], order: int = 0,
                filter_layer: str | None = None, class_names: Sequence[str] | None = None) -> summary.Pictures:
     """Top activations of ``units`` (indices into ``result``): meta JSON, one sprite with a row of k patches
-    per unit (empty slots stay background), and the same for the whole images when ``result`` has them."""
+    per unit (empty slots stay background), and the same for the whole images when ``result`` has them.
+    A relevance ranking keeps only the images where the channel adds to the class score (relevance > 0): one
+    where it is off throughout has relevance 0, a tie that says nothing about the channel."""
     k = result.values.shape[1]
-    picture, layout = _unit_sprite(result.patches[list(units)], k)
+    kept = (result.image >= 0) & (result.values > 0 if result.rank == "relevance" else True)  # best first
+    blank = (~kept)[:, :, None, None, None]
+    picture, layout = _unit_sprite(result.patches.masked_fill(blank, 0)[list(units)], k)
     sprites = [picture]
     whole_layout = None
     if result.wholes is not None:
-        whole, whole_layout = _unit_sprite(result.wholes[list(units)], k)
+        whole, whole_layout = _unit_sprite(result.wholes.masked_fill(blank, 0)[list(units)], k)
         sprites.append(whole)
     entries = []
     for unit in units:
-        filled = int((result.image[unit] >= 0).sum())
+        filled = int(kept[unit].sum())
         entries.append({
             "unit": unit,
             "values": result.values[unit, :filled].tolist(),
