@@ -202,13 +202,13 @@ def test_top_k_over_two_ranks_equals_one_process_over_all_data(runs):
         assert sprites_ddp == sprites_single  # the merged patches and whole images, byte for byte
         images = {image for unit in meta_single["units"] for image in unit["images"]}
         shards = [set(range(0, 32, 8)), set(range(4, 32, 8))]  # the first image of each rank's batches
-        if meta_single["rank"] == "relevance":  # fewer images (relevance > 0 only): any of each rank's batches
+        if meta_single["rank"] == "relevance":  # fewer images (relevance > 0): any of each rank's batches
             shards = [{i for i in range(32) if i // 4 % WORLD == rank} for rank in range(WORLD)]
         assert images & shards[0] and images & shards[1]  # both ranks' shards won slots
     relevance = ddp[(metadata.tag(metadata.TOP, f"{TOP_LAYER} (relevance)"), 10)][0]
-    assert relevance["rank"] == "relevance" and relevance["target"] == "label"  # the record says which ranking
+    assert (relevance["rank"], relevance["target"]) == ("relevance", "label")  # the record says which
     assert all(len(unit["classes"]) == len(unit["images"]) for unit in relevance["units"])
-    assert all(value > 0 for unit in relevance["units"] for value in unit["values"])  # 0: off, a tie: left out
+    assert all(value > 0 for unit in relevance["units"] for value in unit["values"])  # 0 (off): left out
 
 
 def test_a_rank_that_dies_mid_call_leaves_every_record_whole(runs):
