@@ -23,7 +23,8 @@ def net():
 
 def dataset(count=30, size=16, seed=1):
     generator = torch.Generator().manual_seed(seed)
-    return torch.rand(count, 3, size, size, generator=generator), torch.randint(0, 5, (count,), generator=generator)
+    images = torch.rand(count, 3, size, size, generator=generator)
+    return images, torch.randint(0, 5, (count,), generator=generator)
 
 
 def batches(images, labels, size):
@@ -54,8 +55,9 @@ def test_equal_to_a_brute_force_ranking_one_image_at_a_time(net, target):
     top = top_activations(net, batches(images, labels, 7), "3", k=4, rank="relevance", target=target)
     assert top.rank == "relevance" and top.target == target
     for channel, expected in enumerate(brute_force(net, images, classes, 3, 4)):
-        assert top.image[channel].tolist() == [n for _, n, _ in expected]  # the same images, in the same order
-        torch.testing.assert_close(top.values[channel], torch.tensor([v for v, _, _ in expected]), rtol=1e-4, atol=1e-7)
+        assert top.image[channel].tolist() == [n for _, n, _ in expected]  # the same images, same order
+        expected_values = torch.tensor([v for v, _, _ in expected])
+        torch.testing.assert_close(top.values[channel], expected_values, rtol=1e-4, atol=1e-7)
         assert [tuple(p) for p in top.position[channel].tolist()] == [where for _, _, where in expected]
         assert top.classes[channel].tolist() == [int(classes[n]) for _, n, _ in expected]
     field = receptive_field(net, "3")
@@ -112,7 +114,7 @@ def test_bad_input_is_named(net, tmp_path):
         top_activations(net, [images], "3", rank="relevant")
     with pytest.raises(ValueError, match="target must be 'label' .*, 'predicted' .* or None .*; got 'true'"):
         top_activations(net, [images], "3", rank="relevance", target="true")
-    with pytest.raises(ValueError, match="target='label' needs \\(images, labels\\) batches.*target='predicted'"):
+    with pytest.raises(ValueError, match=r"target='label' needs \(images, labels\) batches.*target='predicted'"):
         top_activations(net, [images], "3", rank="relevance", target="label")
     with pytest.raises(ValueError, match="target='predicted' .* needs rank='relevance'"):
         top_activations(net, [images], "3", target="predicted")
@@ -131,7 +133,8 @@ def test_both_rankings_read_back_through_tensorboard(net, tmp_path):
     names = ["a", "b", "c", "d", "e"]
     with CNNViz(net, tmp_path / "run", raise_errors=True, max_channels=4) as viz:
         assert viz.log_top_activations(data, "3", 2, k=3) == ["3"]
-        assert viz.log_top_activations(data, "3", 2, k=3, rank="relevance", class_names=names) == ["3 (relevance)"]
+        written = viz.log_top_activations(data, "3", 2, k=3, rank="relevance", class_names=names)
+        assert written == ["3 (relevance)"]
     reference = top_activations(net, data, "3", k=3, rank="relevance")
     for load_fast in ("false", "true"):
         client = tensorboard_client(tmp_path, load_fast)
@@ -139,10 +142,11 @@ def test_both_rankings_read_back_through_tensorboard(net, tmp_path):
         assert runs["runs"][0]["top_activations"] == ["3", "3 (relevance)"]
         _, fires = get_json(client, "sample", run="run", kind="top_activations", layer="3", step=2)
         assert fires["meta"]["rank"] == "activation"
-        _, matters = get_json(client, "sample", run="run", kind="top_activations", layer="3 (relevance)", step=2)
+        _, matters = get_json(client, "sample", run="run", kind="top_activations", layer="3 (relevance)",
+                              step=2)
         meta = matters["meta"]
-        assert (meta["rank"], meta["target"], meta["class_names"], meta["source_layer"]) == ("relevance", "label",
-                                                                                            names, "3")
+        assert (meta["rank"], meta["target"], meta["source_layer"]) == ("relevance", "label", "3")
+        assert meta["class_names"] == names
         for unit in meta["units"]:
             channel = unit["unit"]
             positive = int((reference.values[channel] > 0).sum())
