@@ -114,7 +114,7 @@ def test_bad_input_is_named(net, tmp_path):
         top_activations(net, [images], "3", rank="relevant")
     with pytest.raises(ValueError, match="target must be 'label' .*, 'predicted' .* or None .*; got 'true'"):
         top_activations(net, [images], "3", rank="relevance", target="true")
-    with pytest.raises(ValueError, match=r"target='label' needs \(images, labels\) batches.*target='predicted'"):
+    with pytest.raises(ValueError, match=r"target='label' needs \(images, labels\) batches.*'predicted'"):
         top_activations(net, [images], "3", rank="relevance", target="label")
     with pytest.raises(ValueError, match="target='predicted' .* needs rank='relevance'"):
         top_activations(net, [images], "3", target="predicted")
