@@ -125,15 +125,19 @@ def top_activations(
     captured: list[torch.Tensor] = []
     explained: set[str] = set()  # "label" and/or "predicted": whose scores the relevance explained
 
-    def capture(_name: str, index: int, output: torch.Tensor) -> torch.Tensor | None:
+    def capture(_name: str, index: int, tensor: torch.Tensor) -> torch.Tensor | None:
         if call is not None and index != call:
             return None
-        if not relevance:
-            captured[:] = [output]
-            return None
-        feature = output.detach().requires_grad_(True)  # the backward stops here
-        captured[:] = [feature]
-        return feature.clone()  # what runs next (an in-place ReLU) must not change the captured map
+        if tensor.dim() != 4:
+            captured[:] = [tensor]  # refused after the forward
+        elif relevance:
+            feature = tensor.detach().requires_grad_(True)  # the backward stops here
+            captured[:] = [feature]
+            return feature.clone()  # what runs next (an in-place ReLU) must not change the captured map
+        else:  # reduced at once: a later in-place op (a residual `out += identity` into a batch norm's
+            # output, an in-place ReLU) changes the map before the forward returns
+            captured[:] = [tensor, *_strongest(tensor, directions, layer)]
+        return None
 
     with ExitStack() as stack:
         if relevance:  # a graph from the layer on only: no parameter requires a gradient meanwhile
@@ -167,13 +171,7 @@ def top_activations(
                 maps = _relevance(scores, classes, captured[0])
                 best, where = maps.flatten(2).sum(dim=2), maps.flatten(2).argmax(dim=2)
             else:
-                maps = captured[0].float()
-                if directions is not None:
-                    if directions.dim() != 2 or directions.shape[1] != maps.shape[1]:
-                        raise ValueError(f"directions must be (D, {maps.shape[1]}) for layer {layer!r}; "
-                                         f"got {tuple(directions.shape)}")
-                    maps = torch.einsum("bchw,dc->bdhw", maps, directions.to(device, maps.dtype))
-                best, where = maps.flatten(2).max(dim=2)  # (B, U): each image's strongest position per unit
+                maps, best, where = captured
             width = maps.shape[3]
             pixels = (to_pixels(images) if to_pixels is not None else images).detach()
             _merge(state, best.T, where.T, index, width, k, field, pixels, side, samples, cut_every_slot,
@@ -186,6 +184,18 @@ def top_activations(
                           state["patches"].cpu(), field, directions.cpu() if directions is not None else None,
                           state["wholes"].cpu() if "wholes" in state else None, input_size, rank,
                           state["classes"].cpu() if "classes" in state else None, whose)
+
+
+def _strongest(maps: torch.Tensor, directions: torch.Tensor | None,
+               layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, U) each image's strongest value per channel (or along each of ``directions``), and where."""
+    maps = maps.float()
+    if directions is not None:
+        if directions.dim() != 2 or directions.shape[1] != maps.shape[1]:
+            raise ValueError(f"directions must be (D, {maps.shape[1]}) for layer {layer!r}; "
+                             f"got {tuple(directions.shape)}")
+        maps = torch.einsum("bchw,dc->bdhw", maps, directions.to(maps.device, maps.dtype))
+    return maps.flatten(2).max(dim=2)
 
 
 def check_rank(rank: object, target: object, directions: object = None) -> None:
