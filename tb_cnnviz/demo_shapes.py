@@ -1,6 +1,8 @@
 """The demo's third run: a small CNN trained on :func:`tb_cnnviz.datasets.shapes`, colour shapes whose object
 masks are known, so its maps are scored against the truth (pointing game, mass in mask) beside the sanity check
 and the deletion / insertion curves, and its class models and channel images show shapes, edges and colours.
+Its top patches are ranked both ways, by activation and by relevance to each image's class: with classes a
+person can name, "fires on" and "matters for circle" can be told apart.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ RUN_NAME = "shapes"
 
 #: the shapes are drawn in [0, 1]; the net sees them centred and scaled
 MEAN, STD = 0.5, 0.25
+#: the layer whose top patches are ranked both ways: a 20 px field, parts and whole shapes on 48 px images
+TOP_LAYER = "relu3"
+TOP_CHANNELS = list(range(12))
 
 
 class ShapesNet(nn.Module):
@@ -96,7 +101,8 @@ def shapes_run(logdir: Path, steps: int = 800, log_every: int = 200, size: int =
     """Train :class:`ShapesNet` on 2,500 shapes for ``steps`` steps and log into ``logdir / RUN_NAME``: the maps
     of one probe image per class with every check (sanity, deletion / insertion against a random order, pointing
     game and mass in mask against the masks), activations, filters and accuracy every ``log_every`` steps, class
-    models and channel images at initialisation and trained. Returns the final loss, accuracy and wall time."""
+    models and channel images at initialisation and trained, and the trained net's top patches of
+    :data:`TOP_LAYER` by activation and by relevance. Returns the final loss, accuracy and wall time."""
     from torch.utils.tensorboard import SummaryWriter
 
     from .logger import CNNViz
@@ -138,6 +144,9 @@ def shapes_run(logdir: Path, steps: int = 800, log_every: int = 200, size: int =
         model.eval()
         log(steps)
         synthesised(steps)
+        for rank in ("activation", "relevance"):  # labelled data: relevance explains each image's label
+            viz.log_top_activations(test_batches, TOP_LAYER, steps, k=6, to_pixels=to_pixels, channels=TOP_CHANNELS,
+                                    rank=rank, class_names=names if rank == "relevance" else None)
         with torch.inference_mode():
             accuracy = (model(test_x).argmax(1) == test_data.labels).float().mean().item()
         writer.add_scalar("accuracy", accuracy, steps)

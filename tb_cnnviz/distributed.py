@@ -74,19 +74,23 @@ def gather_top(result: TopActivations) -> TopActivations | None:
     Exact because a unit's k best over the union of the shards are among the k best of each shard. Image
     indices are the ones the data gave (pass (images, labels, index) batches with data set indices, as a
     ``DistributedSampler`` yields them through a dataset returning its index), so ranks' images do not collide.
-    Collective: every rank calls it, with the same layer, k and image size."""
+    Collective: every rank calls it, with the same layer, k, image size and ranking (a relevance ranking's
+    explained classes travel with it; the target recorded is rank 0's)."""
     if not is_distributed():
         return result
+    optional = [name for name in ("wholes", "classes") if getattr(result, name) is not None]
     fields = [result.values, result.image, result.position, result.patches]
-    if result.wholes is not None:
-        fields.append(result.wholes)
+    fields += [getattr(result, name) for name in optional]
     gathered = gather_to_writer(fields)
     if gathered is None:
         return None
     values, image, position, patches = gathered[:4]
-    wholes = gathered[4] if result.wholes is not None else [None] * len(values)
+    extra = {name: gathered[4 + j] for j, name in enumerate(optional)}
+    none = [None] * len(values)
     parts = [
-        TopActivations(result.layer, v, i, p, c, result.field, result.directions, w, result.input_size)
-        for v, i, p, c, w in zip(values, image, position, patches, wholes)
+        TopActivations(result.layer, v, i, p, c, result.field, result.directions, w, result.input_size,
+                       result.rank, k, result.target)
+        for v, i, p, c, w, k in zip(values, image, position, patches, extra.get("wholes", none),
+                                    extra.get("classes", none))
     ]
     return merge_top(parts)

@@ -279,7 +279,8 @@ class CNNViz:
                             directions: int | torch.Tensor | None = None,
                             to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None,
                             channels: Sequence[int] | None = None, patch_size: int = 32,
-                            whole_size: int = 48) -> list[str] | None:
+                            whole_size: int = 48, rank: str = "activation", target: str | None = None,
+                            class_names: Sequence[str] | None = None) -> list[str] | None:
         """Stream ``data`` once and write, per channel of ``layer`` (the first ``max_channels``, or
         ``channels``), its ``k`` strongest images with the receptive-field patch each was seen in. With
         ``directions`` (a count, or (D, channels) vectors) the same along random directions of the layer's
@@ -287,6 +288,14 @@ class CNNViz:
         whole (``whole_size`` px) so the tab can draw the box; the tab links each channel to its filter in the
         conv that makes it. ``layer`` None: the middle convolution whose units have a grid, in the order the
         forward runs them (never a layer after global pooling). Returns the names written.
+
+        ``rank="relevance"``: the images where each channel *matters* for the class instead of where it
+        fires most: ranked by activation x gradient of the class score summed over the channel's map (Grad x
+        Input at the layer, after zennit-crp's RelMax), the patch where that product is largest; one forward
+        and one backward (to the layer only) per batch. ``target``: whose class score -- "label" (each image's
+        label), "predicted", or None: the label where the batches carry labels, else the prediction.
+        Written as ``<layer> (relevance)``; the tab shows it beside the activation ranking, each channel's
+        "fires on" and "matters for <class>" (named by ``class_names``).
 
         Under DDP every rank calls it with its shard of the data (batches carrying data set indices, so that
         images do not collide); rank 0 gathers every rank's candidates, merges them exactly and writes."""

@@ -60,7 +60,12 @@ def test_every_view_from_a_checkpoint_and_an_image_folder(project, capsys):
     (entry,) = runs["runs"]
     assert entry["activations"] and entry["filters"] == ["0", "3"]
     assert entry["attribution"] == ["saliency", "guided_backprop", "grad_cam", "occlusion"]
-    assert entry["top_activations"] == ["3", "3 (random directions)"] and entry["embedding"] == ["5"]
+    assert entry["top_activations"] == ["3", "3 (random directions)", "3 (relevance)"]
+    assert entry["embedding"] == ["5"]
+    _, relevance = get_json(client, "sample", run="analysis", kind="top_activations", layer="3 (relevance)",
+                            step=0)
+    meta = relevance["meta"]  # the folder's classes are the model's: each image's label is explained
+    assert (meta["rank"], meta["target"], meta["class_names"]) == ("relevance", "label", ["china", "flower"])
     assert entry["performance"] == ["eval"]
     _, sample = get_json(client, "sample", run="analysis", kind="performance", layer="eval", step=0)
     assert sample["meta"]["examples"] == 12 and sample["meta"]["class_names"] == ["china", "flower"]

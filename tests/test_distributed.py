@@ -61,6 +61,7 @@ def _train(model: nn.Module, viz: CNNViz, batches: list, rank: int, world: int) 
 def _log(viz: CNNViz, batches: list, rank: int, world: int) -> None:
     """The collective views over this rank's shard."""
     viz.log_top_activations(batches[rank::world], TOP_LAYER, step=10, k=5, directions=2, whole_size=8)
+    viz.log_top_activations(batches[rank::world], TOP_LAYER, step=10, k=5, whole_size=8, rank="relevance")
 
 
 def _wait_for(path: Path, timeout_s: float = 60) -> None:
@@ -191,7 +192,8 @@ def test_dead_fractions_over_two_ranks_equal_one_process_over_all_data(runs):
 def test_top_k_over_two_ranks_equals_one_process_over_all_data(runs):
     single = _top(_records(runs["single"]))
     ddp = _top(_records(runs["ddp"]))
-    names = {(metadata.tag(metadata.TOP, name), 10) for name in (TOP_LAYER, f"{TOP_LAYER} (random directions)")}
+    names = {(metadata.tag(metadata.TOP, name), 10)
+             for name in (TOP_LAYER, f"{TOP_LAYER} (random directions)", f"{TOP_LAYER} (relevance)")}
     assert set(single) == set(ddp) == names
     for key in names:
         meta_single, sprites_single = single[key]
@@ -199,7 +201,14 @@ def test_top_k_over_two_ranks_equals_one_process_over_all_data(runs):
         assert meta_ddp["units"] == meta_single["units"]
         assert sprites_ddp == sprites_single  # the merged patches and whole images, byte for byte
         images = {image for unit in meta_single["units"] for image in unit["images"]}
-        assert images & set(range(0, 32, 8)) and images & set(range(4, 32, 8))  # both ranks' shards won slots
+        shards = [set(range(0, 32, 8)), set(range(4, 32, 8))]  # the first image of each rank's batches
+        if meta_single["rank"] == "relevance":  # fewer images (relevance > 0): any of each rank's batches
+            shards = [{i for i in range(32) if i // 4 % WORLD == rank} for rank in range(WORLD)]
+        assert images & shards[0] and images & shards[1]  # both ranks' shards won slots
+    relevance = ddp[(metadata.tag(metadata.TOP, f"{TOP_LAYER} (relevance)"), 10)][0]
+    assert (relevance["rank"], relevance["target"]) == ("relevance", "label")  # the record says which
+    assert all(len(unit["classes"]) == len(unit["images"]) for unit in relevance["units"])
+    assert all(value > 0 for unit in relevance["units"] for value in unit["values"])  # 0 (off): left out
 
 
 def test_a_rank_that_dies_mid_call_leaves_every_record_whole(runs):

@@ -40,6 +40,7 @@ def train(steps, logdir=None):
             viz.log_activations(step)
             viz.log_filters(step)
             viz.log_correspondence(step, probes[0], probes[1].flip(-1), "5")
+            viz.log_top_activations([(x, y)], "4", step, k=2, rank="relevance")  # a backward of its own
             viz.step(step)
         optimizer.step()
     if viz is not None:

@@ -138,3 +138,31 @@ def test_logged_top_patches_read_back_through_tensorboard(net, tmp_path):
                                   reference.patches[2, 1].permute(1, 2, 0).numpy())
     _, directions = get_json(client, "sample", run="run", kind="top", layer="3 (random directions)", step=2)
     assert directions["meta"]["axes"] == "directions" and len(directions["meta"]["units"]) == 5
+
+
+class ResidualBlock(nn.Module):
+    """torchvision's BasicBlock in small: the batch norm's output is added to in place, then ReLU'd in place."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        out = self.bn(self.conv(x))
+        out += x
+        return self.relu(out)
+
+
+def test_a_layer_whose_output_is_changed_in_place_later_is_ranked_by_its_own_values():
+    torch.manual_seed(0)
+    block = ResidualBlock().eval()
+    images = torch.randn(12, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        own = block.bn(block.conv(images))  # what the layer gave, before `out += x` and the ReLU changed it
+    top = top_activations(block, [images[:5], images[5:]], "bn", k=3)
+    best = own.flatten(2).max(dim=2).values  # (N, C)
+    values, order = best.T.topk(3, dim=1)
+    assert torch.equal(top.image, order)
+    torch.testing.assert_close(top.values, values)

@@ -2,10 +2,14 @@
 // that activate it most, as a browsable grid; a click opens the unit: bigger patches, their activation
 // values, which image and where, its filter when another view provides it (ctx.ask('filterTile')), and the
 // channel's flag (its off rate, and what an off channel is called) when another view provides it (ctx.ask('channelFlags')). It provides
-// other views a layer's top patches (topPatches).
+// other views a layer's top patches (topPatches). A layer's relevance ranking, when logged too, shows beside
+// its activation ranking: per channel what it fires on and what it matters for (views/top_relevance.js).
 
 import { drawSpriteCell, el, emptyBox, formatNumber } from '../dom.js';
 import { gatesNote, picture, sampleAtOrBefore, sampleView } from '../samples.js';
+import {
+  detailTitle, isRelevance, loadPair, pairedUnit, rankingBlock, rankingNote, slotText,
+} from './top_relevance.js';
 
 const PATCH_PX = 40;
 const DETAIL_PX = 112;
@@ -14,7 +18,8 @@ export default sampleView({
   kind: 'top_activations',
   title: 'Top patches',
   noun: 'top patches',
-  logCalls: ['viz.log_top_activations(data, layer, step)'],
+  logCalls: ['viz.log_top_activations(data, layer, step)',
+    'viz.log_top_activations(data, layer, step, rank="relevance")'],
   content,
   provides: { topPatches },
 });
@@ -28,7 +33,9 @@ async function content(ctx) {
     if (whole instanceof Error) whole = null; // the whole images are an extra: the patches still show
   }
   const flags = await ctx.ask('channelFlags', sample.meta && sample.meta.source_layer, step);
-  return topView(sample, sprite, flags, whole, (filterLayer, filter) => ctx.ask('filterTile', filterLayer, step, filter));
+  const pair = await loadPair(ctx, sample.meta, step);
+  const loadFilter = (filterLayer, filter) => ctx.ask('filterTile', filterLayer, step, filter);
+  return topView(sample, sprite, flags, whole, loadFilter, pair);
 }
 
 /**
@@ -59,7 +66,7 @@ async function topPatches(ctx, layer, step) {
  * One run's top activations at one step. `sprite` is the decoded sprite (ImageBitmap) or an Error;
  * `flags` is a Map channel -> {rate, off, health, step} at the flush at or before this step, or null.
  */
-function topView(sample, sprite, flags, wholeSprite = null, loadFilter = null) {
+function topView(sample, sprite, flags, wholeSprite = null, loadFilter = null, pair = null) {
   const meta = sample.meta || {};
   const units = Array.isArray(meta.units) ? meta.units : [];
   if (!units.length) return emptyBox('No units in this sample.');
@@ -73,14 +80,15 @@ function topView(sample, sprite, flags, wholeSprite = null, loadFilter = null) {
   const note = meta.axes === 'directions'
     ? el('div', { className: 'note', text: 'Random unit directions of the channel space (Szegedy et al.): if these look as '
       + 'coherent as the channels, the channel axes are not special.' }) : null;
-  const context = { wholeSprite, loadFilter };
+  const context = { wholeSprite, loadFilter, pair };
   const grid = el('div', { className: 'top-grid' }, units.map((unit, row) => unitRow(meta, unit, row, sprite, noun, flags, detail, context)));
-  return el('div', { className: 'top-view' }, [header, note, gatesNote(meta.gates), detail, grid]);
+  const dataset = { rank: meta.rank || 'activation', paired: Boolean(pair) };
+  return el('div', { className: 'top-view', dataset },
+    [header, note, rankingNote(meta, pair), gatesNote(meta.gates), detail, grid]);
 }
 
 function unitRow(meta, unit, row, sprite, noun, flags, detail, context) {
-  const patches = (unit.images || []).map((image, slot) => patchCanvas(meta, sprite, row, slot, PATCH_PX,
-    `image ${image}, activation ${formatNumber(unit.values[slot])}`));
+  const patches = rowCanvases(meta, unit, row, sprite);
   const flag = flags && noun === 'channel' ? flags.get(unit.unit) : undefined;
   const off = flag && typeof flag.rate === 'number' ? flag : null;
   const label = el('button', { className: 'top-unit-label', attrs: { type: 'button' }, dataset: { unit: unit.unit } }, [
@@ -88,14 +96,31 @@ function unitRow(meta, unit, row, sprite, noun, flags, detail, context) {
     off && off.off ? ' ' : null, // a space in the text too: "channel 1 dead", not "channel 1dead"
     off && off.off ? el('span', { className: `${off.health}-badge`, text: off.health }) : null,
   ]);
-  const element = el('div', { className: 'top-unit', dataset: { unit: unit.unit } }, [label, el('div', { className: 'top-patches' }, patches)]);
-  element.addEventListener('click', () => {
+  const { pair } = context;
+  const paired = pair ? pairedUnit(pair, unit.unit) : null;
+  const rankings = pair || isRelevance(meta) ? el('div', { className: 'top-rankings' }, [
+    rankingBlock(meta, unit, patches),
+    pair ? rankingBlock(pair.meta, paired && paired.unit,
+      paired ? rowCanvases(pair.meta, paired.unit, paired.row, pair.sprite) : []) : null,
+  ]) : el('div', { className: 'top-patches' }, patches);
+  const element = el('div', { className: 'top-unit', dataset: { unit: unit.unit } }, [label, rankings]);
+  element.addEventListener('click', (event) => {
     for (const other of element.parentElement.querySelectorAll('.top-unit.selected')) other.classList.remove('selected');
     element.classList.add('selected');
-    detail.replaceChildren(unitDetail(meta, unit, row, sprite, noun, off, context));
+    const relevance = paired && event.target.closest('.top-ranking[data-rank="relevance"]');
+    const shown = relevance ? { ...context, wholeSprite: pair.whole } : context;
+    detail.replaceChildren(relevance
+      ? unitDetail(pair.meta, paired.unit, paired.row, pair.sprite, noun, off, shown)
+      : unitDetail(meta, unit, row, sprite, noun, off, shown));
     detail.hidden = false;
   });
   return element;
+}
+
+/** A unit's row of patch canvases, each titled with its image and value. */
+function rowCanvases(meta, unit, row, sprite) {
+  return (unit.images || []).map((_, slot) => patchCanvas(meta, sprite, row, slot, PATCH_PX,
+    slotText(meta, unit, slot)));
 }
 
 function unitDetail(meta, unit, row, sprite, noun, off, context) {
@@ -105,10 +130,12 @@ function unitDetail(meta, unit, row, sprite, noun, off, context) {
     if (context.wholeSprite && meta.whole_tile) pictures.push(wholeCanvas(meta, context.wholeSprite, row, slot, box));
     return el('figure', { className: 'top-detail-patch' }, [
       el('div', { className: 'top-detail-pictures' }, pictures),
-      el('figcaption', { text: `${formatNumber(unit.values[slot])} · image ${image} · rows ${box[0]}–${box[2]}, cols ${box[1]}–${box[3]}` }),
+      el('figcaption', { text: `${slotText(meta, unit, slot)} · rows ${box[0]}–${box[2]}, `
+        + `cols ${box[1]}–${box[3]}` }),
     ]);
   });
-  const lines = [`${noun} ${unit.unit} of ${meta.source_layer ?? meta.layer}: its ${figures.length} strongest images`
+  const lines = [`${noun} ${unit.unit} of ${meta.source_layer ?? meta.layer}: `
+    + detailTitle(meta, figures.length)
     + (context.wholeSprite && meta.whole_tile ? ' (patch, and the whole image with the box)' : '')];
   if (off) {
     lines.push(`${off.health} rate ${(100 * off.rate).toFixed(1)}% of training inputs at the flush of step ${off.step}`

@@ -126,7 +126,7 @@ def unknown_layer_message(model: nn.Module, layer: str, argument: str = "layer")
     return f"{argument}: {type(model).__name__} has no layer {layer!r}.{hint} Its layers are: {listing}"
 
 
-Callback = Callable[[str, int, torch.Tensor], None]
+Callback = Callable[[str, int, torch.Tensor], 'torch.Tensor | None']
 
 
 @contextmanager
@@ -136,7 +136,9 @@ def forward_hooks(
     """Call ``callback(module_name, call_index, output)`` for every call of each module during forwards of
     ``model``. ``call_index`` counts calls of that module within one forward of ``model`` (0-based), so a
     module reused in one forward (torchvision resnet's ``relu``) is told apart per call. Modules named in
-    ``before`` pass their (first) input instead of their output, before they run.
+    ``before`` pass their (first) input instead of their output, before they run. What ``callback`` returns
+    for an output, when not None, replaces it (a forward hook's rule): a gradient taken at a layer holds its
+    own copy that a later in-place op cannot change.
 
     Hooks are removed and the handle list cleared on exit, also on error.
     """
@@ -149,15 +151,17 @@ def forward_hooks(
     try:
         for name, module in modules.items():
 
-            def hook(_module: nn.Module, _inputs: object, output: object, name: str = name) -> None:
+            def hook(_module: nn.Module, _inputs: object, output: object, name: str = name) -> object:
                 call = calls.get(name, 0)
                 calls[name] = call + 1
-                if isinstance(output, torch.Tensor):
-                    callback(name, call, output)
+                return callback(name, call, output) if isinstance(output, torch.Tensor) else None
 
             if name in before:
-                handles.append(module.register_forward_pre_hook(
-                    lambda module, inputs, hook=hook: hook(module, inputs, inputs[0] if inputs else None)))
+
+                def observe(module: nn.Module, inputs: tuple, hook: Callable = hook) -> None:
+                    hook(module, inputs, inputs[0] if inputs else None)  # observed, never replaced
+
+                handles.append(module.register_forward_pre_hook(observe))
             else:
                 handles.append(module.register_forward_hook(hook))
         yield
