@@ -15,7 +15,7 @@ const DECADES = 5; // the colour spans shares 1e-5..1: a bin holding one value i
 const SPECIAL = [['nan', 'NaN'], ['+inf', '+Inf'], ['-inf', '−Inf']];
 
 const DESCRIPTOR = {
-  kind: KIND,
+  kind: 'distribution',
   title: 'Distribution',
   noun: 'activation distributions',
   logCalls: ['viz.watch_dead_filters(every=100)'],

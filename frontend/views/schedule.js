@@ -12,7 +12,7 @@ const CHART = { left: 130, right: 16, top: 8, row: 22, bottom: 30, width: 620 };
 const MAX_RADIUS = 8;
 
 const DESCRIPTOR = {
-  kind: KIND,
+  kind: 'schedule',
   title: 'Schedule',
   noun: 'autolog schedules',
   listTitle: 'Autolog calls',
