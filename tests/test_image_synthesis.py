@@ -68,7 +68,7 @@ def test_inverting_an_early_layer_gives_the_image_back_and_the_logits_do_not(tra
     images = digits[0][1600:1603]
     early = invert(trained, images, "conv1", steps=150)
     deep = invert(trained, images, "fc", steps=150)
-    assert early.code_error.shape == (150, 3)
+    assert early.code_error.shape[1] == 3 and len(early.code_error) <= 150  # at most: it stops when it stopped improving
     assert (early.code_error[-1] < early.code_error[0] / 10).all()  # the optimisation converges
     assert (ncc(early.images, images) > EARLY_NCC).all(), ncc(early.images, images)
     assert (ncc(deep.images, images) < DEEP_NCC).all(), ncc(deep.images, images)
