@@ -36,14 +36,15 @@ from torch import nn
 IMAGENET_COLOUR_SQRT = ((0.26, 0.09, 0.02), (0.27, 0.00, -0.05), (0.27, -0.09, 0.03))
 
 #: Transform robustness: the largest shift as a share of the image's side, the scale range, the largest angle.
-#: Lucid's ``standard_transforms`` at 224 px are about (1/16, 0.1, 10); twice as strong was recognised more often
-#: on the shapes (benchmarks/recognisability.py: 2-4 of 5 against 1-2 of 5), whose objects turn by up to 30 degrees.
+#: Lucid's ``standard_transforms`` at 224 px are about (1/16, 0.1, 10); these, stronger, were recognised more often
+#: on the shapes, whose objects turn by up to 30 degrees (a second net's verdict on the class models of the
+#: first: 1-4 of 5 in 6 runs, median 2.5, against 1-2 of 5 with Lucid's; see benchmarks/recognisability.py).
 JITTER = 0.1
 SCALE = 0.2
 DEGREES = 30.0
 FLIP = False  #: mirror half the draws: for nets trained with flips (off by default: a digit has a handedness)
-#: The spectrum's 1/f exponent: Lucid's 1.0 left the shapes' class models as fine texture; 1.5 gives objects the
-#: size of the data's (2.0: blobs too coarse for the second net). Measured in benchmarks/recognisability.py.
+#: The spectrum's 1/f exponent: Lucid's 1.0 left the shapes' class models as fine texture (2 of 5 recognised);
+#: 1.5 gives shapes nearer the data's size (2-4 of 5); 2.0 blobs too coarse (1-2 of 5).
 DECAY = 1.5
 #: The starting spectrum's standard deviation. Lucid's 0.01 gives a flat grey image, on which every unit of a
 #: small BatchNorm net can be off (no gradient at all); 0.1 starts from visible low-frequency noise.
