@@ -59,11 +59,12 @@ def main() -> None:
     parser.add_argument("--no-curve", action="store_true", help="skip the equal-objective comparison on ShapesNet")
     parser.add_argument("--only-curve", action="store_true", help="only the equal-objective comparison")
     parser.add_argument("--former-ref", default=FORMER_REF, help="git ref of today's code (default: %(default)s)")
+    parser.add_argument("--kinds", default="class,channel,inversion", help="kinds of the equal-objective comparison")
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     if args.only_curve:
-        equal_objective(args.former_ref)
+        equal_objective(args.former_ref, tuple(args.kinds.split(",")))
         return
 
     digits = DigitsNet().eval()
@@ -86,7 +87,7 @@ def main() -> None:
     report(f"resnet18@224 class_model x1, {steps} steps", timed(lambda: class_model(resnet, 1, (3, 224, 224), steps=steps, progress=False)), peer, steps)
     report(f"resnet18@224 channel_vis layer3 x1, {steps} steps", timed(lambda: channel_visualization(resnet, "layer3", 0, (3, 224, 224), steps=steps, progress=False)), peer, steps)
     if not args.no_curve:
-        equal_objective(args.former_ref)
+        equal_objective(args.former_ref, tuple(args.kinds.split(",")))
 
 
 #: The code before the image parameterisation, early stopping and batched inversion: "today" in the speed
@@ -138,7 +139,7 @@ def former_run(net: torch.nn.Module, image: torch.Tensor, span: tuple[float, flo
         return torch.load(Path(folder) / "out.pt")
 
 
-def equal_objective(ref: str) -> None:
+def equal_objective(ref: str, kinds: tuple[str, ...] = ("class", "channel", "inversion")) -> None:
     """Issue 24's bar: each kind's new default against today's, at equal objective, on a trained ShapesNet.
 
     The objective is measured on each call's final image, with no jitter or transform, the same way for both:
@@ -194,6 +195,8 @@ def equal_objective(ref: str) -> None:
           "each, one optimisation per layer)")
     for kind, value, higher in (("class", class_value, True), ("channel", channel_value, True),
                                 ("inversion", inversion_value, False)):
+        if kind not in kinds:
+            continue
         reference = value(former[kind]).mean().item()
         today = former[f"{kind}_s"]
         cells, reached = [], None

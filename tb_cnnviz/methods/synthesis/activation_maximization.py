@@ -188,7 +188,8 @@ def class_model(
         return check_scores(model(images), len(images), output).gather(1, index.to(images.device)[:, None])[:, 0]
 
     images, history = _maximize(
-        model, len(targets), size, scores, steps=steps, lr=lr if lr is not None else (0.1 if pixel else FOURIER_LR),
+        model, len(targets), size, scores, steps=steps,
+        lr=lr if lr is not None else (0.1 if pixel else FOURIER_LR),
         parameterization=parameterization, input_range=low_high,
         l2_weight=l2_weight if l2_weight is not None else (10.0 if pixel else 0.0), jitter_pixels=jitter_pixels,
         blur=blur, colour=colour, transforms=transforms, tolerance=tolerance, seed=seed, progress=progress,
@@ -241,7 +242,8 @@ def channel_visualization(
 
     pixel = parameterization == "pixel"
     images, history = _maximize(
-        model, len(units), size, mean_activation, steps=steps, lr=lr if lr is not None else (0.05 if pixel else FOURIER_LR),
+        model, len(units), size, mean_activation, steps=steps,
+        lr=lr if lr is not None else (0.05 if pixel else CHANNEL_LR),
         parameterization=parameterization, input_range=low_high, l2_weight=0.0, jitter_pixels=jitter_pixels,
         blur=blur, colour=colour, transforms=transforms, tolerance=tolerance, seed=seed, progress=progress,
         description=f"visualising {layer}",
