@@ -319,8 +319,9 @@ class CNNViz:
     @logging_call
     def log_class_models(self, step: int, classes: Sequence[int] | None = None,
                          class_names: Sequence[str] | None = None, size: tuple[int, int, int] | None = None,
-                         steps: int = CLASS_MODEL_STEPS, seed: int = 0, jitter_pixels: int = 0, blur: float = 0.0,
-                         input_range: tuple[float, float] | None = None, parameterization: str = "fourier") -> str | None:
+                         steps: int = CLASS_MODEL_STEPS, seed: int = 0, jitter_pixels: int = 0,
+                         blur: float = 0.0, input_range: tuple[float, float] | None = None,
+                         parameterization: str = "fourier") -> str | None:
         """Write class models (Simonyan et al.; Olah et al.'s image parameterisation) of ``classes`` (default:
         the probe labels, else the first ten classes) at the probe images' size (or ``size``, (C, H, W)),
         inside ``input_range`` (default: the probe images' range); returns the name shown in the tab. The

@@ -341,9 +341,9 @@ def test_images_made_by_the_network_inversion_class_models_and_channels_beside_t
     page.close()
 
 
-#: the shapes run of the README's class-model and channel-image screenshots: trained long enough for its class
-#: models to show shapes, logged only at the start and the end
-SHAPES_STEPS = 400
+#: the shapes run of the README's class-model and channel-image screenshots: trained as long as the demo's, so that
+#: its class models show shapes; logged only at the start and the end
+SHAPES_STEPS = 800
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,9 @@ from .evaluation import (
     Evaluation, WrongExample, accuracy_by, calibration, class_metrics, confused_pairs, confusion_matrix, evaluate,
     image_attributes, micro_histograms, pr_curve_classes, pr_curve_counts, saliency_concentration, wilson_interval,
 )
-from .synthesis import (Correspondence, ImageParameterization, Inversion, Visualization, channel_visualization, class_model,
-                        colour_correlation_sqrt, correspondence, invert, invert_layers, random_transform)
+from .synthesis import (Correspondence, ImageParameterization, Inversion, Visualization, channel_visualization,
+                        class_model, colour_correlation_sqrt, correspondence, invert, invert_layers,
+                        random_transform)
 
 __all__ = [
     "ActivationSnapshot",

@@ -15,7 +15,8 @@ from typing import Any
 from .. import render, summary
 from ..methods._hooks import resolve_layers
 from ..methods.dataset.receptive_field import default_layer, feeding_conv
-from ..methods.synthesis.activation_maximization import CHANNEL_STEPS, channel_count, channel_visualization, check_size
+from ..methods.synthesis.activation_maximization import (CHANNEL_STEPS, channel_count, channel_visualization,
+                                                         check_size)
 from .class_models import probe_range
 from .declaration import LoggingRun, Scheduled, View
 

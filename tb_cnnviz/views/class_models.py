@@ -25,7 +25,8 @@ KIND = "class_models"
 def log_class_models(run: LoggingRun, *, step: int, classes: Sequence[int] | None = None,
                      class_names: Sequence[str] | None = None, size: tuple[int, int, int] | None = None,
                      steps: int = CLASS_MODEL_STEPS, seed: int = 0, jitter_pixels: int = 0, blur: float = 0.0,
-                     input_range: tuple[float, float] | None = None, parameterization: str = "fourier") -> str:
+                     input_range: tuple[float, float] | None = None,
+                     parameterization: str = "fourier") -> str:
     """Write class models of ``classes`` (default: the probe labels, else the first ten classes) at the probe
     images' size (or ``size``, (C, H, W)), inside ``input_range`` (default: the probe images' range, else
     [0, 1]); returns the name shown in the tab. ``parameterization``, ``jitter_pixels`` and ``blur`` are
@@ -37,8 +38,8 @@ def log_class_models(run: LoggingRun, *, step: int, classes: Sequence[int] | Non
         classes = sorted(set(run.probe_labels))
     if classes is None:
         classes = list(range(min(10, class_count(model, size, run.output))))
-    result = class_model(model, list(classes), size=size, steps=steps, seed=seed, jitter_pixels=jitter_pixels, blur=blur,
-                         output=run.output, input_range=input_range, parameterization=parameterization)
+    result = class_model(model, list(classes), size=size, steps=steps, seed=seed, jitter_pixels=jitter_pixels,
+                         blur=blur, output=run.output, input_range=input_range, parameterization=parameterization)
     probabilities = class_probabilities(model, result.images, run.output).cpu()
     units = torch.tensor(result.units)
     meta = {

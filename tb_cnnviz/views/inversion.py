@@ -4,7 +4,8 @@ so it is logged rarely.
 
 Kind ``inversion``, a blob sequence (the "layer" is the image's name): [meta JSON (layers, code error and its
 curve per layer, correlation with the original, seconds: every layer is one row of one batched optimisation,
-whose time is split evenly), PNG of the original, PNG per layer's reconstruction, all on the original's scale].
+whose time is split evenly), PNG of the original, PNG per layer's reconstruction, all on the original's
+scale].
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import torch
 
 from .. import render, summary
 from ..methods._hooks import check_images, resolve_layers
-from ..methods.synthesis.inversion import INVERSION_STEPS, default_inversion_layers, invert_layers, normalised_correlation
+from ..methods.synthesis.inversion import (INVERSION_STEPS, default_inversion_layers, invert_layers,
+                                           normalised_correlation)
 from .declaration import LoggingRun, Scheduled, View
 
 KIND = "inversion"

@@ -6,5 +6,5 @@ from .correspondence import Correspondence, correspondence
 from .image_parameterization import ImageParameterization, colour_correlation_sqrt, random_transform
 from .inversion import Inversion, invert, invert_layers
 
-__all__ = ["Correspondence", "ImageParameterization", "Inversion", "Visualization", "channel_visualization", "class_model",
-           "colour_correlation_sqrt", "correspondence", "invert", "invert_layers", "random_transform"]
+__all__ = ["Correspondence", "ImageParameterization", "Inversion", "Visualization", "channel_visualization",
+           "class_model", "colour_correlation_sqrt", "correspondence", "invert", "invert_layers", "random_transform"]

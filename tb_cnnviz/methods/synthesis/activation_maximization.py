@@ -23,17 +23,17 @@ from torch import nn
 from .._hooks import is_relu_like, layer_output, split_call
 from .image_parameterization import ImageParameterization, random_transform
 from .image_priors import gaussian_blur, jitter
-from .input_optimization import (check_non_negative, check_positive, check_steps, check_tolerance, frozen, optimize,
-                                 seeded_generator)
+from .input_optimization import (check_non_negative, check_positive, check_steps, check_tolerance, frozen,
+                                 optimize, seeded_generator)
 from ..targets import Output, check_scores
 
 PARAMETERIZATIONS = ("fourier", "pixel")
 REDIRECT_STEPS = 16  #: first steps whose ReLU gradient goes to the pre-activation (Lucid's redirected ReLU)
 BLUR_EVERY = 4  #: steps between two blurs of a pixel-parameterised image
-#: class models' default steps (a maximum), from two measured curves: the objective (benchmarks/image_synthesis.py:
-#: the class logit passes the former default's by 50 steps, 1.6x it; 100 steps 2.5x) and recognisability
-#: (benchmarks/recognisability.py: the second net recognises 1-2 of 5 at 50 steps, 2-3 at 100, 1-4 at 200; the
-#: net itself 3 of 5 at 50, 5 of 5 from 100)
+#: class models' default steps (a maximum), from two measured curves: the objective (benchmarks/
+#: image_synthesis.py: the class logit passes the former default's by 50 steps, 1.6x it; 100 steps 2.5x) and
+#: recognisability (benchmarks/recognisability.py: the second net recognises 1-2 of 5 at 50 steps, 2-3 at 100,
+#: 1-4 at 200; the net itself 3 of 5 at 50, 5 of 5 from 100)
 CLASS_MODEL_STEPS = 100
 #: channel images' default steps and step size, from the same curve: with lr 0.1, 100 steps reach the mean
 #: activation of the former default's 256 (1.00x; lr 0.05: 0.88x at 100, 1.02x at 200)
@@ -191,7 +191,8 @@ def class_model(
         model, len(targets), size, scores, steps=steps,
         lr=lr if lr is not None else (0.1 if pixel else FOURIER_LR),
         parameterization=parameterization, input_range=low_high,
-        l2_weight=l2_weight if l2_weight is not None else (10.0 if pixel else 0.0), jitter_pixels=jitter_pixels,
+        l2_weight=l2_weight if l2_weight is not None else (10.0 if pixel else 0.0),
+        jitter_pixels=jitter_pixels,
         blur=blur, colour=colour, transforms=transforms, tolerance=tolerance, seed=seed, progress=progress,
         description="class models",
     )

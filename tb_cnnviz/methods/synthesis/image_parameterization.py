@@ -7,7 +7,8 @@ Why: a gradient step on raw pixels changes every frequency equally, and a CNN's 
 frequency, so plain pixel ascent finds adversarial texture. Three changes make the steps favour images:
 
 - **Fourier space with 1/f scaling**: the variables are the image's spectrum, each frequency scaled by
-  ``1 / max(f, 1 / max(H, W)) ** decay``, so a step moves low frequencies as much as natural images vary there.
+  ``1 / max(f, 1 / max(H, W)) ** decay``, so a step moves low frequencies as much as natural images vary
+  there.
 - **Decorrelated colour**: the variables are in a colour basis whose axes are uncorrelated, mapped back with
   the square root of the colour correlation matrix (Lucid's, measured on ImageNet, or one measured on your
   data with :func:`colour_correlation_sqrt`), so a step changes brightness and hue as natural images do.
@@ -36,8 +37,8 @@ from torch import nn
 IMAGENET_COLOUR_SQRT = ((0.26, 0.09, 0.02), (0.27, 0.00, -0.05), (0.27, -0.09, 0.03))
 
 #: Transform robustness: the largest shift as a share of the image's side, the scale range, the largest angle.
-#: Lucid's ``standard_transforms`` at 224 px are about (1/16, 0.1, 10); these, stronger, were recognised more often
-#: on the shapes, whose objects turn by up to 30 degrees (a second net's verdict on the class models of the
+#: Lucid's ``standard_transforms`` at 224 px are about (1/16, 0.1, 10); these, stronger, were recognised more
+#: often on the shapes, whose objects turn by up to 30 degrees (a second net's verdict on the class models of the
 #: first: 1-4 of 5 in 6 runs, median 2.5, against 1-2 of 5 with Lucid's; see benchmarks/recognisability.py).
 JITTER = 0.1
 SCALE = 0.2
@@ -56,7 +57,8 @@ def colour_correlation_sqrt(images: torch.Tensor) -> torch.Tensor:
     eigendecomposition as Lucid's ImageNet matrix was made, divided by its largest column norm; for
     data unlike ImageNet (the shapes' saturated colours on muted backgrounds)."""
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must be a (N, 3, H, W) tensor; got {getattr(images, 'shape', type(images))}")
+        got = getattr(images, "shape", type(images))
+        raise ValueError(f"images must be a (N, 3, H, W) tensor; got {got}")
     pixels = images.detach().double().transpose(0, 1).flatten(1)
     covariance = torch.cov(pixels)
     values, vectors = torch.linalg.eigh(covariance)
@@ -77,7 +79,8 @@ def _colour_matrix(colour: object, channels: int) -> torch.Tensor | None:
             raise ValueError(f"colour must be 'imagenet', a (3, 3) tensor or None; got {colour!r}")
         return _normalised(torch.tensor(IMAGENET_COLOUR_SQRT)) if channels == 3 else None
     if not isinstance(colour, torch.Tensor) or colour.shape != (3, 3) or channels != 3:
-        raise ValueError(f"colour must be a (3, 3) tensor for 3-channel images, 'imagenet' or None; got {colour!r}")
+        raise ValueError(f"colour must be a (3, 3) tensor for 3-channel images, 'imagenet' or None; "
+                         f"got {colour!r}")
     return colour.detach().float()
 
 
@@ -88,8 +91,8 @@ class ImageParameterization(nn.Module):
     Starts from small seeded noise (Lucid's standard deviation 0.01), so the first image is mid-range grey."""
 
     def __init__(self, shape: tuple[int, int, int, int], generator: torch.Generator, *, fourier: bool = True,
-                 decay: float = DECAY, colour: object = "imagenet", input_range: tuple[float, float] = (0.0, 1.0),
-                 scale: float = INIT_SCALE):
+                 decay: float = DECAY, colour: object = "imagenet",
+                 input_range: tuple[float, float] = (0.0, 1.0), scale: float = INIT_SCALE):
         super().__init__()
         count, channels, height, width = shape
         self.size = (height, width)
@@ -111,7 +114,7 @@ class ImageParameterization(nn.Module):
         self.variables = nn.Parameter(noise * scale)
 
     def unbounded(self) -> torch.Tensor:
-        """(N, C, H, W) before the sigmoid: the spectrum's image (divided by 4, as Lucid does), colour mixed."""
+        """(N, C, H, W) before the sigmoid: the spectrum's image (over 4, as Lucid does), colour mixed."""
         if self.fourier:
             spectrum = torch.view_as_complex(self.variables) * self.weight
             image = torch.fft.irfft2(spectrum, s=self.size, norm="ortho") / 4.0
@@ -134,7 +137,8 @@ def random_transform(images: torch.Tensor, generator: torch.Generator, jitter: f
     if jitter <= 0 and scale <= 0 and degrees <= 0 and not flip:
         return images
     count = images.shape[0]
-    draws = torch.rand((count, 5), generator=generator, device=generator.device).to(images.device, images.dtype)
+    draws = torch.rand((count, 5), generator=generator, device=generator.device)
+    draws = draws.to(images.device, images.dtype)
     uniform = draws * 2 - 1  # in [-1, 1)
     angle = uniform[:, 0] * math.radians(degrees)
     factor = 1 + uniform[:, 1] * scale

@@ -20,10 +20,10 @@ from ..streaming import bar_options
 #: An optimisation longer than this is almost surely a typo (and would hold the training loop for minutes).
 MAX_STEPS = 10_000
 
-#: Early stopping: the loss is averaged over windows of this many steps (one host synchronisation per window)...
+#: Early stopping: the loss is averaged over windows of this many steps (one host synchronisation a window)...
 STOP_WINDOW = 10
-#: ... and the optimisation stops when the last ``STOP_PATIENCE`` windows together improved the best window's loss
-#: by less than ``tolerance`` of the improvement since the first window (``stopped_improving``).
+#: ... and the optimisation stops when the last ``STOP_PATIENCE`` windows together improved the best window's
+#: loss by less than ``tolerance`` of the improvement since the first window (``stopped_improving``).
 STOP_PATIENCE = 3
 
 #: ``objective(step)`` -> (the loss to minimise, a per-image value (N,) to record for this step).
@@ -72,11 +72,13 @@ def check_tolerance(tolerance: object) -> float | None:
     if tolerance is None:
         return None
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
-        raise ValueError(f"tolerance must be a number in [0, 1) or None (never stop early); got {tolerance!r}")
+        raise ValueError(f"tolerance must be a number in [0, 1) or None (never stop early); "
+                         f"got {tolerance!r}")
     return float(tolerance)
 
 
-def stopped_improving(window_losses: Sequence[float], tolerance: float, patience: int = STOP_PATIENCE) -> bool:
+def stopped_improving(window_losses: Sequence[float], tolerance: float,
+                      patience: int = STOP_PATIENCE) -> bool:
     """Whether the last ``patience`` windows improved the best mean loss by less than ``tolerance`` times the
     improvement from the first window to the best before them: a rule free of the loss's offset and scale
     (a logit, a code error), that waits while the loss still falls at a fair share of its pace so far."""

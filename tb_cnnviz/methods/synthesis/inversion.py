@@ -23,12 +23,13 @@ from torch import nn
 
 from .._hooks import check_images, conv_layers, forward_hooks, layer_output, split_call
 from .image_priors import alpha_norm, jitter, total_variation
-from .input_optimization import (check_non_negative, check_positive, check_steps, check_tolerance, frozen, optimize,
-                                 seeded_generator)
+from .input_optimization import (check_non_negative, check_positive, check_steps, check_tolerance, frozen,
+                                 optimize, seeded_generator)
 
 INVERSION_STEPS = 200
-#: early stopping is off by default here: at the class models' tolerance (0.01) the demo's ShapesNet inversions
-#: stopped at 90 of 200 steps with 1.34x the code error (benchmarks/image_synthesis.py); pass ``tolerance=``
+#: early stopping is off by default here: at the class models' tolerance (0.01) the demo's ShapesNet
+#: inversions stopped at 90 of 200 steps with 1.34x the code error (benchmarks/image_synthesis.py);
+#: pass ``tolerance=`` to have it
 TOLERANCE = None
 
 
@@ -171,8 +172,10 @@ def invert_layers(
     with frozen(model) as device:
         images = images.detach().to(device)
         with torch.no_grad():
-            targets = [layer_output(model, layer, images).detach().clone() for layer in layers]  # checks each name
-        bound = images.flatten(1).abs().amax(dim=1).clamp_min(1e-12)[:, None, None, None].repeat(len(layers), 1, 1, 1)
+            # checks each name, with layer_output's messages
+            targets = [layer_output(model, layer, images).detach().clone() for layer in layers]
+        bound = images.flatten(1).abs().amax(dim=1).clamp_min(1e-12)[:, None, None, None]
+        bound = bound.repeat(len(layers), 1, 1, 1)
         generator = seeded_generator(seed, device)
         state = generator.get_state()  # every row starts from the noise invert() starts from with this seed
 
@@ -189,13 +192,15 @@ def invert_layers(
 
         def objective(_step: int) -> tuple[torch.Tensor, torch.Tensor]:
             error = errors(normalised * bound)
-            prior = norm_weight * alpha_norm(normalised, alpha) + tv_weight * total_variation(normalised, beta)
+            prior = (norm_weight * alpha_norm(normalised, alpha)
+                     + tv_weight * total_variation(normalised, beta))
             return (error.square() + prior).sum(), error
 
-        history = optimize([normalised], objective, steps, lr, f"inverting {len(layers)} layers", progress, tolerance)
+        history = optimize([normalised], objective, steps, lr, f"inverting {len(layers)} layers", progress,
+                           tolerance)
         with torch.no_grad():
             reconstruction = normalised.detach() * bound
             final = errors(reconstruction)
-    return [Inversion(layer=layer, images=reconstruction[i * count:(i + 1) * count],
-                      code_error=history[:, i * count:(i + 1) * count], final_code_error=final[i * count:(i + 1) * count])
-            for i, layer in enumerate(layers)]
+    rows = [slice(i * count, (i + 1) * count) for i in range(len(layers))]
+    return [Inversion(layer=layer, images=reconstruction[row], code_error=history[:, row],
+                      final_code_error=final[row]) for layer, row in zip(layers, rows)]
