@@ -47,6 +47,7 @@ bench: venv
 	$(PY) benchmarks/topk.py
 	$(PY) benchmarks/embedding.py
 	$(PY) benchmarks/image_synthesis.py
+	$(PY) benchmarks/recognisability.py
 	$(PY) benchmarks/correspondence.py
 	$(PY) benchmarks/occlusion.py
 	$(PY) benchmarks/map_checks.py

@@ -5,17 +5,17 @@ The peer, measured in the same run, is the bare optimisation: the same number of
 forward + backward to the input (the full model, no hooks, no regulariser). The ratio shows what our
 machinery adds or saves (an inversion of an early layer stops the forward at that layer, so it can be < 1).
 
-Then the default number of steps against the objective it reaches: the demo's ShapesNet trained 300 steps,
-each kind of image at 25 ... 400 steps, the objective of the final image measured without jitter (class
-models: score - L2 penalty; channel images: the channel's mean activation; inversion: the relative code
-error, lower is better) as a share of the former default's (200 steps; 256 for channel images).
+Then issue 24's bar, per kind, on the demo's ShapesNet trained 300 steps: today's call (the code before the
+image parameterisation, run from ``git archive`` of ``FORMER_REF``) against the new default at equal objective,
+with the quality-vs-steps curve the default steps come from (see :func:`equal_objective`).
 
-    python benchmarks/image_synthesis.py [--steps 200] [--resnet-steps 20] [--no-curve]
+    python benchmarks/image_synthesis.py [--steps 200] [--resnet-steps 20] [--no-curve | --only-curve]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import torch
@@ -56,10 +56,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--resnet-steps", type=int, default=20, help="steps on resnet18 at 224 (per-step cost x 200 = a full run)")
-    parser.add_argument("--no-curve", action="store_true", help="skip the objective-vs-steps curve on ShapesNet")
+    parser.add_argument("--no-curve", action="store_true", help="skip the equal-objective comparison on ShapesNet")
+    parser.add_argument("--only-curve", action="store_true", help="only the equal-objective comparison")
+    parser.add_argument("--former-ref", default=FORMER_REF, help="git ref of today's code (default: %(default)s)")
+    parser.add_argument("--kinds", default="class,channel,inversion", help="kinds of the equal-objective comparison")
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
+    if args.only_curve:
+        equal_objective(args.former_ref, tuple(args.kinds.split(",")))
+        return
 
     digits = DigitsNet().eval()
     image = load_digits()[0][:1]
@@ -81,15 +87,71 @@ def main() -> None:
     report(f"resnet18@224 class_model x1, {steps} steps", timed(lambda: class_model(resnet, 1, (3, 224, 224), steps=steps, progress=False)), peer, steps)
     report(f"resnet18@224 channel_vis layer3 x1, {steps} steps", timed(lambda: channel_visualization(resnet, "layer3", 0, (3, 224, 224), steps=steps, progress=False)), peer, steps)
     if not args.no_curve:
-        objective_curve()
+        equal_objective(args.former_ref, tuple(args.kinds.split(",")))
 
 
-def objective_curve() -> None:
-    """Objective of the final image against the steps taken, on the trained ShapesNet."""
+#: The code before the image parameterisation, early stopping and batched inversion: "today" in the speed
+#: comparison (issue 24), run from ``git archive`` of this commit in a child process.
+FORMER_REF = "9ef3a91"
+#: Steps of the quality-vs-steps curve (a maximum: early stopping may end a run sooner).
+CURVE_STEPS = (50, 100, 200)
+FORMER_CALLS = r"""
+import sys, time, torch
+from tb_cnnviz.demo_shapes import ShapesNet
+from tb_cnnviz.methods import channel_visualization, class_model, invert
+from tb_cnnviz.methods.synthesis.inversion import default_inversion_layers
+torch.set_num_threads(int(sys.argv[3]))
+state = torch.load(sys.argv[1])
+net = ShapesNet()
+net.load_state_dict(state["net"])
+net.eval()
+x, span, out = state["image"], state["span"], {}
+start = time.perf_counter()  # the demo's call (jitter 2, blur 1; 100 steps by default)
+out["class"] = class_model(net, list(range(5)), (3, 48, 48), jitter_pixels=2, blur=1.0, progress=False).images
+out["class_s"] = time.perf_counter() - start
+start = time.perf_counter()
+out["channel"] = channel_visualization(net, "relu2", list(range(12)), (3, 48, 48), input_range=span, progress=False).images
+out["channel_s"] = time.perf_counter() - start
+start = time.perf_counter()  # the view's loop: one optimisation per layer, 200 steps each
+out["inversion"] = torch.cat([invert(net, x, layer, progress=False).images for layer in default_inversion_layers(net)])
+out["inversion_s"] = time.perf_counter() - start
+torch.save(out, sys.argv[2])
+"""
+
+
+def former_run(net: torch.nn.Module, image: torch.Tensor, span: tuple[float, float], ref: str) -> dict:
+    """Today's three calls, timed in a child process on the code of ``ref`` (the same trained weights)."""
+    import subprocess
+    import tarfile
+    import tempfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as folder:
+        archive = Path(folder) / "former.tar"
+        subprocess.run(["git", "-C", str(root), "archive", "-o", str(archive), ref, "tb_cnnviz"], check=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(Path(folder) / "tree", filter="data")
+        torch.save({"net": net.state_dict(), "image": image, "span": span}, Path(folder) / "state.pt")
+        env = {**__import__("os").environ, "PYTHONPATH": str(Path(folder) / "tree")}
+        subprocess.run([sys.executable, "-c", FORMER_CALLS, str(Path(folder) / "state.pt"), str(Path(folder) / "out.pt"),
+                        str(torch.get_num_threads())], check=True, env=env, cwd=folder)
+        return torch.load(Path(folder) / "out.pt")
+
+
+def equal_objective(ref: str, kinds: tuple[str, ...] = ("class", "channel", "inversion")) -> None:
+    """Issue 24's bar: each kind's new default against today's, at equal objective, on a trained ShapesNet.
+
+    The objective is measured on each call's final image, with no jitter or transform, the same way for both:
+    class models the class's logit, channel images the channel's mean activation (both mean over the units,
+    higher is better), inversion the relative code error (mean over the layers, lower is better). "Today" is
+    the former default's call (``FORMER_REF``); the curve runs the new default at each of ``CURVE_STEPS``
+    (early stopping on), and the time to reach today's objective is the time of the first run of the curve
+    whose objective is at least as good."""
     from tb_cnnviz.datasets import shapes
     from tb_cnnviz.demo_shapes import ShapesNet, normalise, train
     from tb_cnnviz.methods._hooks import layer_output
-    from tb_cnnviz.methods.synthesis.inversion import default_inversion_layers
+    from tb_cnnviz.methods.synthesis.inversion import default_inversion_layers, invert_layers
 
     torch.manual_seed(0)
     data = shapes(1000, size=48, seed=0)
@@ -98,36 +160,60 @@ def objective_curve() -> None:
     train(net, x, data.labels, 300)
     net.eval()
     span = (float(x.min()), float(x.max()))
+    image = x[:1]
+    layers = default_inversion_layers(net)
+    units = torch.arange(12)
 
-    def class_objective(steps: int) -> torch.Tensor:
-        made = class_model(net, list(range(5)), (3, 48, 48), steps=steps, jitter_pixels=2, blur=1.0, progress=False)
+    def class_value(images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return net(made.images)[torch.arange(5), torch.arange(5)] - 10.0 * made.images.square().flatten(1).mean(1)
+            return net(images)[torch.arange(5), torch.arange(5)]
 
-    def channel_objective(steps: int) -> torch.Tensor:
-        made = channel_visualization(net, "relu2", list(range(12)), (3, 48, 48), steps=steps, input_range=span, progress=False)
+    def channel_value(images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return layer_output(net, "relu2", made.images)[torch.arange(12), torch.arange(12)].flatten(1).mean(1)
+            return layer_output(net, "relu2", images)[units, units].flatten(1).mean(1)
 
-    def inversion_objective(steps: int) -> torch.Tensor:
-        return torch.cat([invert(net, x[:1], layer, steps=steps, progress=False).final_code_error
-                          for layer in default_inversion_layers(net)])
+    def inversion_value(images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.stack([((layer_output(net, layer, images[i:i + 1]) - layer_output(net, layer, image)).norm()
+                                 / layer_output(net, layer, image).norm()) for i, layer in enumerate(layers)])
 
-    print("objective of the final image as a share of the former default's (ShapesNet trained 300 steps; "
-          "mean over classes / channels / layers, the worst in brackets; inversion: code error, lower is better)")
-    for name, objective, former, better in (("class models (5)", class_objective, 200, max),
-                                            ("channel images relu2 (12)", channel_objective, 256, max),
-                                            ("inversion (5 layers)", inversion_objective, 200, min)):
-        start = time.perf_counter()
-        reference = objective(former)
-        seconds = time.perf_counter() - start
-        cells = []
-        for steps in (25, 50, 100, 200, 400):
+    def new(kind: str, steps: int | None) -> tuple[torch.Tensor, int]:
+        limit = {} if steps is None else {"steps": steps}
+        if kind == "class":
+            made = class_model(net, list(range(5)), (3, 48, 48), input_range=span, progress=False, **limit)
+            return made.images, len(made.objective)
+        if kind == "channel":
+            made = channel_visualization(net, "relu2", list(range(12)), (3, 48, 48), input_range=span, progress=False,
+                                         **limit)
+            return made.images, len(made.objective)
+        made = invert_layers(net, image, layers, progress=False, **limit)
+        return torch.cat([m.images for m in made]), len(made[0].code_error)
+
+    former = former_run(net, image, span, ref)
+    print(f"equal objective on the ShapesNet trained 300 steps; today = the code of {ref} (class models: the demo's "
+          "call, jitter 2, blur 1, 100 steps; channel images: relu2 x12, 256 steps; inversion: 5 layers, 200 steps "
+          "each, one optimisation per layer)")
+    for kind, value, higher in (("class", class_value, True), ("channel", channel_value, True),
+                                ("inversion", inversion_value, False)):
+        if kind not in kinds:
+            continue
+        reference = value(former[kind]).mean().item()
+        today = former[f"{kind}_s"]
+        cells, reached = [], None
+        for steps in (*CURVE_STEPS, None):
             start = time.perf_counter()
-            share = objective(steps) / reference
-            cells.append(f"{steps}: {share.mean():.3f} ({(share.min() if better is max else share.max()):.3f}) "
-                         f"{(time.perf_counter() - start) / seconds:.2f}x time")
-        print(f"  {name:<26} " + "; ".join(cells))
+            images, taken = new(kind, steps)
+            seconds = time.perf_counter() - start
+            measured = value(images).mean().item()
+            good = measured >= reference if higher else measured <= reference
+            if good and reached is None and steps is not None:
+                reached = (steps, seconds)
+            label = "default" if steps is None else str(steps)
+            cells.append(f"{label}: {measured:.3g} in {seconds:.2f} s ({taken} steps{', reached' if good else ''})")
+        verdict = (f"reaches today's objective at {reached[0]} steps in {reached[1]:.2f} s: {today / reached[1]:.1f}x faster"
+                   if reached else "never reaches today's objective on this curve")
+        print(f"  {kind:<9} today {reference:.3g} in {today:.2f} s; new: " + "; ".join(cells))
+        print(f"  {'':<9} {verdict}")
 
 
 if __name__ == "__main__":

@@ -130,7 +130,8 @@ def shapes_run(logdir: Path, steps: int = 800, log_every: int = 200, size: int =
         def synthesised(step: int) -> None:  # images made by the network: at initialisation, and trained
             if not synthesis:
                 return
-            viz.log_class_models(step, classes=list(range(len(CLASSES))), class_names=names, jitter_pixels=2, blur=1.0)
+            # both in the net's input range, taken from the probe images (normalised shapes: [-2, 2])
+            viz.log_class_models(step, classes=list(range(len(CLASSES))), class_names=names)
             viz.log_channel_images(step, "relu2", channels=list(range(12)))
 
         def after_step(step: int, loss: float) -> None:

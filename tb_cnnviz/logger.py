@@ -24,6 +24,8 @@ from .guard import LoggingFailedWarning, logging_call
 from .methods._hooks import check_images, check_positive_int, resolve_layers, unwrap_model
 from .methods.activations.dead_filters import DEFAULT_THRESHOLD, DeadFilterMonitor
 from .methods.targets import Output, check_output
+from .methods.synthesis.activation_maximization import CHANNEL_STEPS, CLASS_MODEL_STEPS
+from .methods.synthesis.inversion import INVERSION_STEPS
 from .views import (activations, attribution, channel_images, class_models, correspondence, dead, embedding, filters,
                     inversion, performance, top_activations)
 from .views.attribution import Targets
@@ -317,7 +319,7 @@ class CNNViz:
 
     @logging_call
     def log_inversion(self, step: int, image: torch.Tensor | None = None, layers: Sequence[str] | None = None,
-                      steps: int = 200, name: str | None = None, seed: int = 0) -> str | None:
+                      steps: int = INVERSION_STEPS, name: str | None = None, seed: int = 0) -> str | None:
         """Reconstruct one image (default: the first probe image) from its code at each of ``layers``
         (default: up to four convs from first to last, and the last linear layer), shallow to deep, and
         write the original beside the reconstructions; returns the name shown in the tab."""
@@ -326,17 +328,19 @@ class CNNViz:
     @logging_call
     def log_class_models(self, step: int, classes: Sequence[int] | None = None,
                          class_names: Sequence[str] | None = None, size: tuple[int, int, int] | None = None,
-                         steps: int = 100, seed: int = 0, jitter_pixels: int = 0, blur: float = 0.0) -> str | None:
-        """Write class models (Simonyan et al.) of ``classes`` (default: the probe labels, else the first ten
-        classes) at the probe images' size (or ``size``, (C, H, W)); returns the name shown in the tab.
-        ``jitter_pixels`` and ``blur`` regularise as in :func:`~tb_cnnviz.methods.class_model` (without them a
-        net that reads fine texture gives noise)."""
+                         steps: int = CLASS_MODEL_STEPS, seed: int = 0, jitter_pixels: int = 0,
+                         blur: float = 0.0, input_range: tuple[float, float] | None = None,
+                         parameterization: str = "fourier") -> str | None:
+        """Write class models (Simonyan et al.; Olah et al.'s image parameterisation) of ``classes`` (default:
+        the probe labels, else the first ten classes) at the probe images' size (or ``size``, (C, H, W)),
+        inside ``input_range`` (default: the probe images' range); returns the name shown in the tab. The
+        other arguments are :func:`~tb_cnnviz.methods.class_model`'s."""
         return self._log(class_models.log_class_models, locals())
 
     @logging_call
     def log_channel_images(self, step: int, layer: str, channels: Sequence[int] | None = None,
                            size: tuple[int, int, int] | None = None,
-                           input_range: tuple[float, float] | None = None, steps: int = 256,
+                           input_range: tuple[float, float] | None = None, steps: int = CHANNEL_STEPS,
                            seed: int = 0) -> str | None:
         """Write one optimised image per channel of ``layer`` (default: its first 16 channels) at the probe
         images' size (or ``size``), with pixels inside ``input_range`` (default: the probe images' range,

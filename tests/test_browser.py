@@ -328,7 +328,6 @@ def test_images_made_by_the_network_inversion_class_models_and_channels_beside_t
     expect(healthy.locator(".synth-grid figure").first).to_contain_text(f"p {100 * at_start['probability'][0]:.1f}%")
     frame.locator("#step-slider").evaluate("(s) => { s.value = s.max; s.dispatchEvent(new Event('input')); }")
     frame.wait_for_function("[...document.querySelectorAll('.synth-grid img')].every(i => i.complete && i.naturalWidth === 32)")
-    page.screenshot(path=str(DOCS / "screenshot-class-models.png"))
 
     frame.locator("button.view-button[data-view='channel_images']").click()
     channels = healthy.locator(".synth-channel")
@@ -338,6 +337,48 @@ def test_images_made_by_the_network_inversion_class_models_and_channels_beside_t
     unit = next(u for u in top["units"] if u["unit"] == 0)
     expect(channels.first.locator(".top-patch[data-drawn='true']")).to_have_count(len(unit["images"]))
     expect(healthy).to_contain_text("its top patches (step 239)")
+    assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
+    page.close()
+
+
+#: the shapes run of the README's class-model and channel-image screenshots: trained as long as the demo's, so that
+#: its class models show shapes; logged only at the start and the end
+SHAPES_STEPS = 800
+
+
+@pytest.fixture(scope="module")
+def shapes_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tb_cnnviz.demo_shapes import RUN_NAME, shapes_run
+
+    logdir = tmp_path_factory.mktemp("shapes_logdir")
+    shapes_run(logdir, steps=SHAPES_STEPS, log_every=SHAPES_STEPS)
+    with tensorboard_process(logdir, ready=RUN_NAME.encode()) as url:
+        yield url
+
+
+def test_class_models_and_channel_images_of_the_shapes_run(browser, shapes_url):
+    """The README's pictures of class models and channel images come from the shapes run, where a person can
+    check them: the five shapes, each labelled with its name and the probability the net gives it."""
+    problems: list[str] = []
+    page, frame = open_tab(browser, shapes_url, problems)
+    column = frame.locator(".run-column[data-run='shapes']")
+    frame.locator("button.view-button[data-view='class_models']").click()
+    meta = json_route(shapes_url, "sample", run="shapes", kind="class_models", layer="classes", step=SHAPES_STEPS)["meta"]
+    assert meta["classes"] == [0, 1, 2, 3, 4] and meta["input_range"] == [-2.0, 2.0]
+    assert meta["parameterization"] == "fourier" and 1 <= meta["steps"] <= meta["max_steps"]
+    figures = column.locator(".synth-grid figure")
+    expect(figures).to_have_count(5)
+    for index, name in enumerate(["circle", "square", "triangle", "cross", "ring"]):
+        expect(figures.nth(index)).to_contain_text(name)
+        expect(figures.nth(index)).to_contain_text(f"p {100 * meta['probability'][index]:.1f}%")
+    frame.wait_for_function("[...document.querySelectorAll('.synth-grid img')].every(i => i.complete && i.naturalWidth === 48)")
+    page.screenshot(path=str(DOCS / "screenshot-class-models.png"))
+
+    frame.locator("button.view-button[data-view='channel_images']").click()
+    channels = column.locator(".synth-channel")
+    expect(channels).to_have_count(12)
+    expect(channels.first.locator(".synth-filter .filter-tile")).to_have_count(1)  # its filter in conv2
+    frame.wait_for_function("[...document.querySelectorAll('.synth-channel img')].every(i => i.complete && i.naturalWidth > 0)")
     page.screenshot(path=str(DOCS / "screenshot-channels.png"))
     assert [p for p in problems if "cnnviz" in p or "page error" in p] == []
     page.close()

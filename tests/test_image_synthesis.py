@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from helpers import assert_same_state, model_state
 from tb_cnnviz.demo import DigitsNet, load_digits
 from tb_cnnviz.methods import channel_visualization, class_model, invert
+from tb_cnnviz.methods.synthesis.inversion import invert_layers
 from tb_cnnviz.methods._hooks import layer_output
 from tb_cnnviz.methods.synthesis.image_priors import gaussian_blur, total_variation
 from tb_cnnviz.methods.synthesis.input_optimization import MAX_STEPS
@@ -86,7 +87,8 @@ def test_the_code_error_series_matches_a_recomputation(trained, digits):
 
 
 def test_class_models_of_a_trained_net_are_classified_as_their_class(trained):
-    result = class_model(trained, list(range(10)), size=(1, 32, 32), steps=200)
+    # in the net's input space: the digits are standardised to [-1, 1]
+    result = class_model(trained, list(range(10)), size=(1, 32, 32), steps=200, input_range=(-1.0, 1.0))
     with torch.no_grad():
         predicted = trained(result.images).argmax(dim=1)
     agree = (predicted == torch.arange(10)).float().mean().item()
@@ -166,3 +168,29 @@ def test_bad_arguments_say_what_is_allowed(trained, digits):
         invert(trained, digits[0][:1], "pool#3", steps=2)
     with pytest.raises(ValueError, match="lr must be a number > 0"):
         invert(trained, digits[0][:1], "conv1", steps=2, lr=0)
+
+
+def test_every_layer_in_one_batched_optimisation_follows_its_own_path(trained, digits):
+    """invert_layers against invert, one layer at a time: each row starts from the same seeded noise, and Adam
+    steps each element on its own, so each ends where its one-layer optimisation ends; every row's final
+    code error is also recomputed here from the returned image."""
+    images = digits[0][:1]
+    layers = ["conv1", "relu2", "fc"]  # conv1 is followed by an in-place ReLU: its code must be copied first
+    together = invert_layers(trained, images, layers, steps=25)
+    for result, layer in zip(together, layers):
+        alone = invert(trained, images, layer, steps=25)
+        assert result.layer == layer and result.code_error.shape == (25, 1)
+        torch.testing.assert_close(result.images, alone.images, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(result.code_error, alone.code_error, atol=1e-5, rtol=1e-4)
+        with torch.no_grad():
+            target = layer_output(trained, layer, images)
+            again = (layer_output(trained, layer, result.images) - target).norm() / target.norm()
+        torch.testing.assert_close(result.final_code_error[0], again, atol=1e-5, rtol=1e-4)
+
+
+def test_the_optimisation_stops_when_it_stopped_improving_and_only_then(trained, digits):
+    stopped = invert(trained, digits[0][:2], "conv1", steps=600, tolerance=0.01)
+    assert 40 <= len(stopped.code_error) < 600  # at least 4 windows of 10 steps before it can judge
+    assert (stopped.final_code_error < stopped.code_error[0] / 10).all()  # it had converged
+    full = invert(trained, digits[0][:2], "conv1", steps=30, tolerance=None)
+    assert len(full.code_error) == 30

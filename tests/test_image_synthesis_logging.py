@@ -104,11 +104,13 @@ def test_class_models_read_back_with_their_class_probabilities(logged):
 def test_class_model_probabilities_are_the_softmax_of_the_net_on_the_pictured_images(logged, step):
     """The logged probabilities, recomputed: the class models made again with the logged call's arguments,
     checked to be the images pictured, then the net's softmax on them (eval mode), at each image's class."""
-    client, model, _, states = logged
+    client, model, probes, states = logged
     _, sample = get_json(client, "sample", run="run", kind="class_model", layer="classes", step=step)
     meta = sample["meta"]
     model.load_state_dict(states[step])
-    images = class_model(model, meta["classes"], size=(1, 16, 16), steps=30, seed=0).images.detach()
+    assert meta["input_range"] == pytest.approx([probes.min().item(), probes.max().item()], abs=1e-6)  # the probes'
+    images = class_model(model, meta["classes"], size=(1, 16, 16), steps=30, seed=0,
+                         input_range=tuple(meta["input_range"])).images.detach()
     flat = images.flatten(1)
     lo, hi = flat.min(dim=1).values[:, None, None, None], flat.max(dim=1).values[:, None, None, None]
     shown = np.stack([blob_picture(client, "run", key) for key in sample["blobs"]])

@@ -1,9 +1,10 @@
-// The "Channel images" view: inputs optimised to maximise each channel of a layer (Fourier parameterisation
+// The "Channel images" view: inputs optimised to maximise each channel of a layer (Olah et al.'s parameterisation
 // with jitter), each beside the same channel's filter and top patches when other views provide them
 // (ctx.ask('filterTile'), ctx.ask('topPatches')).
 
 import { el, emptyBox, formatNumber, pictureFigure } from '../dom.js';
 import { pictureUrls, sampleView } from '../samples.js';
+import { stepsTaken } from './class_models.js';
 
 export default sampleView({
   kind: 'channel_images',
@@ -45,8 +46,10 @@ function channelImagesView(sample, urls, context = {}) {
   const linked = [meta.filter_layer && context.loadFilter ? `its filter in ${meta.filter_layer}` : null,
     withPatches ? `its top patches (step ${top.step})` : null].filter(Boolean);
   return el('div', { className: 'synth-view' }, [
-    el('div', { className: 'note sample-meta', text: `Inputs that maximise each channel's mean activation (Fourier `
-      + `parameterisation with jitter), ${meta.steps} steps${linked.length ? `; beside each, ${linked.join(' and ')}` : ''}.` }),
+    el('div', { className: 'note sample-meta', text: `Inputs that maximise each channel's mean activation (`
+      + `${meta.max_steps ? 'decorrelated colour, Fourier space, random shifts, scales and rotations: Olah et al. 2017'
+        : 'Fourier parameterisation with jitter'}), ${stepsTaken(meta)}`
+      + `${linked.length ? `; beside each, ${linked.join(' and ')}` : ''}.` }),
     el('div', { className: 'synth-channels' }, rows),
   ]);
 }

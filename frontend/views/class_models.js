@@ -31,8 +31,21 @@ function classModelsView(sample, urls, classNames = null) {
     return pictureFigure(urls[i], `class model of ${name}`, lines);
   });
   return el('div', { className: 'synth-view' }, [
-    el('div', { className: 'note sample-meta', text: `Inputs that maximise each class score with L2 regularisation `
-      + `(Simonyan et al.), ${meta.steps} steps; p is the softmax probability the network gives the image.` }),
+    el('div', { className: 'note sample-meta', text: `Inputs that maximise each class score (Simonyan et al.)`
+      + `${howMade(meta)}, ${stepsTaken(meta)}; p is the softmax probability the network gives the image.` }),
     el('div', { className: 'synth-grid' }, figures),
   ]);
+}
+
+/** How the images were made: Olah et al.'s parameterisation (files from before it: L2 on pixels). */
+export function howMade(meta) {
+  return meta.parameterization === 'fourier'
+    ? ' in decorrelated colour and Fourier space, seen through random shifts, scales and rotations (Olah et al. 2017)'
+    : ' with L2 regularisation';
+}
+
+/** "N steps", and "of at most M" when early stopping ended the optimisation sooner. */
+export function stepsTaken(meta) {
+  const limit = meta.max_steps;
+  return `${meta.steps} steps${typeof limit === 'number' && limit > meta.steps ? ` of at most ${limit} (stopped improving)` : ''}`;
 }

@@ -50,7 +50,7 @@ function inversionView(sample, urls, classNames = null) {
   });
   return el('div', { className: 'synth-view' }, [
     el('div', { className: 'note sample-meta', text: `Reconstructed from each layer's code (Mahendran & Vedaldi), shallow to deep, `
-      + `${meta.steps} steps each; r is the correlation with the original, the curve the relative code error per step.` }),
+      + `${meta.steps} steps${meta.max_steps > meta.steps ? ` of at most ${meta.max_steps}` : ''} each; r is the correlation with the original, the curve the relative code error per step.` }),
     el('div', { className: 'synth-row inversion-row' }, figures),
   ]);
 }

@@ -30,7 +30,9 @@ from .evaluation import (
     Evaluation, WrongExample, accuracy_by, calibration, class_metrics, confused_pairs, confusion_matrix, evaluate,
     image_attributes, micro_histograms, pr_curve_classes, pr_curve_counts, saliency_concentration, wilson_interval,
 )
-from .synthesis import Correspondence, Inversion, Visualization, channel_visualization, class_model, correspondence, invert
+from .synthesis import (Correspondence, ImageParameterization, Inversion, Visualization, channel_visualization,
+                        class_model, colour_correlation_sqrt, correspondence, invert, invert_layers,
+                        random_transform)
 
 __all__ = [
     "ActivationSnapshot",
@@ -77,6 +79,10 @@ __all__ = [
     "image_attributes",
     "input_gradient",
     "invert",
+    "invert_layers",
+    "ImageParameterization",
+    "colour_correlation_sqrt",
+    "random_transform",
     "last_conv_name",
     "layer_activations",
     "mass_in_mask",

@@ -15,7 +15,9 @@ from typing import Any
 from .. import render, summary
 from ..methods._hooks import resolve_layers
 from ..methods.dataset.receptive_field import default_layer, feeding_conv
-from ..methods.synthesis.activation_maximization import channel_count, channel_visualization, check_size
+from ..methods.synthesis.activation_maximization import (CHANNEL_STEPS, channel_count, channel_visualization,
+                                                         check_size)
+from .class_models import probe_range
 from .declaration import LoggingRun, Scheduled, View
 
 KIND = "channel_images"
@@ -23,16 +25,14 @@ KIND = "channel_images"
 
 def log_channel_images(run: LoggingRun, *, step: int, layer: str, channels: Sequence[int] | None = None,
                        size: tuple[int, int, int] | None = None, input_range: tuple[float, float] | None = None,
-                       steps: int = 256, seed: int = 0) -> str:
+                       steps: int = CHANNEL_STEPS, seed: int = 0) -> str:
     """Write one optimised image per channel of ``layer`` (default: its first 16 channels) at the probe images'
     size (or ``size``), with pixels inside ``input_range`` (default: the probe images' range, else [0, 1]);
     the tab shows them beside the channel's top patches and filter when those are logged. Returns the layer."""
     model = run.model
     resolve_layers(model, [layer], "layer")
     size = check_size(run.input_size(size))
-    if input_range is None:
-        images = run.probe_images
-        input_range = (images.min().item(), images.max().item()) if images is not None else (0.0, 1.0)
+    input_range = probe_range(run, input_range)
     if channels is None:
         channels = list(range(min(16, channel_count(model, layer, size))))
     result = channel_visualization(model, layer, list(channels), size=size, input_range=input_range, steps=steps, seed=seed)
@@ -41,7 +41,8 @@ def log_channel_images(run: LoggingRun, *, step: int, layer: str, channels: Sequ
         "activation": result.objective[-1].cpu().tolist(),
         "input_range": list(input_range),
         "filter_layer": feeding_conv(model, layer),
-        "steps": steps,
+        "steps": len(result.objective),  # taken: fewer than max_steps when the objective stopped improving
+        "max_steps": steps,
         "height": size[1],
         "width": size[2],
     }
@@ -57,4 +58,4 @@ def _analyze(job: Any) -> None:
 
 VIEW = View(KIND, calls=(log_channel_images,), analyze=_analyze, opt_in=True,
             autolog=(Scheduled(KIND, lambda run, step, data: log_channel_images(run, step=step, layer=default_layer(run.model)),
-                               lambda run, data: 256 * 3 * 16 / run.probe_count()),))
+                               lambda run, data: CHANNEL_STEPS * 3 * 16 / run.probe_count()),))

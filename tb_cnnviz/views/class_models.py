@@ -24,19 +24,22 @@ KIND = "class_models"
 
 def log_class_models(run: LoggingRun, *, step: int, classes: Sequence[int] | None = None,
                      class_names: Sequence[str] | None = None, size: tuple[int, int, int] | None = None,
-                     steps: int = CLASS_MODEL_STEPS, seed: int = 0, jitter_pixels: int = 0, blur: float = 0.0) -> str:
+                     steps: int = CLASS_MODEL_STEPS, seed: int = 0, jitter_pixels: int = 0, blur: float = 0.0,
+                     input_range: tuple[float, float] | None = None,
+                     parameterization: str = "fourier") -> str:
     """Write class models of ``classes`` (default: the probe labels, else the first ten classes) at the probe
-    images' size (or ``size``, (C, H, W)); returns the name shown in the tab. ``jitter_pixels`` and ``blur``
-    regularise as in :func:`~tb_cnnviz.methods.class_model` (without them a net that reads fine texture gives
-    noise)."""
+    images' size (or ``size``, (C, H, W)), inside ``input_range`` (default: the probe images' range, else
+    [0, 1]); returns the name shown in the tab. ``parameterization``, ``jitter_pixels`` and ``blur`` are
+    :func:`~tb_cnnviz.methods.class_model`'s (``"pixel"`` with blur: the former, Simonyan-style default)."""
     model = run.model
     size = check_size(run.input_size(size))
+    input_range = probe_range(run, input_range)
     if classes is None and run.probe_labels:
         classes = sorted(set(run.probe_labels))
     if classes is None:
         classes = list(range(min(10, class_count(model, size, run.output))))
-    result = class_model(model, list(classes), size=size, steps=steps, seed=seed, jitter_pixels=jitter_pixels, blur=blur,
-                         output=run.output)
+    result = class_model(model, list(classes), size=size, steps=steps, seed=seed, jitter_pixels=jitter_pixels,
+                         blur=blur, output=run.output, input_range=input_range, parameterization=parameterization)
     probabilities = class_probabilities(model, result.images, run.output).cpu()
     units = torch.tensor(result.units)
     meta = {
@@ -46,12 +49,23 @@ def log_class_models(run: LoggingRun, *, step: int, classes: Sequence[int] | Non
         "score": result.objective[-1].cpu().tolist(),
         "probability": probabilities.gather(1, units[:, None])[:, 0].tolist(),
         "predicted": probabilities.argmax(dim=1).tolist(),
-        "steps": steps,
+        "steps": len(result.objective),  # taken: fewer than max_steps when the objective stopped improving
+        "max_steps": steps,
+        "input_range": list(input_range),
+        "parameterization": parameterization,
         "height": size[1],
         "width": size[2],
     }
     run.sink.write([summary.Pictures(KIND, "classes", meta, render.input_pictures(result.images))], step)
     return "classes"
+
+
+def probe_range(run: LoggingRun, input_range: tuple[float, float] | None) -> tuple[float, float]:
+    """``input_range``, else the probe images' range (the values the model's inputs take), else [0, 1]."""
+    if input_range is not None:
+        return tuple(input_range)  # type: ignore[return-value]
+    images = run.probe_images
+    return (images.min().item(), images.max().item()) if images is not None else (0.0, 1.0)
 
 
 def class_count(model: nn.Module, size: tuple[int, int, int], output: Output = None) -> int:

@@ -3,8 +3,9 @@ descent with total-variation and norm regularisers (Mahendran & Vedaldi). It opt
 so it is logged rarely.
 
 Kind ``inversion``, a blob sequence (the "layer" is the image's name): [meta JSON (layers, code error and its
-curve per layer, correlation with the original, seconds), PNG of the original, PNG per layer's reconstruction,
-all on the original's scale].
+curve per layer, correlation with the original, seconds: every layer is one row of one batched optimisation,
+whose time is split evenly), PNG of the original, PNG per layer's reconstruction, all on the original's
+scale].
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import torch
 
 from .. import render, summary
 from ..methods._hooks import check_images, resolve_layers
-from ..methods.synthesis.inversion import default_inversion_layers, invert, normalised_correlation
+from ..methods.synthesis.inversion import (INVERSION_STEPS, default_inversion_layers, invert_layers,
+                                           normalised_correlation)
 from .declaration import LoggingRun, Scheduled, View
 
 KIND = "inversion"
@@ -32,7 +34,7 @@ def downsample(values: list[float], points: int) -> list[float]:
 
 
 def log_inversion(run: LoggingRun, *, step: int, image: torch.Tensor | None = None, layers: Sequence[str] | None = None,
-                  steps: int = 200, name: str | None = None, seed: int = 0) -> str:
+                  steps: int = INVERSION_STEPS, name: str | None = None, seed: int = 0) -> str:
     """Reconstruct one image (default: the first probe image) from its code at each of ``layers`` (default: up
     to four convs from first to last, and the last linear layer), shallow to deep, and write the original
     beside the reconstructions on the original's scale; returns the name shown in the tab."""
@@ -45,16 +47,16 @@ def log_inversion(run: LoggingRun, *, step: int, image: torch.Tensor | None = No
         raise ValueError(f"image must be one image (C, H, W) or (1, C, H, W); got shape {tuple(images.shape)}")
     layers = list(layers) if layers is not None else default_inversion_layers(model)
     resolve_layers(model, layers, "layers")
-    rows = []
-    for layer in layers:
-        started = time.perf_counter()
-        result = invert(model, images, layer, steps=steps, seed=seed)
-        rows.append((result, time.perf_counter() - started))
+    started = time.perf_counter()
+    results = invert_layers(model, images, layers, steps=steps, seed=seed)
+    share = (time.perf_counter() - started) / len(layers)
+    rows = [(result, share) for result in results]
     lo, hi = images.min().item(), images.max().item()
     reconstructions = torch.cat([result.images.cpu() for result, _ in rows])
     meta = {
         "layers": layers,
-        "steps": steps,
+        "steps": len(rows[0][0].code_error),  # taken: fewer than max_steps when the loss stopped improving
+        "max_steps": steps,
         "code_error": [result.final_code_error.item() for result, _ in rows],
         "curves": [downsample(result.code_error[:, 0].cpu().tolist(), CURVE_POINTS) for result, _ in rows],
         "correlation": normalised_correlation(reconstructions, images.cpu().expand_as(reconstructions)).tolist(),
@@ -79,4 +81,4 @@ def _analyze(job: Any) -> None:
 
 VIEW = View(KIND, calls=(log_inversion,), analyze=_analyze, opt_in=True,
             autolog=(Scheduled(KIND, lambda run, step, data: log_inversion(run, step=step),
-                               lambda run, data: 200 * 5 * 3 / run.probe_count()),))
+                               lambda run, data: INVERSION_STEPS * 5 * 3 / run.probe_count()),))

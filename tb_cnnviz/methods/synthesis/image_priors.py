@@ -1,7 +1,7 @@
 """What makes an optimised input look like an image rather than adversarial noise: the regularisers of
 Mahendran & Vedaldi (total variation, alpha-norm), jitter and blur (Yosinski et al., "Understanding Neural
-Networks Through Deep Visualization"), and Lucid's decorrelated Fourier parameterisation (Olah et al.,
-"Feature Visualization", Distill 2017), which puts less weight on high frequencies from the start.
+Networks Through Deep Visualization"). The decorrelated Fourier parameterisation and transform robustness of
+Olah et al. are in :mod:`.image_parameterization`.
 """
 
 from __future__ import annotations
@@ -50,24 +50,3 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     padded = F.pad(images, (radius, radius, radius, radius), mode="reflect")
     rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
     return F.conv2d(rows, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
-
-
-class FourierImage(torch.nn.Module):
-    """A batch of images parameterised by their spectrum, each frequency scaled by ``1 / f``: gradient
-    steps then change low frequencies as fast as high ones, the decorrelation Lucid found to give
-    recognisable feature visualisations. ``forward()`` returns unbounded images (N, C, H, W)."""
-
-    def __init__(self, shape: tuple[int, int, int, int], generator: torch.Generator, scale: float = 0.01, decay: float = 1.0):
-        super().__init__()
-        count, channels, height, width = shape
-        self.size = (height, width)
-        fy = torch.fft.fftfreq(height, device=generator.device)[:, None]
-        fx = torch.fft.rfftfreq(width, device=generator.device)[None, :]
-        frequency = torch.sqrt(fx * fx + fy * fy).clamp_min(1.0 / max(height, width))
-        self.register_buffer("weight", frequency.pow(-decay) * math.sqrt(height * width))
-        noise = torch.randn((count, channels, height, width // 2 + 1, 2), generator=generator, device=generator.device)
-        self.spectrum = torch.nn.Parameter(noise * scale)
-
-    def forward(self) -> torch.Tensor:
-        spectrum = torch.view_as_complex(self.spectrum) * self.weight
-        return torch.fft.irfft2(spectrum, s=self.size, norm="ortho") / 4.0

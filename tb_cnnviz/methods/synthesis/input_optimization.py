@@ -20,6 +20,12 @@ from ..streaming import bar_options
 #: An optimisation longer than this is almost surely a typo (and would hold the training loop for minutes).
 MAX_STEPS = 10_000
 
+#: Early stopping: the loss is averaged over windows of this many steps (one host synchronisation a window)...
+STOP_WINDOW = 10
+#: ... and the optimisation stops when the last ``STOP_PATIENCE`` windows together improved the best window's
+#: loss by less than ``tolerance`` of the improvement since the first window (``stopped_improving``).
+STOP_PATIENCE = 3
+
 #: ``objective(step)`` -> (the loss to minimise, a per-image value (N,) to record for this step).
 Objective = Callable[[int], "tuple[torch.Tensor, torch.Tensor]"]
 
@@ -62,6 +68,28 @@ def frozen(model: nn.Module) -> Iterator[torch.device]:
         yield model_device(model)
 
 
+def check_tolerance(tolerance: object) -> float | None:
+    if tolerance is None:
+        return None
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
+        raise ValueError(f"tolerance must be a number in [0, 1) or None (never stop early); "
+                         f"got {tolerance!r}")
+    return float(tolerance)
+
+
+def stopped_improving(window_losses: Sequence[float], tolerance: float,
+                      patience: int = STOP_PATIENCE) -> bool:
+    """Whether the last ``patience`` windows improved the best mean loss by less than ``tolerance`` times the
+    improvement from the first window to the best before them: a rule free of the loss's offset and scale
+    (a logit, a code error), that waits while the loss still falls at a fair share of its pace so far."""
+    if len(window_losses) <= patience + 1:
+        return False
+    before = min(window_losses[:-patience])
+    gained = window_losses[0] - before
+    recent = before - min(window_losses[-patience:])
+    return gained > 0 and recent < tolerance * gained
+
+
 def optimize(
     variables: Sequence[torch.Tensor],
     objective: Objective,
@@ -69,11 +97,15 @@ def optimize(
     lr: float,
     description: str,
     progress: bool | None = None,
+    tolerance: float | None = None,
 ) -> torch.Tensor:
-    """Adam on ``variables`` for ``steps`` steps; returns the recorded values, (steps, N), kept on the device
-    (no host synchronisation per step). Call inside :func:`frozen`."""
+    """Adam on ``variables`` for at most ``steps`` steps, fewer when ``tolerance`` is set and the loss
+    stopped improving (:func:`stopped_improving`, checked every ``STOP_WINDOW`` steps); returns the
+    recorded values, (steps taken, N), kept on the device. Call inside :func:`frozen`."""
     optimizer = torch.optim.Adam(variables, lr=lr)
     history: list[torch.Tensor] = []
+    losses: list[torch.Tensor] = []
+    windows: list[float] = []
     bar = tqdm(range(steps), desc=description, unit="step", **bar_options(progress))
     with torch.enable_grad():
         for step in bar:
@@ -83,4 +115,13 @@ def optimize(
                 variable.grad = gradient
             optimizer.step()
             history.append(record.detach())
+            if tolerance is None:
+                continue
+            losses.append(loss.detach())
+            if len(losses) == STOP_WINDOW:
+                windows.append(torch.stack(losses).mean().item())  # the one synchronisation per window
+                losses.clear()
+                if stopped_improving(windows, tolerance):
+                    break
+    bar.close()
     return torch.stack(history)
