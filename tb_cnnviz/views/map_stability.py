@@ -4,7 +4,7 @@ training says the model, or the method, has not settled). A helper of the attrib
 (``attribution.py``), like map_checks.py, not a view of its own.
 
 The previous maps live in memory, in the run's :class:`MapHistory` (per map name: its step, settings, images,
-classes and per-pixel values), so a run resumed in a new process, new images, another explained class or
+classes and the maps' ranks), so a run resumed in a new process, new images, another explained class or
 other settings give no point rather than a wrong one; each image's reason goes beside its null. Written in
 the map's meta as ``stability`` (per image, in probe order) and as the mean over images, the scalar
 ``cnnviz/map_stability/<map>``, for the Scalars tab.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import summary
-from ..methods.checks import rank_correlation
+from ..methods.checks.rank_correlation import correlation_of_ranks, standardized_ranks
 
 NO_EARLIER_MAP = "no earlier map of this method (the first logged step, or a resumed run: maps are kept in memory)"
 IMAGE_CHANGED = "another image than at the previous step"
@@ -35,7 +35,8 @@ class _Seen:
     settings: tuple
     images: tuple[bytes, ...]  #: a digest per image
     targets: tuple[int, ...]
-    maps: torch.Tensor  #: (N, H, W) float32 on the CPU, NaN kept
+    size: tuple[int, ...]  #: one map's shape
+    ranks: torch.Tensor  #: (N, H * W) the maps' standardized ranks, float32 on the CPU (NaN: not rankable)
 
 
 class MapHistory:
@@ -53,10 +54,11 @@ class MapHistory:
         with ``settings`` (what else decides the map: Grad-CAM's layer, SmoothGrad's noise, the occluder), and
         remember them for the next call. A gradient map (N, C, H, W) is compared as the tab draws it, max |.|
         over the colour channels."""
-        values = maps.detach().float()
-        values = (values.abs().amax(dim=1) if values.dim() == 4 else values).cpu()
+        values = maps.detach()
+        values = values.abs().amax(dim=1) if values.dim() == 4 else values
+        ranks = standardized_ranks(values).to(device="cpu", dtype=torch.float32)  # ranked once, compared twice
         now = _Seen(int(step), tuple(settings), _digests(images), tuple(int(t) for t in targets.flatten().tolist()),
-                    values)
+                    tuple(values.shape[1:]), ranks)
         with self._lock:
             before = self._seen.get(name)
             self._seen[name] = now  # also after a step back (a run resumed from a checkpoint): its timeline goes on
@@ -71,14 +73,14 @@ def _digests(images: torch.Tensor) -> tuple[bytes, ...]:
 def _meta(before: _Seen | None, now: _Seen) -> dict:
     count = len(now.images)
     if before is None or before.step >= now.step or before.settings != now.settings \
-            or before.maps.shape[1:] != now.maps.shape[1:]:
+            or before.size != now.size:
         why = (NO_EARLIER_MAP if before is None else STEP_NOT_AFTER if before.step >= now.step
                else "other settings or map size than at the previous step")
         return {"previous_step": None, "rank_correlation": [None] * count, "why": [why] * count}
     shared = min(count, len(before.images))
     correlation = [math.nan] * count
     if shared:
-        correlation[:shared] = rank_correlation(now.maps[:shared], before.maps[:shared]).tolist()
+        correlation[:shared] = correlation_of_ranks(now.ranks[:shared], before.ranks[:shared]).tolist()
     values: list[float | None] = []
     why: list[str | None] = []
     for n in range(count):

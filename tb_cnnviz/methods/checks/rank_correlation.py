@@ -14,7 +14,7 @@ import torch
 def average_ranks(values: torch.Tensor) -> torch.Tensor:
     """Row-wise ranks 0..P-1 of (N, P), each run of equal values given the mean of its positions."""
     width = values.shape[1]
-    ordered, order = values.sort(dim=1, stable=True)
+    ordered, order = values.sort(dim=1)  # ties are averaged: their order among themselves does not matter
     position = torch.arange(width, device=values.device).expand_as(order)
     starts = torch.ones_like(ordered, dtype=torch.bool)
     starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
@@ -24,6 +24,29 @@ def average_ranks(values: torch.Tensor) -> torch.Tensor:
     last = torch.where(ends, position, width).flip(1).cummin(dim=1).values.flip(1)  # ... and ends
     mean_rank = (first + last).to(values.dtype) / 2
     return torch.empty_like(mean_rank).scatter_(1, order, mean_rank)
+
+
+def standardized_ranks(values: torch.Tensor) -> torch.Tensor:
+    """(N, P) float64: each row of ``values`` (N, ...) flattened, as average ranks centred and scaled to unit
+    norm, so that the dot product of two such rows is their Spearman correlation (keep them to compare a map
+    with several others at the cost of one ranking). A row that cannot be ranked (constant, holding a NaN, fewer
+    than two values) is all NaN."""
+    rows = values.detach().reshape(len(values), -1)
+    if rows.dtype not in (torch.float32, torch.float64):
+        rows = rows.to(torch.float64)
+    if rows.shape[1] < 2:
+        return torch.full(rows.shape, float("nan"), dtype=torch.float64, device=rows.device)
+    unusable = rows.isnan().any(dim=1)
+    ranks = average_ranks(rows.nan_to_num(0.0)).to(torch.float64)
+    ranks = ranks - ranks.mean(dim=1, keepdim=True)
+    norm = ranks.norm(dim=1)
+    unusable |= norm == 0  # every value tied: no order to compare
+    return torch.where(unusable[:, None], float("nan"), ranks / norm.clamp_min(1e-300)[:, None])
+
+
+def correlation_of_ranks(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N,) float64: the Spearman correlation of rows of :func:`standardized_ranks`; NaN where either is NaN."""
+    return (a.to(torch.float64) * b.to(torch.float64)).sum(dim=1).clamp(-1.0, 1.0)
 
 
 def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -42,17 +65,4 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.shape != b.shape:
         raise ValueError(f"a and b must be the same shape, one value of b per value of a; got {tuple(a.shape)} "
                          f"and {tuple(b.shape)}")
-    rows = [value.detach().reshape(len(value), -1).to(torch.float64) for value in (a, b)]
-    if rows[0].shape[1] < 2:
-        return torch.full((len(a),), float("nan"), dtype=torch.float64, device=a.device)
-    unusable = torch.zeros(len(a), dtype=torch.bool, device=a.device)
-    centred = []
-    for values in rows:
-        unusable |= values.isnan().any(dim=1)
-        ranks = average_ranks(values.nan_to_num(0.0))
-        ranks = ranks - ranks.mean(dim=1, keepdim=True)
-        norm = ranks.norm(dim=1)
-        unusable |= norm == 0  # every value tied: no order to compare
-        centred.append(ranks / norm.clamp_min(1e-300)[:, None])
-    correlation = (centred[0] * centred[1]).sum(dim=1).clamp(-1.0, 1.0)
-    return torch.where(unusable, torch.full_like(correlation, float("nan")), correlation)
+    return correlation_of_ranks(standardized_ranks(a), standardized_ranks(b))
