@@ -1,8 +1,8 @@
 """What a map's stability (issue 25) adds to a logging call: ``MapHistory.compare`` (rank the map, hash the
 images, correlate with the previous call's ranks) against the ``log_saliency`` call that logs the map, which
-runs it. resnet18 (random weights) on ``--batch`` images of ``--size`` px, guided backprop and Grad-CAM, and the
-demo's ShapesNet on its 5 probe images of 48 px. Alternating rounds, median of each side: a noisy neighbour
-on a shared machine hits both. Printed: seconds, and compare's share of the call.
+runs it. resnet18 (random weights) on ``--batch`` images of ``--size`` px, guided backprop and Grad-CAM, and
+the demo's ShapesNet on its 5 probe images of 48 px. Alternating rounds, median of each side: a noisy
+neighbour on a shared machine hits both. Printed: seconds, and compare's share of the call.
 
     python benchmarks/map_stability.py [--rounds 5] [--batch 8] [--size 224]
 """
@@ -49,7 +49,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     cases = [
-        ("resnet18", torchvision.models.resnet18(weights=None).eval(), torch.randn(args.batch, 3, args.size, args.size)),
+        ("resnet18", torchvision.models.resnet18(weights=None).eval(),
+         torch.randn(args.batch, 3, args.size, args.size)),
         ("ShapesNet", ShapesNet().eval(), torch.randn(5, 3, 48, 48)),
     ]
     print(f"{torch.get_num_threads()} threads, {args.rounds} rounds")

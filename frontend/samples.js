@@ -74,8 +74,8 @@ export async function sampleAtOrBefore(ctx, kind, layer, step) {
 }
 
 /**
- * ' · showing 17 of 900 logged steps' when TensorBoard holds fewer steps than were logged, else '' (also for a
- * run without the layer, null, or a failed request, an Error).
+ * ' · showing 17 of 900 logged steps' when TensorBoard holds fewer steps than were logged, else '' (also
+ * for a run without the layer, null, or a failed request, an Error).
  */
 export function thinnedNote(steps) {
   if (!Array.isArray(steps) || !(steps.written > steps.length)) return '';

@@ -90,7 +90,8 @@ def tensorboard_process(logdir: Path, ready: bytes, extra_flags: tuple[str, ...]
     path = os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")]))
     process = subprocess.Popen(
         [str(tensorboard), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port), *extra_flags],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": path}, cwd=checkout,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=checkout,
+        env={**os.environ, "PYTHONPATH": path},
     )
     prefix = next((flag.split("=", 1)[1] for flag in extra_flags if flag.startswith("--path_prefix=")), "")
     url = f"http://127.0.0.1:{port}{prefix.rstrip('/')}"

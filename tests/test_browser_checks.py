@@ -1,6 +1,7 @@
-"""The map checks in the tab, in real Chromium against a real `tensorboard` over a short shapes run: a badge per
-map whose verdicts are the logged ones, the curves on hover, the trend per method, the methods ranked with each
-metric's pitfall on hover, the stability curve; refreshes docs/screenshot-checks.png and screenshot-stability.png."""
+"""The map checks in the tab, in real Chromium against a real `tensorboard` over a short shapes run: a badge
+per map whose verdicts are the logged ones, the curves on hover, the trend per method, the methods ranked with
+each metric's pitfall on hover, the stability curve; refreshes docs/screenshot-checks.png and
+screenshot-stability.png."""
 
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def test_badges_curves_on_hover_and_the_trend(browser, checks_url):  # noqa: F81
     expect(trend.locator("polyline.trend-line[data-method='grad_cam']").first).to_be_visible()
     logged = STEPS // LOG_EVERY + 1
     assert len(trend.locator("polyline.trend-line[data-method='grad_cam']").first.get_attribute("points").split()) == logged
-    page.set_viewport_size({"width": 1440, "height": 2150})  # every probe image and the trend below them
+    page.set_viewport_size({"width": 1440, "height": 2450})  # the ranking, every probe image and the trend
     badge.hover()
     expect(detail).to_be_visible()
     page.screenshot(path=str(DOCS / "screenshot-checks.png"))
@@ -106,8 +107,12 @@ def test_methods_ranked_with_pitfalls_on_hover_and_the_stability_curve(browser, 
     frame.locator("button.view-button[data-view='attribution']").click()
     column = frame.locator(f".run-column[data-run='{RUN_NAME}']")
     methods = ["saliency", "guided_backprop", "grad_cam", "occlusion"]
-    metas = {method: json.loads(fetch(checks_url, "sample", {"run": RUN_NAME, "kind": "attribution", "layer": method,
-                                                             "step": STEPS}))["meta"] for method in methods}
+
+    def meta_of(method: str) -> dict:
+        query = {"run": RUN_NAME, "kind": "attribution", "layer": method, "step": STEPS}
+        return json.loads(fetch(checks_url, "sample", query))["meta"]
+
+    metas = {method: meta_of(method) for method in methods}
 
     # The ranking: every checked method, each metric's mean over the probe images, ranked (1 = best).
     table = column.locator(".method-ranking table.ranking-table")
@@ -137,7 +142,7 @@ def test_methods_ranked_with_pitfalls_on_hover_and_the_stability_curve(browser, 
         title = table.locator(f"th[data-metric='{key}']").get_attribute("title")
         assert all(word in title for word in words), (key, title)
         assert table.locator(f"th[data-metric='{key}']").get_attribute("tabindex") == "0"
-    ranked = table.locator("tbody tr").evaluate_all("rows => rows.map((r) => Number(r.lastElementChild.textContent))")
+    ranked = table.locator("tbody tr").evaluate_all("rs => rs.map((r) => Number(r.lastElementChild.textContent))")
     assert ranked == sorted(ranked)  # best mean rank first
 
     # The stability curve: per method, one point per logged step after the first, as the logged means.

@@ -9,11 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 import torch
-from playwright.sync_api import expect
-from torch import nn
-
 from helpers import tensorboard_process
+from playwright.sync_api import expect
 from test_browser import browser, open_tab  # noqa: F401 (the module-scoped Chromium fixture)
+from torch import nn
 
 from tb_cnnviz import CNNViz
 
@@ -64,7 +63,8 @@ def awkward_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_each_column_draws_what_it_has_and_says_why_not(browser, awkward_url):  # noqa: F811
     problems: list[str] = []
-    page, frame = open_tab(browser, awkward_url, problems, ready="button.view-button[data-view='attribution']")
+    ready = "button.view-button[data-view='attribution']"  # no activations logged: no layer list to wait for
+    page, frame = open_tab(browser, awkward_url, problems, ready=ready)
     frame.locator("button.view-button[data-view='attribution']").click()
     for run in ("mixed", "nan_maps", "once"):  # every run side by side
         expect(frame.locator(f".run-column[data-run='{run}'] .attribution-row").first).to_be_visible()

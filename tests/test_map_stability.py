@@ -1,7 +1,8 @@
 """Map stability: the rank correlation against scipy.stats.spearmanr (ties, constant and NaN rows), and each
 map's stability against its previous logged step through real event files and TensorBoard's real app, read
 back equal to scipy's answer on maps computed here; no point (never a wrong one) on a first step, a resumed
-run, changed images or classes, other settings, NaN maps; methods logged at different steps each get their own."""
+run, changed images or classes, other settings, NaN maps; methods logged at different steps each get
+theirs."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
-from torch import nn
-
 from helpers import get_json, tensorboard_client
+from torch import nn
 
 from tb_cnnviz import CNNViz
 from tb_cnnviz.methods import grad_cam, occlusion, rank_correlation, saliency
@@ -23,7 +23,8 @@ from tb_cnnviz.views import map_stability
 def scipy_rho(a: torch.Tensor, b: torch.Tensor) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy warns on a constant row, and answers NaN
-        return float(scipy.stats.spearmanr(a.flatten().double().numpy(), b.flatten().double().numpy()).statistic)
+        rho = scipy.stats.spearmanr(a.flatten().double().numpy(), b.flatten().double().numpy()).statistic
+        return float(rho)
 
 
 def test_rank_correlation_equals_scipy_with_ties_and_infinities():
@@ -106,7 +107,8 @@ def test_stability_reads_back_as_scipy_gives_it_on_maps_made_here(tmp_path, load
     x = torch.randn(3, 3, 12, 12, generator=torch.Generator().manual_seed(1))
     labels = torch.tensor([0, 1, 2])
     made = {"saliency": {}, "grad_cam": {}, "occlusion": {}}
-    with CNNViz(model, tmp_path / "run", probe_images=x, probe_labels=labels.tolist(), raise_errors=True) as viz:
+    labelled = {"probe_images": x, "probe_labels": labels.tolist(), "raise_errors": True}
+    with CNNViz(model, tmp_path / "run", **labelled) as viz:
         for step in (0, 10, 20, 30):
             viz.log_saliency(step, method="saliency")
             made["saliency"][step] = saliency(model, x, labels).abs().amax(dim=1)
@@ -145,7 +147,7 @@ def test_no_point_rather_than_a_wrong_one(tmp_path):
     with CNNViz(model, tmp_path / "run", probe_images=x, probe_labels=[0, 1], raise_errors=True) as viz:
         viz.log_saliency(0, method="saliency")
         viz.log_saliency(5, method="saliency", images=other, targets=[0, 1])  # image 1 changed
-        viz.log_saliency(10, method="saliency", images=other, targets=[0, 3])  # image 1 explains another class
+        viz.log_saliency(10, method="saliency", images=other, targets=[0, 3])  # image 1: another class
         viz.log_saliency(15, method="saliency", smooth=True, n=2)  # another map name: a curve of its own
         viz.log_saliency(15, method="saliency", smooth=True, n=2)  # the same step again: no point
         viz.log_occlusion(20, window=4)
@@ -189,7 +191,7 @@ def test_nan_maps_and_a_single_step_never_crash(tmp_path):
 
 
 def test_autolog_worker_shares_the_history():
-    """autolog logs on a copy of the run (dataclasses.replace): the copy must compare with the same history."""
+    """autolog logs on a copy of the run (dataclasses.replace): the copy compares with the same history."""
     import dataclasses
 
     from tb_cnnviz.views.declaration import LoggingRun

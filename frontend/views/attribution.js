@@ -61,12 +61,13 @@ async function column(ctx, stepLists, sliderStep) {
   }));
   const steps = [...new Set(entries.filter((e) => e.sample).map((e) => e.sample.step))].sort((a, b) => a - b);
   const series = await trendSeries(ctx, entries, stepLists);
-  const trend = checksTrend(series.map(({ method, title, samples }) => ({ method, title,
-    points: samples.filter((s) => s.meta.checks && typeof s.meta.checks === 'object').map((s) => ({ step: s.step, checks: s.meta.checks })) })), sliderStep);
-  const stability = stabilityChart(series.filter(({ samples }) => samples.length)
-    .map(({ method, title, samples }) => ({ method, title, points: stabilityPoints(samples), reason: latestReason(samples) })),
-  sliderStep);
   const ranking = rankingTable(await rankingEntries(ctx, entries, sliderStep));
+  const logged = series.filter(({ samples }) => samples.length);
+  const stability = stabilityChart(logged.map(({ method, title, samples }) =>
+    ({ method, title, points: stabilityPoints(samples), reason: latestReason(samples) })), sliderStep);
+  const trend = checksTrend(series.map(({ method, title, samples }) => ({ method, title, points: samples
+    .filter(({ meta }) => meta.checks && typeof meta.checks === 'object')
+    .map(({ step, meta }) => ({ step, checks: meta.checks })) })), sliderStep);
   const content = attributionView(entries);
   if (ranking || stability) content.prepend(el('div', { className: 'attribution-summary' }, [ranking, stability]));
   if (trend) content.append(trend);
@@ -81,21 +82,24 @@ async function column(ctx, stepLists, sliderStep) {
  */
 async function trendSeries(ctx, entries, stepLists) {
   return Promise.all(entries.map(async (entry, i) => {
+    const title = methodTitle(entry.method);
     const steps = Array.isArray(stepLists[i]) ? stepLists[i] : [];
-    if (!entry.sample || !entry.sample.meta) return { method: entry.method, title: methodTitle(entry.method), samples: [] };
+    if (!entry.sample || !entry.sample.meta) return { method: entry.method, title, samples: [] };
     const picked = trendSteps([...steps].sort((a, b) => a - b));
-    const samples = await Promise.all(picked.map((step) => ctx.model.fetchSample(ctx.run, 'attribution', entry.method, step).catch(() => null)));
-    return { method: entry.method, title: methodTitle(entry.method),
-      samples: samples.map((sample, k) => ({ step: picked[k], meta: sample && sample.meta }))
-        .filter((point) => point.meta && typeof point.meta === 'object') };
+    const fetched = await Promise.all(picked.map((step) =>
+      ctx.model.fetchSample(ctx.run, 'attribution', entry.method, step).catch(() => null)));
+    const samples = fetched.map((sample, k) => ({ step: picked[k], meta: sample && sample.meta }))
+      .filter((point) => point.meta && typeof point.meta === 'object');
+    return { method: entry.method, title, samples };
   }));
 }
 
-/** Every method the run logged (shown or not), at its latest step at or before the slider's, for the ranking. */
+/** Every method the run logged (shown or not) at its latest step at or before the slider's: the ranking's. */
 async function rankingEntries(ctx, entries, sliderStep) {
   const shown = new Map(entries.filter((entry) => entry.sample).map((entry) => [entry.method, entry.sample]));
   return Promise.all(layersOf(ctx.entry, 'attribution').map(async (method) => {
-    const sample = shown.get(method) || ((await sampleAtOrBefore(ctx, 'attribution', method, sliderStep)) || {}).sample;
+    const found = shown.has(method) ? null : await sampleAtOrBefore(ctx, 'attribution', method, sliderStep);
+    const sample = shown.get(method) || (found && found.sample);
     return { method, title: methodTitle(method), step: sample ? sample.step : null, meta: sample ? sample.meta : null };
   }));
 }

@@ -5,11 +5,11 @@
 
 import { el, svg } from '../dom.js';
 
-export const STABILITY_PITFALL = 'Rank correlation (Spearman) of each image\'s map with its map at the previous '
-  + 'logged step: 1 = the same order of pixels. Late jumps say the model, or the method, has not settled. '
-  + 'Pitfall: stable is not right: a map that ignores the weights (guided backprop\'s edge maps) is stable from '
-  + 'the first step, and a correlation over all pixels is dominated by the background\'s order; steps far apart '
-  + 'compare less alike than close ones.';
+export const STABILITY_PITFALL = 'Rank correlation (Spearman) of each image\'s map with its map at the '
+  + 'previous logged step: 1 = the same order of pixels. Late jumps say the model, or the method, has not '
+  + 'settled. Pitfall: stable is not right: a map that ignores the weights (guided backprop\'s edge maps) is '
+  + 'stable from the first step, and a correlation over all pixels is dominated by the background\'s order; '
+  + 'steps far apart compare less alike than close ones.';
 
 function finite(value) {
   return typeof value === 'number' && Number.isFinite(value);
@@ -33,12 +33,13 @@ export function stabilityPoints(samples) {
     const kept = values.filter(finite);
     if (!kept.length) continue;
     const why = Array.isArray(stability.why) ? stability.why : [];
-    points.push({ step, previous: stability.previous_step, mean: kept.reduce((a, b) => a + b, 0) / kept.length, values, why });
+    const mean = kept.reduce((a, b) => a + b, 0) / kept.length;
+    points.push({ step, previous: stability.previous_step, mean, values, why });
   }
   return points.sort((a, b) => a.step - b.step);
 }
 
-/** Why a method's latest sample has no stability value: the first image's reason (meta.stability.why), or null. */
+/** Why a method's latest sample has no stability value: its first image's reason (stability.why), or null. */
 export function latestReason(samples) {
   const latest = [...samples].sort((a, b) => b.step - a.step)
     .find(({ meta }) => meta && meta.stability && typeof meta.stability === 'object');
@@ -50,25 +51,32 @@ function pointTitle(title, point) {
   const lines = point.values.map((value, n) => (finite(value)
     ? `image ${n}: ${signed(value)}`
     : `image ${n}: none (${typeof point.why[n] === 'string' ? point.why[n] : 'no value'})`));
-  return [`${title}, step ${point.step} vs step ${point.previous}: mean ${signed(point.mean)}`, ...lines].join('\n');
+  const head = `${title}, step ${point.step} vs step ${point.previous}: mean ${signed(point.mean)}`;
+  return [head, ...lines].join('\n');
+}
+
+function noCurveYet(heading, series) {
+  const reasons = series.filter((entry) => entry.reason).map((entry) => el('div', {
+    className: 'stability-reason', dataset: { method: entry.method },
+    text: `${entry.title}: ${entry.reason}` }));
+  const text = 'No stability point yet: a method needs two logged steps of the same images and classes.';
+  return el('section', { className: 'map-stability' }, [
+    heading, el('div', { className: 'note stability-none', text }, reasons)]);
 }
 
 /**
  * The stability chart. `series`: [{method, title, points (stabilityPoints), reason (latestReason)}], one per
- * method the run logged. A
- * note instead of a chart when no method has two comparable steps yet; null with no method.
+ * method the run logged. A note instead of a chart when no method has two comparable steps yet; null with no
+ * method.
  */
 export function stabilityChart(series, currentStep) {
   if (!series.length) return null;
   const drawn = series.filter((entry) => entry.points.length);
-  const heading = el('h3', { className: 'stability-title', attrs: { tabindex: '0' }, title: STABILITY_PITFALL },
-    ['Map stability over training: rank correlation with the previous logged step', el('span', { className: 'pitfall-mark', text: '?' })]);
-  if (!drawn.length) {
-    const reasons = series.filter((entry) => entry.reason).map((entry) => el('div', { className: 'stability-reason',
-      dataset: { method: entry.method }, text: `${entry.title}: ${entry.reason}` }));
-    return el('section', { className: 'map-stability' }, [heading, el('div', { className: 'note stability-none',
-      text: 'No stability point yet: a method needs two logged steps of the same images and classes.' }, reasons)]);
-  }
+  const heading = el('h3', { className: 'stability-title', attrs: { tabindex: '0' },
+    title: STABILITY_PITFALL }, [
+    'Map stability over training: rank correlation with the previous logged step',
+    el('span', { className: 'pitfall-mark', text: '?' })]);
+  if (!drawn.length) return noCurveYet(heading, series);
   const steps = drawn.flatMap((entry) => entry.points.map((point) => point.step));
   const lo = Math.min(...steps);
   const hi = Math.max(...steps);
@@ -77,17 +85,19 @@ export function stabilityChart(series, currentStep) {
   const [left, right, top, bottom] = [30, width - 8, 8, height - 26];
   const x = (step) => left + (hi > lo ? (step - lo) / (hi - lo) : 0.5) * (right - left);
   const y = (value) => bottom - ((Math.max(-1, Math.min(1, value)) + 1) / 2) * (bottom - top);
+  const tick = (v) => svg('text', { x: left - 3, y: y(v) + 4, 'text-anchor': 'end', class: 'chart-tick' },
+    [v < 0 ? '\u22121' : String(v)]);
   const parts = [
     svg('line', { x1: left, x2: right, y1: bottom, y2: bottom, class: 'chart-axis' }),
     svg('line', { x1: left, x2: left, y1: top, y2: bottom, class: 'chart-axis' }),
     svg('line', { x1: left, x2: right, y1: y(0), y2: y(0), class: 'stability-zero' }),
-    ...[1, 0, -1].map((v) => svg('text', { x: left - 3, y: y(v) + 4, 'text-anchor': 'end', class: 'chart-tick' },
-      [v < 0 ? '\u22121' : String(v)])),
+    tick(1), tick(0), tick(-1),
     svg('text', { x: left, y: height - 3, class: 'chart-tick' }, [`step ${lo}`]),
     svg('text', { x: right, y: height - 3, 'text-anchor': 'end', class: 'chart-tick' }, [`step ${hi}`]),
   ];
   if (finite(currentStep) && currentStep >= lo && currentStep <= hi) {
-    parts.push(svg('line', { x1: x(currentStep), x2: x(currentStep), y1: top, y2: bottom, class: 'trend-now' }));
+    const now = x(currentStep);
+    parts.push(svg('line', { x1: now, x2: now, y1: top, y2: bottom, class: 'trend-now' }));
   }
   series.forEach((entry, k) => {
     if (!entry.points.length) return;
@@ -101,7 +111,8 @@ export function stabilityChart(series, currentStep) {
     }
   });
   const legend = el('div', { className: 'trend-legend' }, series.map((entry, k) => el('span', {
-    className: `trend-key trend-${k % 6}`, dataset: { method: entry.method }, title: entry.points.length ? '' : entry.reason,
+    className: `trend-key trend-${k % 6}`, dataset: { method: entry.method },
+    title: entry.points.length ? '' : entry.reason,
     text: entry.points.length ? entry.title : `${entry.title} (no point yet)` })));
   return el('section', { className: 'map-stability' }, [
     heading,

@@ -22,7 +22,7 @@ import torch
 from .. import summary
 from ..methods.checks.rank_correlation import correlation_of_ranks, standardized_ranks
 
-NO_EARLIER_MAP = "no earlier map of this method (the first logged step, or a resumed run: maps are kept in memory)"
+NO_EARLIER_MAP = "no earlier map of this method (the first logged step, or a resumed run: kept in memory)"
 IMAGE_CHANGED = "another image than at the previous step"
 CLASS_CHANGED = "explains another class than at the previous step"
 STEP_NOT_AFTER = "the previous call was at this step or a later one (a step logged again, or a run gone back)"
@@ -50,18 +50,18 @@ class MapHistory:
 
     def compare(self, name: str, step: int, images: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor,
                 settings: tuple = ()) -> dict:
-        """The ``stability`` meta of ``maps`` (N, ...) of ``images`` explaining ``targets``, logged at ``step``
-        with ``settings`` (what else decides the map: Grad-CAM's layer, SmoothGrad's noise, the occluder), and
-        remember them for the next call. A gradient map (N, C, H, W) is compared as the tab draws it, max |.|
-        over the colour channels."""
+        """The ``stability`` meta of ``maps`` (N, ...) of ``images`` explaining ``targets``, logged at
+        ``step`` with ``settings`` (what else decides the map: Grad-CAM's layer, SmoothGrad's noise, the
+        occluder), and remember them for the next call. A gradient map (N, C, H, W) is compared as the tab
+        draws it, max |.| over the colour channels."""
         values = maps.detach()
         values = values.abs().amax(dim=1) if values.dim() == 4 else values
-        ranks = standardized_ranks(values).to(device="cpu", dtype=torch.float32)  # ranked once, compared twice
-        now = _Seen(int(step), tuple(settings), _digests(images), tuple(int(t) for t in targets.flatten().tolist()),
-                    tuple(values.shape[1:]), ranks)
+        ranks = standardized_ranks(values).to(device="cpu", dtype=torch.float32)  # ranked once, used twice
+        classes = tuple(int(t) for t in targets.flatten().tolist())
+        now = _Seen(int(step), tuple(settings), _digests(images), classes, tuple(values.shape[1:]), ranks)
         with self._lock:
             before = self._seen.get(name)
-            self._seen[name] = now  # also after a step back (a run resumed from a checkpoint): its timeline goes on
+            self._seen[name] = now  # also after a step back (a resume from a checkpoint): a new timeline
         return _meta(before, now)
 
 
@@ -93,6 +93,7 @@ def _meta(before: _Seen | None, now: _Seen) -> dict:
 
 
 def stability_scalars(name: str, stability: dict) -> list[summary.Scalar]:
-    """The mean rank correlation over the images that have one, ``cnnviz/map_stability/<name>``; none without."""
+    """The mean rank correlation over the images that have one, ``cnnviz/map_stability/<name>``; none
+    without."""
     values = [value for value in stability["rank_correlation"] if value is not None]
     return [summary.Scalar(f"map_stability/{name}", sum(values) / len(values))] if values else []

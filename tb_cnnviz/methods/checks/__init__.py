@@ -5,8 +5,8 @@ says how stable a map is over training."""
 from .deletion import DeletionCurve, deletion_curve, random_maps
 from .importance import occlusion_importance, pixel_importance
 from .localization import mass_in_mask, pointing_game
-from .rank_correlation import rank_correlation
 from .randomization import RandomizationCheck, randomizable_layers, randomization_check, spearman
+from .rank_correlation import rank_correlation
 from .report import SANITY_THRESHOLD, MapChecks, check_map
 
 __all__ = [

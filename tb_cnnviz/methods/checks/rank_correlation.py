@@ -29,8 +29,8 @@ def average_ranks(values: torch.Tensor) -> torch.Tensor:
 def standardized_ranks(values: torch.Tensor) -> torch.Tensor:
     """(N, P) float64: each row of ``values`` (N, ...) flattened, as average ranks centred and scaled to unit
     norm, so that the dot product of two such rows is their Spearman correlation (keep them to compare a map
-    with several others at the cost of one ranking). A row that cannot be ranked (constant, holding a NaN, fewer
-    than two values) is all NaN."""
+    with several others at the cost of one ranking). A row that cannot be ranked (constant, holding a NaN,
+    fewer than two values) is all NaN."""
     rows = values.detach().reshape(len(values), -1)
     if rows.dtype not in (torch.float32, torch.float64):
         rows = rows.to(torch.float64)
@@ -45,14 +45,15 @@ def standardized_ranks(values: torch.Tensor) -> torch.Tensor:
 
 
 def correlation_of_ranks(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(N,) float64: the Spearman correlation of rows of :func:`standardized_ranks`; NaN where either is NaN."""
+    """(N,) float64: the Spearman correlation of rows of :func:`standardized_ranks`; NaN where one is."""
     return (a.to(torch.float64) * b.to(torch.float64)).sum(dim=1).clamp(-1.0, 1.0)
 
 
 def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(N,) float64: the Spearman rank correlation of each row of ``a`` and ``b`` (N, ...), compared flattened,
-    ties given their average rank (``scipy.stats.spearmanr``'s answer within 1e-9). NaN where either row is
-    constant, holds a NaN, or has fewer than two values; +-inf rank as the largest / smallest values.
+    """(N,) float64: the Spearman rank correlation of each row of ``a`` and ``b`` (N, ...), compared
+    flattened, ties given their average rank (``scipy.stats.spearmanr``'s answer within 1e-9). NaN where
+    either row is constant, holds a NaN, or has fewer than two values; +-inf rank as the largest / smallest
+    values.
 
         r = rank_correlation(saliency(model, x, y).abs().amax(1), earlier)   # 1: same order of pixels
     """
@@ -60,9 +61,9 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor (N, ...) of maps; got {type(value).__name__}")
         if value.dim() < 1 or value.is_complex() or value.dtype == torch.bool:
-            raise ValueError(f"{name} must be real numbers with a leading image axis (N, ...); got {value.dtype} "
-                             f"of shape {tuple(value.shape)}")
+            raise ValueError(f"{name} must be real numbers with a leading image axis (N, ...); got "
+                             f"{value.dtype} of shape {tuple(value.shape)}")
     if a.shape != b.shape:
-        raise ValueError(f"a and b must be the same shape, one value of b per value of a; got {tuple(a.shape)} "
-                         f"and {tuple(b.shape)}")
+        raise ValueError(f"a and b must be the same shape, one value of b per value of a; got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
     return correlation_of_ranks(standardized_ranks(a), standardized_ranks(b))
