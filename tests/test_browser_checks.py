@@ -88,7 +88,7 @@ def test_badges_curves_on_hover_and_the_trend(browser, checks_url):  # noqa: F81
     expect(trend.locator("polyline.trend-line[data-method='grad_cam']").first).to_be_visible()
     logged = STEPS // LOG_EVERY + 1
     assert len(trend.locator("polyline.trend-line[data-method='grad_cam']").first.get_attribute("points").split()) == logged
-    page.set_viewport_size({"width": 1440, "height": 2450})  # the ranking, every probe image and the trend
+    page.set_viewport_size({"width": 1440, "height": 2700})  # the ranking, every probe image and the trend
     badge.hover()
     expect(detail).to_be_visible()
     page.screenshot(path=str(DOCS / "screenshot-checks.png"))
