@@ -133,7 +133,7 @@ export function rankingTable(entries) {
     text: `Logged without checks, not ranked: ${unchecked.join(', ')} `
       + '(log_saliency(..., checks=True) ranks them).',
   }) : null;
-  if (!rows.length) return el('section', { className: 'method-ranking' }, [heading, missing]);
+  if (!rows.length) return el('section', { className: 'method-ranking' }, [missing]); // one line: nothing ranked
   const metrics = METRICS.filter((metric) => rows.some((row) => finite(row.metrics[metric.key])));
   for (const metric of metrics) {
     const ranked = ranks(rows.map((row) => row.metrics[metric.key]), metric.better);
