@@ -51,6 +51,7 @@ bench: venv
 	$(PY) benchmarks/correspondence.py
 	$(PY) benchmarks/occlusion.py
 	$(PY) benchmarks/map_checks.py
+	$(PY) benchmarks/map_stability.py
 	$(PY) benchmarks/huge_inputs.py
 	$(PY) benchmarks/concurrency.py
 	$(PY) benchmarks/startup.py

@@ -73,10 +73,13 @@ export async function sampleAtOrBefore(ctx, kind, layer, step) {
   }
 }
 
-/** ' · showing 17 of 900 logged steps' when TensorBoard holds fewer steps than were logged, else ''. */
+/**
+ * ' · showing 17 of 900 logged steps' when TensorBoard holds fewer steps than were logged, else '' (also
+ * for a run without the layer, null, or a failed request, an Error).
+ */
 export function thinnedNote(steps) {
-  const written = Array.isArray(steps) ? steps.written : undefined;
-  if (!(written > steps.length)) return '';
+  if (!Array.isArray(steps) || !(steps.written > steps.length)) return '';
+  const { written } = steps;
   return ` · showing ${steps.length} of ${written} logged steps (thinned evenly over the run)`;
 }
 

@@ -132,7 +132,7 @@ def train_run(
 
 
 def run_demo(logdir: str | Path, steps: int = 800, log_every: int = 100, dead_every: int = 50,
-             shapes_steps: int = 0, shapes_log_every: int = 200) -> dict[str, dict]:
+             shapes_steps: int = 0, shapes_log_every: int = 100) -> dict[str, dict]:
     """Both digits runs into ``logdir``, and the shapes run when ``shapes_steps`` > 0 (`tb-cnnviz demo` asks for 800);
     prints one line per run."""
     logdir = Path(logdir)

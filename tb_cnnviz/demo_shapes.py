@@ -96,13 +96,14 @@ def _flipped(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(flips[1], images.flip(-2), images)
 
 
-def shapes_run(logdir: Path, steps: int = 800, log_every: int = 200, size: int = 48, seed: int = 0,
+def shapes_run(logdir: Path, steps: int = 800, log_every: int = 100, size: int = 48, seed: int = 0,
                synthesis: bool = True) -> dict[str, float]:
     """Train :class:`ShapesNet` on 2,500 shapes for ``steps`` steps and log into ``logdir / RUN_NAME``: the maps
     of one probe image per class with every check (sanity, deletion / insertion against a random order, pointing
     game and mass in mask against the masks), activations, filters and accuracy every ``log_every`` steps, class
     models and channel images at initialisation and trained, and the trained net's top patches of
-    :data:`TOP_LAYER` by activation and by relevance. Returns the final loss, accuracy and wall time."""
+    :data:`TOP_LAYER` by activation and by relevance. Returns the final loss, accuracy and wall time.
+    ``log_every`` is 100 of 800 steps by default: 8 points of each map's stability over training."""
     from torch.utils.tensorboard import SummaryWriter
 
     from .logger import CNNViz

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -88,9 +89,13 @@ def tensorboard_process(logdir: Path, ready: bytes, extra_flags: tuple[str, ...]
     ``ready`` and what the plugin sees has stopped changing. Stopped on exit."""
     port = free_port()
     tensorboard = Path(sys.executable).with_name("tensorboard")
+    # the plugin and frontend of this checkout, not those an editable install of another checkout points at
+    checkout = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")]))
     process = subprocess.Popen(
         [str(tensorboard), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port), *extra_flags],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=checkout,
+        env={**os.environ, "PYTHONPATH": path},
     )
     prefix = next((flag.split("=", 1)[1] for flag in extra_flags if flag.startswith("--path_prefix=")), "")
     url = f"http://127.0.0.1:{port}{prefix.rstrip('/')}"

@@ -5,8 +5,10 @@
 
 import { inferno } from '../colormap.js';
 import { classLabel, el, emptyBox, errorBox, extent, formatNumber, hideTooltip, percent, showTooltip } from '../dom.js';
-import { atOrBefore, pictureUrl, runSteps, thinnedNote } from '../samples.js';
+import { atOrBefore, layersOf, pictureUrl, runSteps, sampleAtOrBefore, thinnedNote } from '../samples.js';
 import { checksBadge, checksTrend, trendSteps } from './attribution_checks.js';
+import { rankingTable } from './attribution_ranking.js';
+import { latestReason, stabilityChart, stabilityPoints } from './attribution_stability.js';
 
 const MIN_CELL_PX = 112; // small images are scaled up to at least this
 const MAX_CELL_PX = 224;
@@ -58,24 +60,47 @@ async function column(ctx, stepLists, sliderStep) {
     }
   }));
   const steps = [...new Set(entries.filter((e) => e.sample).map((e) => e.sample.step))].sort((a, b) => a - b);
-  const trend = checksTrend(await trendSeries(ctx, entries, stepLists), sliderStep);
+  const series = await trendSeries(ctx, entries, stepLists);
+  const ranking = rankingTable(await rankingEntries(ctx, entries, sliderStep));
+  const logged = series.filter(({ samples }) => samples.length);
+  const stability = stabilityChart(logged.map(({ method, title, samples }) =>
+    ({ method, title, points: stabilityPoints(samples), reason: latestReason(samples) })), sliderStep);
+  const trend = checksTrend(series.map(({ method, title, samples }) => ({ method, title, points: samples
+    .filter(({ meta }) => meta.checks && typeof meta.checks === 'object')
+    .map(({ step, meta }) => ({ step, checks: meta.checks })) })), sliderStep);
   const content = attributionView(entries);
+  if (ranking || stability) content.prepend(el('div', { className: 'attribution-summary' }, [ranking, stability]));
   if (trend) content.append(trend);
   // Methods logged together are thinned alike: say it once for the column, as the other views do.
   const thinned = [...new Set(stepLists.map(thinnedNote).filter(Boolean))].join('');
   return { content, stepText: steps.length ? `step ${steps.join(', ')}${thinned}` : '' };
 }
 
-/** Each checked method's checks at its logged steps (at most TREND_STEPS of them), for the trend. */
+/**
+ * Each shown method's samples at its logged steps (at most TREND_STEPS of them) as [{step, meta}], for the
+ * checks trend and the stability curve.
+ */
 async function trendSeries(ctx, entries, stepLists) {
   return Promise.all(entries.map(async (entry, i) => {
+    const title = methodTitle(entry.method);
     const steps = Array.isArray(stepLists[i]) ? stepLists[i] : [];
-    if (!entry.sample || !entry.sample.meta || !entry.sample.meta.checks) return { method: entry.method, title: methodTitle(entry.method), points: [] };
+    if (!entry.sample || !entry.sample.meta) return { method: entry.method, title, samples: [] };
     const picked = trendSteps([...steps].sort((a, b) => a - b));
-    const samples = await Promise.all(picked.map((step) => ctx.model.fetchSample(ctx.run, 'attribution', entry.method, step).catch(() => null)));
-    const points = samples.map((sample, k) => ({ step: picked[k], checks: sample && sample.meta && sample.meta.checks }))
-      .filter((point) => point.checks && typeof point.checks === 'object');
-    return { method: entry.method, title: methodTitle(entry.method), points };
+    const fetched = await Promise.all(picked.map((step) =>
+      ctx.model.fetchSample(ctx.run, 'attribution', entry.method, step).catch(() => null)));
+    const samples = fetched.map((sample, k) => ({ step: picked[k], meta: sample && sample.meta }))
+      .filter((point) => point.meta && typeof point.meta === 'object');
+    return { method: entry.method, title, samples };
+  }));
+}
+
+/** Every method the run logged (shown or not) at its latest step at or before the slider's: the ranking's. */
+async function rankingEntries(ctx, entries, sliderStep) {
+  const shown = new Map(entries.filter((entry) => entry.sample).map((entry) => [entry.method, entry.sample]));
+  return Promise.all(layersOf(ctx.entry, 'attribution').map(async (method) => {
+    const found = shown.has(method) ? null : await sampleAtOrBefore(ctx, 'attribution', method, sliderStep);
+    const sample = shown.get(method) || (found && found.sample);
+    return { method, title: methodTitle(method), step: sample ? sample.step : null, meta: sample ? sample.meta : null };
   }));
 }
 

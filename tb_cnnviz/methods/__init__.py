@@ -20,7 +20,8 @@ from .attribution import (
 )
 from .checks import (
     SANITY_THRESHOLD, DeletionCurve, MapChecks, RandomizationCheck, check_map, deletion_curve, mass_in_mask,
-    occlusion_importance, pointing_game, random_maps, randomizable_layers, randomization_check, spearman,
+    occlusion_importance, pointing_game, random_maps, randomizable_layers, randomization_check,
+    rank_correlation, spearman,
 )
 from .dataset import (
     Codes, ReceptiveField, TopActivations, collect_codes, embed, feeding_conv, grid_layout, merge_top,
@@ -102,6 +103,7 @@ __all__ = [
     "random_maps",
     "randomizable_layers",
     "randomization_check",
+    "rank_correlation",
     "receptive_field",
     "relu_layers",
     "saliency",

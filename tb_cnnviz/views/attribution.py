@@ -3,9 +3,9 @@ occlusion heat maps for the probe images, each recording which class it explains
 with ``checks=True`` whether it can be trusted (map_checks.py).
 
 Kind ``attribution``, a blob sequence per method (the "layer" is the method's name): [meta JSON (classes
-explained and their probabilities, display style and scale; with ``checks=True`` the map checks: sanity,
-deletion / insertion, pointing), input PNG per probe image, map PNG per probe image (none for occlusion, whose
-probabilities are numbers in the meta)].
+explained and their probabilities, display style and scale; the stability against the previous logged step,
+map_stability.py; with ``checks=True`` the map checks: sanity, deletion / insertion, pointing), input PNG per
+probe image, map PNG per probe image (none for occlusion, whose probabilities are numbers in the meta)].
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ..methods.checks import check_map, occlusion_importance
 from ..methods.targets import Output, class_probabilities, resolve_targets
 from .declaration import LoggingRun, Scheduled, View
 from .map_checks import CHECK_LAYERS, CHECK_STEPS, check_masks, checks_meta, checks_scalars
+from .map_stability import stability_scalars
 
 #: The classes to explain: one for all images, one per image, or None (the labels, else the prediction).
 Targets = Union[int, Sequence[int], torch.Tensor, None]
@@ -59,6 +60,8 @@ def log_saliency(run: LoggingRun, *, step: int, images: torch.Tensor | None = No
         "width": images.shape[3],
         "cam_layer": cam_layer,
     }
+    settings = (method, smooth, n, sigma, cam_layer)
+    meta["stability"] = run.map_history.compare(name, step, images, chosen, raw, settings)
     if checks:
         options = {"smooth": smooth, "n": n, "sigma": sigma, "layer": cam_layer}
         found = check_map(model, images, chosen, method, raw, masks=masks, steps=CHECK_STEPS, output=run.output,
@@ -66,8 +69,8 @@ def log_saliency(run: LoggingRun, *, step: int, images: torch.Tensor | None = No
         meta["checks"] = checks_meta(found)
     order = list(METHODS).index(method) + (len(METHODS) if smooth else 0)
     pictures = [*render.input_pictures(images), *render.unit_pictures(values)]
-    run.sink.write([summary.Pictures(KIND, name, meta, pictures, order), *(checks_scalars(name, found) if checks else [])],
-                   step)
+    scalars = [*(checks_scalars(name, found) if checks else []), *stability_scalars(name, meta["stability"])]
+    run.sink.write([summary.Pictures(KIND, name, meta, pictures, order), *scalars], step)
     return name
 
 
@@ -96,6 +99,7 @@ def log_occlusion(run: LoggingRun, *, step: int, images: torch.Tensor | None = N
         "height": height,
         "width": width,
         "grid": {"window": window, "stride": stride, "fill": fill, "rows": rows, "cols": cols, "values": heat.tolist()},
+        "stability": run.map_history.compare("occlusion", step, images, chosen, raw, (window, stride, fill)),
     }
     if checks:
         again = functools.partial(occlusion, window=window, stride=stride, fill=fill, batch_size=batch_size, progress=False,
@@ -105,8 +109,9 @@ def log_occlusion(run: LoggingRun, *, step: int, images: torch.Tensor | None = N
                           output=run.output, at_most=CHECK_LAYERS)
         meta["checks"] = checks_meta(found)
     pictures = render.input_pictures(images)
-    run.sink.write([summary.Pictures(KIND, "occlusion", meta, pictures, 2 * len(METHODS)),
-                    *(checks_scalars("occlusion", found) if checks else [])], step)
+    scalars = [*(checks_scalars("occlusion", found) if checks else []),
+               *stability_scalars("occlusion", meta["stability"])]
+    run.sink.write([summary.Pictures(KIND, "occlusion", meta, pictures, 2 * len(METHODS)), *scalars], step)
     return "occlusion"
 
 

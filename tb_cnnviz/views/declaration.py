@@ -22,6 +22,7 @@ from ..methods.synthesis.activation_maximization import check_size
 from ..methods.streaming import split_batch
 from ..methods.targets import Output
 from ..sink import Sink
+from .map_stability import MapHistory
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class LoggingRun:
     max_inputs: int = 16
     output: Output = None  #: where the class scores are in the model's output (see ``methods.targets``)
     _cam_layer: str | None = field(default=None, repr=False)
+    #: each map's previous call, for its stability (map_stability.py); autolog's worker run shares it
+    map_history: MapHistory = field(default_factory=MapHistory, repr=False)
 
     def probe_count(self) -> int:
         """How many probe images a picture view shows (its cost scales with it); 1 without probes."""

@@ -26,6 +26,7 @@ from .._hooks import check_positive_int, is_conv, resolve_layers, run_order
 from ..attribution.registry import attribution_map, check_method
 from ..targets import Output, class_probabilities, check_inputs, resolve_targets
 from .importance import pixel_importance
+from .rank_correlation import average_ranks
 
 MapFunction = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -41,13 +42,14 @@ class RandomizationCheck(NamedTuple):
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Spearman rank correlation of each row of ``a`` and ``b`` (N, ...), ties given their average rank (as
-    ``scipy.stats.spearmanr``); 0 where either row is constant (no ranking to compare)."""
+    ``scipy.stats.spearmanr``); 0 where either row is constant: for the sanity check a map that went flat has
+    moved away from the trained one (:func:`.rank_correlation` answers NaN there instead)."""
     return _correlation(_standard_ranks(a), _standard_ranks(b))
 
 
 def _standard_ranks(values: torch.Tensor) -> torch.Tensor:
     """Row-wise ranks, centred and scaled to unit norm (zero rows stay zero): Pearson on them is Spearman."""
-    ranks = _ranks(values.flatten(1).float())
+    ranks = average_ranks(values.flatten(1).float())
     ranks = ranks - ranks.mean(dim=1, keepdim=True)
     norm = ranks.norm(dim=1, keepdim=True)
     return torch.where(norm > 0, ranks / norm.clamp_min(1e-30), torch.zeros_like(ranks))
@@ -55,21 +57,6 @@ def _standard_ranks(values: torch.Tensor) -> torch.Tensor:
 
 def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(dim=1)
-
-
-def _ranks(values: torch.Tensor) -> torch.Tensor:
-    """Row-wise ranks 0..P-1 of (N, P), each run of equal values given the mean of its positions."""
-    width = values.shape[1]
-    ordered, order = values.sort(dim=1, stable=True)
-    position = torch.arange(width, device=values.device).expand_as(order)
-    starts = torch.ones_like(ordered, dtype=torch.bool)
-    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    ends = torch.ones_like(starts)
-    ends[:, :-1] = starts[:, 1:]
-    first = torch.where(starts, position, 0).cummax(dim=1).values  # where each run of ties starts ...
-    last = torch.where(ends, position, width).flip(1).cummin(dim=1).values.flip(1)  # ... and ends
-    mean_rank = (first + last).to(values.dtype) / 2
-    return torch.empty_like(mean_rank).scatter_(1, order, mean_rank)
 
 
 def randomizable_layers(model: nn.Module, images: torch.Tensor) -> list[str]:
