@@ -181,3 +181,22 @@ def test_bad_parameters_get_4xx_saying_what_is_right(tmp_path):
     assert status == 400 and "max_steps" in reply["error"]
     status, reply = get_json(client, "distribution", run="run")
     assert status == 400 and "layer" in reply["error"]
+
+
+def test_forwards_in_and_out_of_inference_mode_with_other_batch_sizes_are_all_counted():
+    """A monitor left on while other code runs the model under ``torch.inference_mode`` (another CNNViz, an
+    evaluation loop) keeps counting when training resumes with another batch size: its counts are never
+    inference tensors."""
+    torch.manual_seed(0)
+    net = Signed()
+    seen = watched_values(net)
+    with DeadFilterMonitor(net) as monitor:
+        with torch.inference_mode():
+            net(torch.randn(2, 1, 6, 6))
+        net(torch.randn(3, 1, 6, 6)).sum().backward()
+        with torch.inference_mode():
+            net(torch.randn(3, 1, 6, 6))
+        net(torch.randn(2, 1, 6, 6))
+        report = monitor.report()["act3"]
+    assert report.inputs == 10
+    np.testing.assert_array_equal(report.histogram.numpy(), reference_histogram(seen["act3"]))

@@ -227,6 +227,7 @@ class DeadFilterMonitor:
                 stacklevel=2,
             )
 
+    @torch.inference_mode(False)  # counts made during an inference-mode forward must stay updatable after it
     def _settle(self) -> None:
         """Fold the measures of the last forward into the counts. In the common case -- the same layers as
         before, one batch size, one device -- that is one comparison, one sum and two adds for all layers,
