@@ -43,9 +43,10 @@ TORCHVISION = ["resnet18", "vgg11_bn", "densenet121", "mobilenet_v2", "mobilenet
                "efficientnet_v2_s", "mobilenet_v3_large", "regnet_x_400mf", "resnext50_32x4d", "wide_resnet50_2"]
 TIMM = ["resnet18", "efficientnet_b0", "convnext_atto", "regnetx_002", "mobilenetv3_small_050", "ghostnet_050",
         "rexnet_100", "repvgg_a0", "resnest14d", "mixnet_s", "hrnet_w18_small"]
-#: The slowest rows (tens of millions of weights; ghostnet's and rexnet's many small blocks, 70-90 s each on a
+#: The slowest rows (tens of millions of weights; ghostnet's, rexnet's and hrnet's many small blocks, 30-90 s each on a
 #: loaded machine): tests/test_coverage_matrix.py runs them only with CNNVIZ_MATRIX=full; the command runs every model.
-SLOW = {"efficientnet_v2_s", "resnext50_32x4d", "wide_resnet50_2", "rexnet_100", "ghostnet_050"}
+SLOW = {"efficientnet_v2_s", "resnext50_32x4d", "wide_resnet50_2", "rexnet_100", "ghostnet_050", "hrnet_w18_small",
+        "mnasnet0_5", "regnetx_002"}
 VIEWS = ["activations", "filters", "health", "saliency", "deconvnet", "guided_backprop", "grad_cam",
          "guided_grad_cam", "occlusion", "top patches", "embedding", "inversion", "class models", "channel images",
          "correspondence", "performance", "analyze"]

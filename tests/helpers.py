@@ -33,7 +33,8 @@ def tensorboard_client(logdir: Path, load_fast: str, extra_flags: tuple[str, ...
     tb = program.TensorBoard(plugins=default.get_plugins())  # first-party and entry-point plugins
     # The Python loader reads every file before the first request (a loaded machine could leave a run unread
     # while the plugin's answers look settled); the Rust data server has no such mode: wait_until_loaded.
-    blocking = ["--reload_task=blocking"] if load_fast == "false" else []
+    once = not any(flag.startswith("--reload_interval") for flag in extra_flags)
+    blocking = ["--reload_task=blocking"] if load_fast == "false" and once else []
     tb.configure(argv=["tensorboard", f"--logdir={logdir}", f"--load_fast={load_fast}", "--reload_interval=0", *blocking,
                        *extra_flags])
     provider, multiplexer = tb._make_data_provider()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 
 import numpy as np
 import pytest
@@ -76,6 +77,9 @@ def resumed(tmp_path_factory, request):
     writer.close()  # the first process dies after step 4
     first = sorted((logdir / "run").glob("events.*"))
 
+    # TensorBoard reads a run's files in name order: the resumed process's file must sort after the first's, as it
+    # does across processes; in one process in the same second the names differ only by a counter (".9" > ".10")
+    time.sleep(1.0 - time.time() % 1.0 + 0.01)
     torch.manual_seed(1)
     net = TinyNet()
     net.load_state_dict(checkpoint["net"])
@@ -122,6 +126,12 @@ def test_every_route_answers_the_latest_write_of_each_step(client, resumed):
                 np.testing.assert_allclose(row, tensor_util.make_ndarray(by_step[step].tensor), atol=1e-4)
             status, summary = get_json(client, "dead_summary", run="run")
             assert summary["layers"][layer]["step"] == steps[-1]
+            continue
+        if kind == "distribution":
+            status, distribution = get_json(client, "distribution", run="run", layer=layer)
+            assert status == 200 and distribution["steps"] == steps
+            for row, step in zip(distribution["counts"], steps):
+                np.testing.assert_array_equal(row, tensor_util.make_ndarray(by_step[step].tensor)[0])
             continue
         status, listed = get_json(client, "steps", run="run", kind=kind, layer=layer)
         assert status == 200 and [s["step"] for s in listed["steps"]] == steps, (tag, listed)
