@@ -95,7 +95,10 @@ def test_a_dead_flush_costs_a_fixed_number_of_bytes_and_no_memory(long_series):
     assert len(long_series["series"]) == FLUSHES
     assert long_series["path"].stat().st_size / FLUSHES <= RECORD_BYTES_BOUND
     half, full = long_series["traced"]
-    assert full - half < 8 * 1024  # Python memory does not grow with the flushes logged
+    # Python memory does not grow with the flushes logged. With the value histograms on, torch's own objects
+    # (traced at the monitor's hook, not held by tb_cnnviz) fill by about 48 bytes a forward for the first
+    # ~2,000 forwards, then stop (measured over 6,000): up to 16 KB between the two points here
+    assert full - half < 16 * 1024
 
 
 def test_a_long_series_is_served_in_a_bounded_number_of_columns_keeping_a_one_flush_spike(long_series):
