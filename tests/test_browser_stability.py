@@ -12,6 +12,7 @@ import torch
 from helpers import tensorboard_process
 from playwright.sync_api import expect
 from test_browser import browser, open_tab  # noqa: F401 (the module-scoped Chromium fixture)
+from test_map_stability import Net
 from torch import nn
 
 from tb_cnnviz import CNNViz
@@ -19,16 +20,6 @@ from tb_cnnviz import CNNViz
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 6, 3, padding=1)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(6, 8, 3, padding=1)
-        self.fc = nn.Linear(8, 3)
-
-    def forward(self, x):
-        return self.fc(self.relu(self.conv2(self.relu(self.conv1(x)))).mean(dim=(2, 3)))
 
 
 def nudge(model: nn.Module) -> None:
@@ -42,20 +33,20 @@ def awkward_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     logdir = tmp_path_factory.mktemp("stability_logdir")
     torch.manual_seed(0)
     x = torch.randn(2, 3, 16, 16)
-    model = Net()
+    model = Net(classes=3)
     with CNNViz(model, logdir / "mixed", probe_images=x, probe_labels=[0, 1], raise_errors=True) as viz:
         for step in (0, 10, 20):
             viz.log_saliency(step, method="saliency")
             if step:  # first logged later: one point, at step 20
                 viz.log_saliency(step, method="grad_cam", checks=True)
             nudge(model)
-    model = Net()
+    model = Net(classes=3)
     with CNNViz(model, logdir / "nan_maps", probe_images=x, probe_labels=[0, 1], raise_errors=True) as viz:
         with torch.no_grad():
             model.conv1.weight[0, 0, 0, 0] = float("nan")
         for step in (0, 10):
             viz.log_saliency(step, method="saliency")
-    with CNNViz(Net(), logdir / "once", probe_images=x, raise_errors=True) as viz:
+    with CNNViz(Net(classes=3), logdir / "once", probe_images=x, raise_errors=True) as viz:
         viz.log_saliency(5, method="guided_backprop", checks=True)
     with tensorboard_process(logdir, ready=b"once") as url:
         yield url

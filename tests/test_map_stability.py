@@ -69,12 +69,12 @@ def test_bad_arguments_are_named(a, b, error, words):
 
 
 class Net(nn.Module):
-    def __init__(self):
+    def __init__(self, classes: int = 4):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 6, 3, padding=1)
         self.relu = nn.ReLU()
         self.conv2 = nn.Conv2d(6, 8, 3, padding=1)
-        self.fc = nn.Linear(8, 4)
+        self.fc = nn.Linear(8, classes)
 
     def forward(self, x):
         return self.fc(self.relu(self.conv2(self.relu(self.conv1(x)))).mean(dim=(2, 3)))
