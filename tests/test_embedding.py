@@ -130,6 +130,37 @@ def test_a_maps_codes_are_its_average_over_positions_unless_asked_to_flatten():
         collect_codes(model, data, "relu3", n=120, pool="max")
 
 
+class ResidualHead(torch.nn.Module):
+    """A residual block (the batch norm's output added to in place, then ReLU'd in place) and a Linear layer
+    followed by an in-place ReLU, as AlexNet's fc7: both layers' outputs change after their hooks ran."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(3)
+        self.fc = torch.nn.Linear(3 * 8 * 8, 6)
+
+    def forward(self, x):
+        out = self.bn(self.conv(x))
+        out += x
+        out = torch.relu_(out)
+        return torch.relu_(self.fc(out.flatten(1)))
+
+
+def test_a_layer_whose_output_is_changed_in_place_later_gives_its_own_codes():
+    torch.manual_seed(0)
+    model = ResidualHead().eval()
+    images = torch.randn(10, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        own_bn = model.bn(model.conv(images))  # what the layers gave, before the in-place ops changed them
+        own_fc = model.fc(torch.relu(own_bn + images).flatten(1))
+    data = [images[:4], images[4:]]
+    torch.testing.assert_close(collect_codes(model, data, "bn", n=10).codes, own_bn.mean(dim=(2, 3)))
+    torch.testing.assert_close(collect_codes(model, data, "bn", n=10, pool=None).codes, own_bn.flatten(1))
+    assert (own_fc < 0).any()  # else the ReLU would not have changed it
+    torch.testing.assert_close(collect_codes(model, data, "fc", n=10).codes, own_fc)
+
+
 def test_logged_layout_reads_back_and_the_projector_sees_the_codes(tmp_path):
     images, labels = load_digits()
     torch.manual_seed(0)

@@ -199,8 +199,10 @@ def collect_codes(model: nn.Module, data: Iterable, layer: str, n: int = 2000,
     pooled_from: tuple[int, ...] | None = None
 
     def capture(_name: str, index: int, output: torch.Tensor) -> None:
-        if call is None or index == call:
-            captured[:] = [output]
+        if call is None or index == call:  # taken at once: a later in-place op (`out += identity`, an
+            # in-place ReLU after a Linear) changes the layer's output before the forward returns
+            captured[:] = [output.float().mean(dim=tuple(range(2, output.dim()))) if pool == "avg" and output.dim() > 2
+                           else output.to(torch.float32, copy=True), tuple(output.shape[1:])]
 
     with torch.inference_mode(), preserved_state(model), forward_hooks(model, {module_name: modules[module_name]}, capture):
         model.eval()
@@ -212,11 +214,10 @@ def collect_codes(model: nn.Module, data: Iterable, layer: str, n: int = 2000,
             raw = model(images)
             if not captured:
                 raise ValueError(f"layer {layer!r} did not run in the forward")
-            code = captured[0]
-            if pool == "avg" and code.dim() > 2:
-                pooled_from = tuple(code.shape[1:])
-                code = code.float().mean(dim=tuple(range(2, code.dim())))
-            parts["codes"].append(code.flatten(1).float().cpu())
+            code, shape = captured
+            if pool == "avg" and len(shape) > 1:
+                pooled_from = shape
+            parts["codes"].append(code.flatten(1).cpu())
             parts["predicted"].append(_predictions(raw, count, output))
             parts["labels"].append(torch.as_tensor(labels).flatten()[:count].long().cpu() if labels is not None
                                    else torch.full((count,), -1))
