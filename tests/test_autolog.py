@@ -146,7 +146,7 @@ def test_views_without_data_are_left_out_and_a_view_that_never_fits_is_said_once
     assert len([w for w in caught if issubclass(w.category, AutologWarning)]) == 1
     assert auto.report()["views"]["class_models"]["steps"] == []
     viz = CNNViz(make_net(), tmp_path / "b", probe_images=torch.rand(2, 3, 16, 16))
-    assert set(viz.autolog().report()["skipped"]) == {"top_activations", "embedding", "performance"}
+    assert set(viz.autolog().report()["skipped"]) == {"top_activations", "top_relevance", "embedding", "performance"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AutologWarning)
         viz.close()
@@ -244,3 +244,20 @@ def test_the_schedule_comes_back_through_tensorboard_as_the_report_says(tmp_path
     assert reply["budget"] == pytest.approx(0.5) and all(0 <= v <= 1 for v in reply["share"]["values"])
     status, reply = get_json(tensorboard_client(tmp_path, "false"), "schedule", run="nope")
     assert status == 404 and "nope" in reply["error"]
+
+
+def test_both_rankings_of_top_patches_are_scheduled_and_reach_the_tab(tmp_path):
+    """The patches that fire and the patches that matter (``top_relevance``): two calls of one view, each
+    logged on its own schedule, the relevance ranking explaining the data's labels."""
+    net = make_net()
+    viz = CNNViz(net, tmp_path / "run", probe_images=torch.rand(2, 3, 16, 16))
+    auto = viz.autolog(budget=0.9, views=["top_activations"], data=batches(2, seed=3), min_every=1)
+    report = step_until(net, viz, auto, "top_relevance", calls=1)
+    assert report["views"]["top_activations"]["steps"] and report["views"]["top_relevance"]["steps"]
+    _, runs = get_json(tensorboard_client(tmp_path, "false"), "runs")
+    (entry,) = runs["runs"]
+    assert entry["top_activations"] == ["4", "4 (relevance)"]  # the middle convolution with a grid
+    step = report["views"]["top_relevance"]["steps"][0]
+    status, sample = get_json(tensorboard_client(tmp_path, "false"), "sample", run="run", kind="top_activations",
+                              layer="4 (relevance)", step=step)
+    assert status == 200 and (sample["meta"]["rank"], sample["meta"]["target"]) == ("relevance", "label")

@@ -139,4 +139,10 @@ def _analyze(job: Any) -> None:
 VIEW = View(KIND, calls=(log_top_activations,), analyze=_analyze, analyze_names=("top",),
             autolog=(Scheduled(KIND, lambda run, step, data: log_top_activations(run, data=data, layer=None, step=step),
                                lambda run, data: data_images(data) / run.probe_count(), needs_data=True,
-                               collective=True),))
+                               collective=True),
+                     # the patches that matter beside those that fire: a forward and a backward to the layer
+                     Scheduled("top_relevance",
+                               lambda run, step, data: log_top_activations(run, data=data, layer=None, step=step,
+                                                                           rank="relevance"),
+                               lambda run, data: 3 * data_images(data) / run.probe_count(), needs_data=True,
+                               collective=True)))
