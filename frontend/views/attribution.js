@@ -60,20 +60,40 @@ async function column(ctx, stepLists, sliderStep) {
     }
   }));
   const steps = [...new Set(entries.filter((e) => e.sample).map((e) => e.sample.step))].sort((a, b) => a - b);
-  const series = await trendSeries(ctx, entries, stepLists);
-  const ranking = rankingTable(await rankingEntries(ctx, entries, sliderStep));
-  const logged = series.filter(({ samples }) => samples.length);
-  const stability = stabilityChart(logged.map(({ method, title, samples }) =>
-    ({ method, title, points: stabilityPoints(samples), reason: latestReason(samples) })), sliderStep);
-  const trend = checksTrend(series.map(({ method, title, samples }) => ({ method, title, points: samples
-    .filter(({ meta }) => meta.checks && typeof meta.checks === 'object')
-    .map(({ step, meta }) => ({ step, checks: meta.checks })) })), sliderStep);
   const content = attributionView(entries);
-  if (ranking || stability) content.prepend(el('div', { className: 'attribution-summary' }, [ranking, stability]));
-  if (trend) content.append(trend);
+  // The maps paint at once; the ranking, the stability curve and the checks trend read up to TREND_STEPS
+  // samples a method, so they fill their places when those arrive (a long run need not wait for them).
+  const summary = el('div', { className: 'attribution-summary', hidden: true });
+  const trend = el('div', { className: 'attribution-trend-slot', hidden: true });
+  content.prepend(summary);
+  content.append(trend);
+  fillSummary(ctx, entries, stepLists, sliderStep, summary, trend);
   // Methods logged together are thinned alike: say it once for the column, as the other views do.
   const thinned = [...new Set(stepLists.map(thinnedNote).filter(Boolean))].join('');
   return { content, stepText: steps.length ? `step ${steps.join(', ')}${thinned}` : '' };
+}
+
+/** The ranking table and the stability curve into `summary`, the checks trend into `trend`, when their
+ * samples have arrived; a failure there leaves the maps as they are and says so in the slot. */
+async function fillSummary(ctx, entries, stepLists, sliderStep, summary, trendSlot) {
+  try {
+    const [series, rankEntries] = await Promise.all([trendSeries(ctx, entries, stepLists),
+      rankingEntries(ctx, entries, sliderStep)]);
+    const ranking = rankingTable(rankEntries);
+    const logged = series.filter(({ samples }) => samples.length);
+    const stability = stabilityChart(logged.map(({ method, title, samples }) =>
+      ({ method, title, points: stabilityPoints(samples), reason: latestReason(samples) })), sliderStep);
+    const trend = checksTrend(series.map(({ method, title, samples }) => ({ method, title, points: samples
+      .filter(({ meta }) => meta.checks && typeof meta.checks === 'object')
+      .map(({ step, meta }) => ({ step, checks: meta.checks })) })), sliderStep);
+    summary.replaceChildren(...[ranking, stability].filter(Boolean));
+    summary.hidden = !(ranking || stability);
+    if (trend) trendSlot.replaceChildren(trend);
+    trendSlot.hidden = !trend;
+  } catch (error) {
+    summary.replaceChildren(errorBox(`Could not load the ranking and stability: ${error.message}`));
+    summary.hidden = false;
+  }
 }
 
 /**
