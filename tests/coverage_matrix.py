@@ -20,11 +20,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from helpers import health_events
+from helpers import distribution_events, get_json, health_events, reference_histogram, tensorboard_client
 from tb_cnnviz import CNNViz
 from tb_cnnviz.analyze import _code_layer, analyze, image_folder
 from tb_cnnviz.methods._hooks import conv_layers
+from tb_cnnviz.methods.attribution.registry import attribution_map
 from tb_cnnviz.methods.activations.activation_sites import find_activation_sites
+from tb_cnnviz.views.map_stability import NOT_RANKABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENT = ROOT / "docs" / "coverage.md"
@@ -48,7 +50,7 @@ TIMM = ["resnet18", "efficientnet_b0", "convnext_atto", "regnetx_002", "mobilene
 SLOW = {"efficientnet_v2_s", "resnext50_32x4d", "wide_resnet50_2", "rexnet_100", "ghostnet_050", "hrnet_w18_small",
         "mnasnet0_5", "regnetx_002"}
 VIEWS = ["activations", "filters", "health", "saliency", "deconvnet", "guided_backprop", "grad_cam",
-         "guided_grad_cam", "occlusion", "top patches", "embedding", "inversion", "class models", "channel images",
+         "guided_grad_cam", "occlusion", "top patches", "relevance", "embedding", "inversion", "class models", "channel images",
          "correspondence", "performance", "analyze"]
 
 
@@ -131,12 +133,32 @@ def run_view(view: str, viz: CNNViz, model: nn.Module, data: list, folder: Path,
         dead, _ = health_events(logdir)
         rates = dead[layer][1][-1][1]
         assert rates[channel] == 1.0, (layer, rates[channel])  # off for every input, read back from the file
-    elif view in ("saliency", "deconvnet", "guided_backprop", "grad_cam", "guided_grad_cam"):
+        # the layer's value counts (the Distribution view): numpy's histogram of the first image of each
+        # forward, strided evenly down to at most 1,024 values as documented
+        firsts = [out[0].reshape(-1) for out in seen]
+        sampled = [first[::-(-first.numel() // 1024)] for first in firsts]
+        counts = distribution_events(logdir)[layer][-1][1][0]
+        assert (counts == reference_histogram(sampled)).all(), (layer, counts, reference_histogram(sampled))
+    elif view in ("saliency", "deconvnet", "guided_backprop", "guided_grad_cam"):
         assert viz.log_saliency(0, method=view) == view
+    elif view == "grad_cam":  # and its stability: logged again on the same weights, every map is unchanged
+        assert viz.log_saliency(0, method=view) == view and viz.log_saliency(1, method=view) == view
+        viz.flush()
+        _, sample = get_json(tensorboard_client(logdir, "false"), "sample", run=".", kind="attribution",
+                             layer=view, step=1)
+        stability = sample["meta"]["stability"]
+        assert stability["previous_step"] == 0, stability
+        # a random net's Grad-CAM may be flat (every ReLU'd weighted sum <= 0): no order to compare, said so
+        flat = [attribution_map(view, model, x[i:i + 1], torch.tensor(t)[None]).unique().numel() == 1
+                for i, t in enumerate(sample["meta"]["targets"])]
+        for rho, why, constant in zip(stability["rank_correlation"], stability["why"], flat):
+            assert (why == NOT_RANKABLE and rho is None) if constant else abs(rho - 1.0) < 1e-5, stability
     elif view == "occlusion":
         assert viz.log_occlusion(0, window=32, stride=16) == "occlusion"
     elif view == "top patches":
         assert viz.log_top_activations(data, None, 0, k=2, channels=[0, 1])  # the default layer
+    elif view == "relevance":  # the patches that matter for each image's label
+        assert viz.log_top_activations(data, None, 0, k=2, channels=[0, 1], rank="relevance")
     elif view == "embedding":
         assert viz.log_embedding(data, _code_layer(model), 0, n=8, projector=False) == 8
     elif view == "inversion":

@@ -237,6 +237,35 @@ def health_events(logdir: Path) -> tuple[dict, dict]:
     return dead, scalars
 
 
+def distribution_events(logdir: Path) -> dict[str, list[tuple[int, np.ndarray]]]:
+    """The Distribution view's records (value counts and bin edges, (2, slots)) per layer, read back by
+    TensorBoard's own event reader: {layer: [(step, array)]}."""
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.util import tensor_util
+
+    from tb_cnnviz import metadata
+
+    acc = event_accumulator.EventAccumulator(str(logdir), size_guidance={event_accumulator.TENSORS: 0})
+    acc.Reload()
+    found = {}
+    for tag in acc.Tags()["tensors"]:
+        content = metadata.parse_plugin_content(acc.SummaryMetadata(tag).plugin_data.content)
+        if content is not None and content.kind == "distribution":
+            found[content.layer] = [(e.step, tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
+    return found
+
+
+def reference_histogram(values: list[torch.Tensor]) -> np.ndarray:
+    """numpy's histogram of every value of ``values``, on the float32 bin edges of the Distribution view, with
+    -Inf, +Inf and NaN counted apart: the slots [-Inf, bins..., +Inf, NaN]."""
+    from tb_cnnviz.methods.activations.histograms import symmetric_log_edges
+
+    edges = symmetric_log_edges().float().double().numpy()
+    flat = np.concatenate([t.double().numpy().ravel() for t in values])
+    bins, _ = np.histogram(flat[np.isfinite(flat)], bins=edges)
+    return np.concatenate([[np.sum(flat == -np.inf)], bins, [np.sum(flat == np.inf), np.sum(np.isnan(flat))]])
+
+
 def replicate_steps(source_run: Path, target_run: Path, steps: list[int], keep_steps: int | None = DEFAULT_KEEP) -> None:
     """Write every summary of ``source_run``'s event files again at each of ``steps`` into ``target_run``: the
     bytes of ``len(steps)`` logging calls (a long run) without running the model that many times. Written

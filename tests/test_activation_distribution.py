@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import get_json, health_events, tensorboard_client
+from helpers import get_json, health_events, reference_histogram, tensorboard_client
 
 from tb_cnnviz import CNNViz
 from tb_cnnviz.methods.activations.dead_filters import DeadFilterMonitor
@@ -28,16 +28,6 @@ class Signed(nn.Module):
 
     def forward(self, x):
         return self.act3(self.conv3(self.act2(self.conv2(self.act1(self.conv1(x)))))).mean(dim=(2, 3))
-
-
-def reference_histogram(first_images: list[torch.Tensor]) -> np.ndarray:
-    """numpy's histogram of every value of every first image, on the float32 edges, with -Inf, +Inf and NaN
-    counted apart: the slots [-Inf, bins..., +Inf, NaN]."""
-    edges = symmetric_log_edges().float().double().numpy()
-    values = np.concatenate([t.double().numpy().ravel() for t in first_images])
-    finite = values[np.isfinite(values)]
-    bins, _ = np.histogram(finite, bins=edges)
-    return np.concatenate([[np.sum(values == -np.inf)], bins, [np.sum(values == np.inf), np.sum(np.isnan(values))]])
 
 
 def watched_values(net: Signed) -> dict[str, list[torch.Tensor]]:

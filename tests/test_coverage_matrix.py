@@ -33,7 +33,7 @@ from coverage_matrix import (
 #: The views every CNN must have, whatever its style: never refused.
 ALWAYS = ("activations", "filters", "health", "saliency", "grad_cam", "occlusion", "embedding")
 #: Issue 23: receptive fields for any graph, so these hold on every family too.
-EVERY_FAMILY = ("top patches", "correspondence", "analyze")
+EVERY_FAMILY = ("top patches", "relevance", "correspondence", "analyze")
 #: ``CNNVIZ_MATRIX=full`` also runs the slowest rows (coverage_matrix.SLOW) in the per-model tests.
 FULL = os.environ.get("CNNVIZ_MATRIX") == "full"
 CASES = [pytest.param(s, n, marks=pytest.mark.skipif(n in SLOW and not FULL, reason="a slow row: CNNVIZ_MATRIX=full"))
