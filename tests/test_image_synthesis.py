@@ -90,10 +90,13 @@ def test_class_models_of_a_trained_net_are_classified_as_their_class(trained):
     # in the net's input space: the digits are standardised to [-1, 1]
     result = class_model(trained, list(range(10)), size=(1, 32, 32), steps=200, input_range=(-1.0, 1.0))
     with torch.no_grad():
-        predicted = trained(result.images).argmax(dim=1)
+        probabilities = trained(result.images).softmax(dim=1)
+    predicted = probabilities.argmax(dim=1)
     agree = (predicted == torch.arange(10)).float().mean().item()
     assert agree >= 0.7, predicted.tolist()
-    assert (result.objective[-1] > result.objective[0] + 10).all()  # the class scores rose
+    # the default maximises the class's log-softmax: its logit (the record) rose, and its probability is high
+    assert (result.objective[-1] > result.objective[0] + 2).all(), result.objective[[0, -1]]
+    assert probabilities.diagonal().median() > 0.9, probabilities.diagonal()
 
 
 def test_class_models_change_as_the_net_trains(trained):
