@@ -55,8 +55,8 @@ DECAY = 1.5
 #: small BatchNorm net can be off (no gradient at all); 0.1 starts from visible low-frequency noise.
 INIT_SCALE = 0.1
 #: Random backgrounds behind a transparent image, as shares of the input range: a grey level drawn around
-#: the middle (this standard deviation) plus this much pixel noise, fresh each step and image. The finished
-#: image is laid over the middle grey.
+#: a given grey (the middle by default; this standard deviation) plus this much pixel noise, fresh each step
+#: and image. The finished image is laid over that grey.
 BACKGROUND_LEVEL_STD = 0.1
 BACKGROUND_NOISE_STD = 0.1
 
@@ -138,13 +138,14 @@ class ImageParameterization(nn.Module):
 
 
 def random_background(shape: tuple[int, ...], generator: torch.Generator, input_range: tuple[float, float],
-                      ) -> torch.Tensor:
-    """(N, C, H, W) noisy grey backgrounds inside about ``input_range``, one grey level per image (around the
-    middle, ``BACKGROUND_LEVEL_STD`` of the range) plus ``BACKGROUND_NOISE_STD`` of pixel noise: what a
-    transparent image is seen over while it is optimised (nothing it draws can rely on one background)."""
+                      grey: float = 0.5) -> torch.Tensor:
+    """(N, C, H, W) noisy grey backgrounds inside about ``input_range``, one grey level per image (around
+    ``grey``, a share of the range, with ``BACKGROUND_LEVEL_STD`` of it) plus ``BACKGROUND_NOISE_STD`` of pixel
+    noise: what a transparent image is seen over while it is optimised (nothing it draws can rely on one
+    background)."""
     low, high = float(input_range[0]), float(input_range[1])
     device = generator.device
-    level = 0.5 + BACKGROUND_LEVEL_STD * torch.randn((shape[0], 1, 1, 1), generator=generator, device=device)
+    level = grey + BACKGROUND_LEVEL_STD * torch.randn((shape[0], 1, 1, 1), generator=generator, device=device)
     share = level + BACKGROUND_NOISE_STD * torch.randn(tuple(shape), generator=generator, device=device)
     return low + (high - low) * share
 
