@@ -29,9 +29,8 @@ def digits():
     return images, labels
 
 
-@pytest.fixture(scope="module")
-def trained(digits):
-    torch.manual_seed(0)
+def train_digits_net(digits, seed: int) -> DigitsNet:
+    torch.manual_seed(seed)
     images, labels = digits
     model = DigitsNet()
     optimizer = torch.optim.Adam(model.parameters(), 3e-3)
@@ -42,6 +41,11 @@ def trained(digits):
         loss.backward()
         optimizer.step()
     return model.eval()
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    return train_digits_net(digits, 0)
 
 
 def ncc(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -97,6 +101,19 @@ def test_class_models_of_a_trained_net_are_classified_as_their_class(trained):
     # the default maximises the class's log-softmax: its logit (the record) rose, and its probability is high
     assert (result.objective[-1] > result.objective[0] + 2).all(), result.objective[[0, -1]]
     assert probabilities.diagonal().median() > 0.9, probabilities.diagonal()
+
+
+def test_the_class_models_of_one_net_are_recognised_by_a_net_trained_from_another_seed(trained, digits):
+    """The spec's recognisability bar, on the digits (benchmarks/recognisability.py measures it on the shapes):
+    the default's class models (transparent, log-softmax) are recognised by a second net, measured 9-10 of 10
+    over optimisation seeds 0-4 against 5-6 for the opaque logit ascent (the previous default)."""
+    judge = train_digits_net(digits, 1)
+    recognised = {}
+    for name, settings in (("default", {}), ("opaque logit", {"transparency": False, "score": "logit"})):
+        made = class_model(trained, list(range(10)), size=(1, 32, 32), input_range=(-1.0, 1.0), **settings).images
+        with torch.no_grad():
+            recognised[name] = (judge(made).argmax(dim=1) == torch.arange(10)).sum().item()
+    assert recognised["default"] >= 8 and recognised["opaque logit"] < recognised["default"], recognised
 
 
 def test_a_transparent_class_model_leaves_most_of_the_picture_as_the_background_grey(trained):
