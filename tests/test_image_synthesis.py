@@ -104,13 +104,14 @@ def test_class_models_of_a_trained_net_are_classified_as_their_class(trained):
 
 
 def test_the_class_models_of_one_net_are_recognised_by_a_net_trained_from_another_seed(trained, digits):
-    """The spec's recognisability bar, on the digits (benchmarks/recognisability.py measures it on the shapes):
+    """The spec's recognisability bar, on the digits (benchmarks/recognisability.py: on the shapes):
     the default's class models (transparent, log-softmax) are recognised by a second net, measured 9-10 of 10
     over optimisation seeds 0-4 against 5-6 for the opaque logit ascent (the previous default)."""
     judge = train_digits_net(digits, 1)
     recognised = {}
     for name, settings in (("default", {}), ("opaque logit", {"transparency": False, "score": "logit"})):
-        made = class_model(trained, list(range(10)), size=(1, 32, 32), input_range=(-1.0, 1.0), **settings).images
+        made = class_model(trained, list(range(10)), size=(1, 32, 32), input_range=(-1.0, 1.0),
+                           **settings).images
         with torch.no_grad():
             recognised[name] = (judge(made).argmax(dim=1) == torch.arange(10)).sum().item()
     assert recognised["default"] >= 8 and recognised["opaque logit"] < recognised["default"], recognised
@@ -120,7 +121,8 @@ def test_a_transparent_class_model_leaves_most_of_the_picture_as_the_background_
     """The default draws over a plain ground (the opacity penalty): many pixels are the chosen grey (measured:
     24% within 2.5% of the range), an opaque image (the previous default) has no such ground (1.5%)."""
     grey = lambda images: ((images - (-1 + 2 * 0.4)).abs() < 0.05).float().mean().item()  # noqa: E731
-    transparent = class_model(trained, [3, 7], size=(1, 32, 32), input_range=(-1.0, 1.0), background=0.4).images
+    transparent = class_model(trained, [3, 7], size=(1, 32, 32), input_range=(-1.0, 1.0),
+                              background=0.4).images
     opaque = class_model(trained, [3, 7], size=(1, 32, 32), input_range=(-1.0, 1.0), background=0.4,
                          transparency=False).images
     assert grey(transparent) > 0.15 > 0.05 > grey(opaque), (grey(transparent), grey(opaque))

@@ -121,7 +121,8 @@ def _maximize(
     steps = check_steps(steps)
     tolerance = check_tolerance(tolerance)
     check_positive(lr=lr)
-    check_non_negative(l2_weight=l2_weight, jitter_pixels=jitter_pixels, blur=blur, opacity_weight=opacity_weight)
+    check_non_negative(l2_weight=l2_weight, jitter_pixels=jitter_pixels, blur=blur,
+                       opacity_weight=opacity_weight)
     if transparency and parameterization != "fourier":
         raise ValueError("transparency applies to parameterization='fourier'; set transparency=False")
     if parameterization not in PARAMETERIZATIONS:
@@ -155,7 +156,8 @@ def _maximize(
             penalty = l2_weight * current.square().flatten(1).mean(dim=1)
             if transparency:
                 opacity = alpha()
-                current = composite(current, opacity, random_background(shape, generator, input_range, background))
+                behind = random_background(shape, generator, input_range, background)
+                current = composite(current, opacity, behind)
                 penalty = penalty + opacity_weight * opacity.flatten(1).mean(dim=1)
             seen = jitter(current, int(jitter_pixels), generator)
             if transforms:
@@ -202,18 +204,20 @@ def class_model(
     By default (``parameterization="fourier"``) the image is a decorrelated-colour Fourier parameterisation
     squashed into ``input_range`` (pass the range your model's inputs take), with an opacity channel: it is
     seen laid over random noisy backgrounds with its mean opacity penalised (``opacity_weight``; Mordvintsev
-    et al. 2018), through random shifts, scales and rotations (Olah et al. 2017; :mod:`.image_parameterization`),
-    and the class's log-softmax is maximised; the result is laid over the middle grey of the range. The
-    log-softmax alone can rise by lowering the other classes (Simonyan et al. maximise the logit for that
-    reason), but on a transparent image it keeps only what tells the class apart: a second net recognised
-    4.45 of 5 such class models of the shapes, against 3.15 with the logit (``OPACITY_WEIGHT``). No L2 term (the
-    range bounds it); stops early when the loss stopped improving (``tolerance``; None runs every step).
+    et al. 2018), through random shifts, scales and rotations (Olah et al. 2017;
+    :mod:`.image_parameterization`), and the class's log-softmax is maximised; the result is laid over the
+    ``background`` grey. The log-softmax alone can rise by lowering the other classes (Simonyan et al.
+    maximise the logit for that reason), but on a transparent image it keeps only what tells the class apart:
+    a second net recognised 4.45 of 5 such class models of the shapes, against 3.15 with the logit
+    (``OPACITY_WEIGHT``). No L2 term (the range bounds it); stops early when the loss stopped improving
+    (``tolerance``; None runs every step).
 
-    ``score``: "log_softmax" or "logit" (None: log-softmax for the Fourier parameterisation, logit for pixels);
-    ``transparency``: None is on for the Fourier parameterisation, off for pixels; ``background``: the grey
-    the transparent image is seen over (and finally laid over), a share of ``input_range`` (the shapes'
-    backgrounds are at 0.37: a net trained from seed 1 made class models that the seed-0 net recognised 3.6 of
-    5 at 0.37, 2.95 at 0.5, 3.05 opaque; the benchmark's direction: 4.3 at 0.37, 4.45 at 0.5). ``parameterization="pixel"``,
+    ``score``: "log_softmax" or "logit" (None: log-softmax for the Fourier parameterisation, logit for
+    pixels); ``transparency``: None is on for the Fourier parameterisation, off for pixels; ``background``:
+    the grey the transparent image is seen over (and finally laid over), a share of ``input_range``, the
+    middle by default (the shapes' backgrounds are at 0.37: a net trained from seed 1 made class models that
+    the seed-0 net recognised 3.6 of 5 at 0.37, 2.95 at 0.5, 3.05 opaque; the benchmark's direction: 4.3 at
+    0.37, 4.45 at 0.5). ``parameterization="pixel"``,
     ``input_range=None``, ``transforms=False``, ``l2_weight=10``, ``lr=0.1`` with ``jitter_pixels`` and
     ``blur`` is Simonyan et al.'s unbounded pixel ascent of the logit, this function's former default.
     ``output``: where the scores are in a model's output that is not a tensor (see ``methods.targets``)."""

@@ -140,9 +140,9 @@ class ImageParameterization(nn.Module):
 def random_background(shape: tuple[int, ...], generator: torch.Generator, input_range: tuple[float, float],
                       grey: float = 0.5) -> torch.Tensor:
     """(N, C, H, W) noisy grey backgrounds inside about ``input_range``, one grey level per image (around
-    ``grey``, a share of the range, with ``BACKGROUND_LEVEL_STD`` of it) plus ``BACKGROUND_NOISE_STD`` of pixel
-    noise: what a transparent image is seen over while it is optimised (nothing it draws can rely on one
-    background)."""
+    ``grey``, a share of the range, with ``BACKGROUND_LEVEL_STD`` of it) plus ``BACKGROUND_NOISE_STD`` of
+    pixel noise: what a transparent image is seen over while it is optimised (nothing it draws can rely on
+    one background)."""
     low, high = float(input_range[0]), float(input_range[1])
     device = generator.device
     level = grey + BACKGROUND_LEVEL_STD * torch.randn((shape[0], 1, 1, 1), generator=generator, device=device)
