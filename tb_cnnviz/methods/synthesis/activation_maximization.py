@@ -54,7 +54,7 @@ OPACITY_WEIGHT = 2.0
 @dataclass(frozen=True)
 class Visualization:
     images: torch.Tensor  #: (N, C, H, W) in the model's input space
-    objective: torch.Tensor  #: (steps, N) the maximised value before each step
+    objective: torch.Tensor  #: (steps, N) before each step: a channel's mean activation, a class's logit
     units: list[int]  #: the class or channel of each image
     layer: str | None  #: None for class models (the model's output)
 
