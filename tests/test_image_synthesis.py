@@ -29,9 +29,8 @@ def digits():
     return images, labels
 
 
-@pytest.fixture(scope="module")
-def trained(digits):
-    torch.manual_seed(0)
+def train_digits_net(digits, seed: int) -> DigitsNet:
+    torch.manual_seed(seed)
     images, labels = digits
     model = DigitsNet()
     optimizer = torch.optim.Adam(model.parameters(), 3e-3)
@@ -42,6 +41,11 @@ def trained(digits):
         loss.backward()
         optimizer.step()
     return model.eval()
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    return train_digits_net(digits, 0)
 
 
 def ncc(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -90,10 +94,38 @@ def test_class_models_of_a_trained_net_are_classified_as_their_class(trained):
     # in the net's input space: the digits are standardised to [-1, 1]
     result = class_model(trained, list(range(10)), size=(1, 32, 32), steps=200, input_range=(-1.0, 1.0))
     with torch.no_grad():
-        predicted = trained(result.images).argmax(dim=1)
+        probabilities = trained(result.images).softmax(dim=1)
+    predicted = probabilities.argmax(dim=1)
     agree = (predicted == torch.arange(10)).float().mean().item()
     assert agree >= 0.7, predicted.tolist()
-    assert (result.objective[-1] > result.objective[0] + 10).all()  # the class scores rose
+    # the default maximises the class's log-softmax: its logit (the record) rose, and its probability is high
+    assert (result.objective[-1] > result.objective[0] + 2).all(), result.objective[[0, -1]]
+    assert probabilities.diagonal().median() > 0.9, probabilities.diagonal()
+
+
+def test_the_class_models_of_one_net_are_recognised_by_a_net_trained_from_another_seed(trained, digits):
+    """The spec's recognisability bar, on the digits (benchmarks/recognisability.py: on the shapes):
+    the default's class models (transparent, log-softmax) are recognised by a second net, measured 9-10 of 10
+    over optimisation seeds 0-4 against 5-6 for the opaque logit ascent (the previous default)."""
+    judge = train_digits_net(digits, 1)
+    recognised = {}
+    for name, settings in (("default", {}), ("opaque logit", {"transparency": False, "score": "logit"})):
+        made = class_model(trained, list(range(10)), size=(1, 32, 32), input_range=(-1.0, 1.0),
+                           **settings).images
+        with torch.no_grad():
+            recognised[name] = (judge(made).argmax(dim=1) == torch.arange(10)).sum().item()
+    assert recognised["default"] >= 8 and recognised["opaque logit"] < recognised["default"], recognised
+
+
+def test_a_transparent_class_model_leaves_most_of_the_picture_as_the_background_grey(trained):
+    """The default draws over a plain ground (the opacity penalty): many pixels are the chosen grey (measured:
+    24% within 2.5% of the range), an opaque image (the previous default) has no such ground (1.5%)."""
+    grey = lambda images: ((images - (-1 + 2 * 0.4)).abs() < 0.05).float().mean().item()  # noqa: E731
+    transparent = class_model(trained, [3, 7], size=(1, 32, 32), input_range=(-1.0, 1.0),
+                              background=0.4).images
+    opaque = class_model(trained, [3, 7], size=(1, 32, 32), input_range=(-1.0, 1.0), background=0.4,
+                         transparency=False).images
+    assert grey(transparent) > 0.15 > 0.05 > grey(opaque), (grey(transparent), grey(opaque))
 
 
 def test_class_models_change_as_the_net_trains(trained):
@@ -168,6 +200,14 @@ def test_bad_arguments_say_what_is_allowed(trained, digits):
         invert(trained, digits[0][:1], "pool#3", steps=2)
     with pytest.raises(ValueError, match="lr must be a number > 0"):
         invert(trained, digits[0][:1], "conv1", steps=2, lr=0)
+    with pytest.raises(ValueError, match="score must be one of"):
+        class_model(trained, 1, size=(1, 32, 32), steps=2, score="softmax")
+    with pytest.raises(ValueError, match="transparency applies to parameterization='fourier'"):
+        class_model(trained, 1, size=(1, 32, 32), steps=2, parameterization="pixel", transparency=True)
+    with pytest.raises(ValueError, match=r"background must be a share of input_range in \[0, 1\]"):
+        class_model(trained, 1, size=(1, 32, 32), steps=2, background=1.5)
+    with pytest.raises(ValueError, match="opacity_weight must be a number >= 0"):
+        class_model(trained, 1, size=(1, 32, 32), steps=2, opacity_weight=-1)
 
 
 def test_every_layer_in_one_batched_optimisation_follows_its_own_path(trained, digits):

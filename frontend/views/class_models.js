@@ -31,10 +31,17 @@ function classModelsView(sample, urls, classNames = null) {
     return pictureFigure(urls[i], `class model of ${name}`, lines);
   });
   return el('div', { className: 'synth-view' }, [
-    el('div', { className: 'note sample-meta', text: `Inputs that maximise each class score (Simonyan et al.)`
-      + `${howMade(meta)}, ${stepsTaken(meta)}; p is the softmax probability the network gives the image.` }),
+    el('div', { className: 'note sample-meta', text: `${whatIsMaximised(meta)}`
+      + `${howMade(meta)}, ${stepsTaken(meta)}; p is the softmax probability the network gives the image, score its logit.` }),
     el('div', { className: 'synth-grid' }, figures),
   ]);
+}
+
+/** The objective: a transparent image's class log-softmax (the default since issue 25), else the class score. */
+function whatIsMaximised(meta) {
+  return meta.transparent
+    ? 'Inputs drawn transparent over random grey backgrounds (Mordvintsev et al. 2018) to maximise each class\'s log-softmax'
+    : 'Inputs that maximise each class score (Simonyan et al.)';
 }
 
 /** How the images were made: Olah et al.'s parameterisation (files from before it: L2 on pixels). */

@@ -32,8 +32,8 @@ from .evaluation import (
     image_attributes, micro_histograms, pr_curve_classes, pr_curve_counts, saliency_concentration, wilson_interval,
 )
 from .synthesis import (Correspondence, ImageParameterization, Inversion, Visualization, channel_visualization,
-                        class_model, colour_correlation_sqrt, correspondence, invert, invert_layers,
-                        random_transform)
+                        class_model, colour_correlation_sqrt, composite, correspondence, invert,
+                        invert_layers, random_background, random_transform)
 
 __all__ = [
     "ActivationSnapshot",
@@ -84,6 +84,8 @@ __all__ = [
     "ImageParameterization",
     "colour_correlation_sqrt",
     "random_transform",
+    "random_background",
+    "composite",
     "last_conv_name",
     "layer_activations",
     "mass_in_mask",

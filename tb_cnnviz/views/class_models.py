@@ -53,6 +53,9 @@ def log_class_models(run: LoggingRun, *, step: int, classes: Sequence[int] | Non
         "max_steps": steps,
         "input_range": list(input_range),
         "parameterization": parameterization,
+        # class_model's default for the Fourier parameterisation: an opacity channel over random backgrounds,
+        # the class's log-softmax maximised ("score" stays the logit)
+        "transparent": parameterization == "fourier",
         "height": size[1],
         "width": size[2],
     }

@@ -14,6 +14,10 @@ frequency, so plain pixel ascent finds adversarial texture. Three changes make t
   data with :func:`colour_correlation_sqrt`), so a step changes brightness and hue as natural images do.
 - **Transform robustness**: each step the model sees the image randomly shifted, scaled and rotated (one
   draw per image), so only features that survive small transforms grow.
+- **Transparency** (Mordvintsev et al. 2018, "Generation of semi-transparent patterns"): an opacity channel
+  of its own, the image laid over a fresh random background each step (:func:`random_background`) and mean
+  opacity penalised, so only what the objective needs is drawn; the rest stays background. Used by class
+  models: it leaves one object on a plain ground, as the data shows them, instead of a frame of texture.
 
 The image is then squashed by a sigmoid into ``input_range``: it stays in the model's input space.
 
@@ -50,6 +54,11 @@ DECAY = 1.5
 #: The starting spectrum's standard deviation. Lucid's 0.01 gives a flat grey image, on which every unit of a
 #: small BatchNorm net can be off (no gradient at all); 0.1 starts from visible low-frequency noise.
 INIT_SCALE = 0.1
+#: Random backgrounds behind a transparent image, as shares of the input range: a grey level drawn around
+#: a given grey (the middle by default; this standard deviation) plus this much pixel noise, fresh each step
+#: and image. The finished image is laid over that grey.
+BACKGROUND_LEVEL_STD = 0.1
+BACKGROUND_NOISE_STD = 0.1
 
 
 def colour_correlation_sqrt(images: torch.Tensor) -> torch.Tensor:
@@ -126,6 +135,24 @@ class ImageParameterization(nn.Module):
 
     def forward(self) -> torch.Tensor:
         return self.low + (self.high - self.low) * torch.sigmoid(self.unbounded())
+
+
+def random_background(shape: tuple[int, ...], generator: torch.Generator, input_range: tuple[float, float],
+                      grey: float = 0.5) -> torch.Tensor:
+    """(N, C, H, W) noisy grey backgrounds inside about ``input_range``, one grey level per image (around
+    ``grey``, a share of the range, with ``BACKGROUND_LEVEL_STD`` of it) plus ``BACKGROUND_NOISE_STD`` of
+    pixel noise: what a transparent image is seen over while it is optimised (nothing it draws can rely on
+    one background)."""
+    low, high = float(input_range[0]), float(input_range[1])
+    device = generator.device
+    level = grey + BACKGROUND_LEVEL_STD * torch.randn((shape[0], 1, 1, 1), generator=generator, device=device)
+    share = level + BACKGROUND_NOISE_STD * torch.randn(tuple(shape), generator=generator, device=device)
+    return low + (high - low) * share
+
+
+def composite(images: torch.Tensor, opacity: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """``images`` laid over ``background`` with ``opacity`` (N, 1, H, W) in [0, 1]: alpha compositing."""
+    return opacity * images + (1 - opacity) * background
 
 
 def random_transform(images: torch.Tensor, generator: torch.Generator, jitter: float = JITTER,
