@@ -176,7 +176,7 @@ def test_no_rank_hangs_rank_1_finishes_alone_and_rank_0_dies_as_staged(runs):
     rank0 = json.loads((runs["marks"] / "rank0.json").read_text())  # views logged after rank 1 had finished
     assert rank0["written"] == [["0", "1", "2", "3"], ["0", "2"]]
     assert rank0["workers"] == ["tb_cnnviz-autolog"]  # autolog's worker runs on rank 0 only
-    assert rank0["left_out"] == ["top_activations"]  # collective: left to the user under DDP
+    assert rank0["left_out"] == ["top_activations", "top_relevance"]  # collective: left to the user under DDP
 
 
 def test_dead_fractions_over_two_ranks_equal_one_process_over_all_data(runs):
