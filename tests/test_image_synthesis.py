@@ -98,9 +98,14 @@ def test_class_models_of_a_trained_net_are_classified_as_their_class(trained):
     predicted = probabilities.argmax(dim=1)
     agree = (predicted == torch.arange(10)).float().mean().item()
     assert agree >= 0.7, predicted.tolist()
-    # the default maximises the class's log-softmax: its logit (the record) rose, and its probability is high
-    assert (result.objective[-1] > result.objective[0] + 2).all(), result.objective[[0, -1]]
+    # the default maximises the class's log-softmax (a logit may fall where the others fall further): every
+    # class is more probable than on the plain grey the images are laid over, most of them highly so, and the
+    # logits (the record) rose on average
+    with torch.no_grad():
+        on_grey = trained(torch.zeros(1, 1, 32, 32)).softmax(dim=1)[0]
+    assert (probabilities.diagonal() > on_grey).all(), (probabilities.diagonal(), on_grey)
     assert probabilities.diagonal().median() > 0.9, probabilities.diagonal()
+    assert result.objective[-1].mean() > result.objective[0].mean() + 2, result.objective[[0, -1]]
 
 
 def test_the_class_models_of_one_net_are_recognised_by_a_net_trained_from_another_seed(trained, digits):
