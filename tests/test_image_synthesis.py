@@ -126,10 +126,11 @@ def test_a_transparent_class_model_leaves_most_of_the_picture_as_the_background_
     """The default draws over a plain ground (the opacity penalty): many pixels are the chosen grey (measured:
     24% within 2.5% of the range), an opaque image (the previous default) has no such ground (1.5%)."""
     grey = lambda images: ((images - (-1 + 2 * 0.4)).abs() < 0.05).float().mean().item()  # noqa: E731
-    transparent = class_model(trained, [3, 7], size=(1, 32, 32), input_range=(-1.0, 1.0),
-                              background=0.4).images
+    transparent = class_model(trained, [3, 7], size=(1, 32, 32), input_range=(-1.0, 1.0), background=0.4)
     opaque = class_model(trained, [3, 7], size=(1, 32, 32), input_range=(-1.0, 1.0), background=0.4,
-                         transparency=False).images
+                         transparency=False)
+    assert transparent.transparent and not opaque.transparent  # what the view's meta says
+    transparent, opaque = transparent.images, opaque.images
     assert grey(transparent) > 0.15 > 0.05 > grey(opaque), (grey(transparent), grey(opaque))
 
 

@@ -53,9 +53,8 @@ def log_class_models(run: LoggingRun, *, step: int, classes: Sequence[int] | Non
         "max_steps": steps,
         "input_range": list(input_range),
         "parameterization": parameterization,
-        # class_model's default for the Fourier parameterisation: an opacity channel over random backgrounds,
-        # the class's log-softmax maximised ("score" stays the logit)
-        "transparent": parameterization == "fourier",
+        # an opacity channel over random backgrounds, the class's log-softmax maximised ("score" stays the logit)
+        "transparent": result.transparent,
         "height": size[1],
         "width": size[2],
     }

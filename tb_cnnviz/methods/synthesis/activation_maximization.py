@@ -57,6 +57,8 @@ class Visualization:
     objective: torch.Tensor  #: (steps, N) before each step: a channel's mean activation, a class's logit
     units: list[int]  #: the class or channel of each image
     layer: str | None  #: None for class models (the model's output)
+    #: drawn with an opacity channel over random backgrounds, then laid over grey (class models' default)
+    transparent: bool = False
 
 
 def check_size(size: object) -> tuple[int, int, int]:
@@ -256,7 +258,7 @@ def class_model(
         description="class models", transparency=transparency, opacity_weight=opacity_weight,
         background=float(background),
     )
-    return Visualization(images=images, objective=history, units=targets, layer=None)
+    return Visualization(images=images, objective=history, units=targets, layer=None, transparent=transparency)
 
 
 def channel_visualization(
