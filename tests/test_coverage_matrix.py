@@ -34,9 +34,9 @@ from coverage_matrix import (
 ALWAYS = ("activations", "filters", "health", "saliency", "grad_cam", "occlusion", "embedding")
 #: Issue 23: receptive fields for any graph, so these hold on every family too.
 EVERY_FAMILY = ("top patches", "relevance", "correspondence", "analyze")
-#: ``CNNVIZ_MATRIX=full`` also runs the slowest rows (coverage_matrix.SLOW) in the per-model tests.
+#: ``CNNVIZ_MATRIX=full`` also runs the rows left out of make test (coverage_matrix.SLOW) in the per-model tests.
 FULL = os.environ.get("CNNVIZ_MATRIX") == "full"
-CASES = [pytest.param(s, n, marks=pytest.mark.skipif(n in SLOW and not FULL, reason="a slow row: CNNVIZ_MATRIX=full"))
+CASES = [pytest.param(s, n, marks=pytest.mark.skipif((s, n) in SLOW and not FULL, reason="left out of make test (coverage_matrix.SLOW): CNNVIZ_MATRIX=full"))
          for s, n in MODELS]
 
 
