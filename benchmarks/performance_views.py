@@ -43,9 +43,10 @@ def crops(count: int, size: int, batch: int, seed: int = 0):
 
 
 def plain_inference(model: torch.nn.Module, batches: list) -> None:
+    """The peer, in the layout ``evaluate`` feeds the model on the CPU (channels-last: see ``LayoutForward``)."""
     with torch.inference_mode():
         for images, _ in batches:
-            model(images).softmax(dim=1).topk(5, dim=1)
+            model(images.contiguous(memory_format=torch.channels_last)).softmax(dim=1).topk(5, dim=1)
 
 
 def demo_event_bytes() -> int:

@@ -5,7 +5,9 @@ relevance ranking (``rank="relevance"``) against the activation ranking on the s
 time of ``top_activations`` (k = 9, every channel of ``layer2``, receptive-field patches) against the same
 forwards without it; then the relevance ranking (each batch one forward and one backward, to the layer only),
 and, to see where its time goes, the bare gradient pass it makes (the forward with the layer's map as a leaf,
-the class scores' gradient there; no ranking). Every side alternates; the median round of each is compared.
+the class scores' gradient there; no ranking). The peers run in the layout the pass uses on the CPU
+(channels-last, see ``LayoutForward``), and plain inference as given is printed beside them. Every side
+alternates; the median round of each is compared.
 The data set is streamed from a list of batches made once, so no side pays for making it.
 
     python benchmarks/topk.py [--images 10000] [--rounds 3] [--layer layer2]
@@ -35,10 +37,13 @@ def main() -> None:
     batches = list(crops(args.images, 64, 250))
     layer = dict(model.named_modules())[args.layer]
 
-    def plain() -> None:
+    def plain(layout: torch.memory_format = torch.channels_last) -> None:
         with torch.inference_mode():
             for images, _ in batches:
-                model(images)
+                model(images.contiguous(memory_format=layout))
+
+    def plain_as_given() -> None:
+        plain(torch.contiguous_format)
 
     def ours() -> None:
         top_activations(model, batches, args.layer, k=9, progress=False)
@@ -61,14 +66,15 @@ def main() -> None:
                 param.requires_grad_(False)
             with torch.enable_grad():
                 for images, labels in batches:
-                    scores = model(images)
+                    scores = model(images.contiguous(memory_format=torch.channels_last))
                     torch.autograd.grad(scores.gather(1, labels[:, None]).sum(), captured[0])
         finally:
             handle.remove()
             for param, flag in zip(model.parameters(), flags):
                 param.requires_grad_(flag)
 
-    sides = {"plain": plain, "activation": ours, "relevance": relevance, "gradient": gradient_only}
+    sides = {"plain": plain, "activation": ours, "relevance": relevance, "gradient": gradient_only,
+             "as given": plain_as_given}
     plain()
     times: dict[str, list[float]] = {name: [] for name in sides}
     for _ in range(args.rounds):
@@ -76,10 +82,10 @@ def main() -> None:
             start = time.perf_counter()
             side()
             times[name].append(time.perf_counter() - start)
-    p, o, r, g = (statistics.median(times[name]) for name in sides)
+    p, o, r, g, given = (statistics.median(times[name]) for name in sides)
     print(f"resnet18, {args.images} images 64x64, batches of 250, {torch.get_num_threads()} threads, "
           f"median of {args.rounds} rounds")
-    print(f"plain inference                                   {p:8.2f} s")
+    print(f"plain inference, channels-last                    {p:8.2f} s   (as given, NCHW: {given:.2f} s)")
     print(f"top_activations({args.layer}, k=9, patches)          {o:8.2f} s   ratio {o / p:.3f} (goal <= 1.10)")
     print(f"  rank='relevance' (forward + backward to the layer) {r:8.2f} s   "
           f"ratio to the activation ranking {r / o:.3f} (goal <= 1.30)")

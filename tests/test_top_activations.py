@@ -166,3 +166,38 @@ def test_a_layer_whose_output_is_changed_in_place_later_is_ranked_by_its_own_val
     values, order = best.T.topk(3, dim=1)
     assert torch.equal(top.image, order)
     torch.testing.assert_close(top.values, values)
+
+
+class _Flattening(nn.Module):
+    """A classic hand-written net: ``.view`` flattens a 4x4 map, which fails on channels-last memory."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 5, padding=2), nn.ReLU(), nn.MaxPool2d(4), nn.Conv2d(8, 6, 3, padding=1), nn.ReLU())
+        self.fc = nn.Linear(6 * 4 * 4, 5)
+
+    def forward(self, x):
+        return self.fc(self.features(x).view(x.size(0), -1))
+
+
+@pytest.mark.parametrize("rank", ["activation", "relevance"])
+def test_a_net_that_views_its_maps_is_ranked_as_given_after_its_first_batch_fails(rank):
+    torch.manual_seed(0)
+    net = _Flattening()
+    images, labels = dataset()
+    with pytest.raises(RuntimeError, match="view"):
+        net(images.contiguous(memory_format=torch.channels_last))  # the layout the CPU pass tries first
+    top = top_activations(net, batches(images, labels, 7), "features.3", k=5, rank=rank)
+    if rank == "activation":
+        expected = brute_force(net.features, images, 3, 5)
+        for unit, rows in enumerate(expected):
+            torch.testing.assert_close(top.values[unit], torch.tensor([value for value, _, _ in rows]))
+            assert top.image[unit].tolist() == [n for _, n, _ in rows]
+    else:  # activation x gradient of the label's score, summed over the map: by autograd on the whole set
+        maps = net.features(images).detach().requires_grad_(True)
+        scores = net.fc(maps.reshape(len(images), -1))
+        (gradient,) = torch.autograd.grad(scores.gather(1, labels[:, None]).sum(), maps)
+        relevance = (maps * gradient).sum(dim=(2, 3)).detach()
+        expected_values, expected_images = relevance.T.topk(5, dim=1)
+        torch.testing.assert_close(top.values, expected_values, rtol=1e-4, atol=1e-5)
+        assert top.image.tolist() == expected_images.tolist()

@@ -26,7 +26,7 @@ from .._hooks import (check_images, forward_hooks, model_device, preserved_state
                       unknown_layer_message)
 from ..targets import Output, check_scores
 from ..streaming import progress as streamed
-from ..streaming import split_batch, thumbnails
+from ..streaming import LayoutForward, split_batch, thumbnails
 
 METHODS = ("tsne", "pca")
 EXACT_NEIGHBOURS_LIMIT = 20_000  #: exact neighbours cost N^2 D multiply-adds: beyond this, Annoy's approximate ones
@@ -206,12 +206,13 @@ def collect_codes(model: nn.Module, data: Iterable, layer: str, n: int = 2000,
 
     with torch.inference_mode(), preserved_state(model), forward_hooks(model, {module_name: modules[module_name]}, capture):
         model.eval()
+        forward = LayoutForward(model)
         for batch in streamed(data, f"codes of {layer}"):
             images, labels, index = split_batch(batch)
             images = check_images(images, "the data's images")[: n - seen].to(device)
             count = len(images)
             captured.clear()
-            raw = model(images)
+            raw = forward(images, captured.clear)
             if not captured:
                 raise ValueError(f"layer {layer!r} did not run in the forward")
             code, shape = captured

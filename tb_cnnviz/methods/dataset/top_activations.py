@@ -30,7 +30,7 @@ from torchvision.ops import roi_align
 from .._hooks import check_images, check_positive_int, forward_hooks, model_device, preserved_state, split_call, unknown_layer_message
 from .receptive_field import ReceptiveField, receptive_field
 from ..streaming import progress as streamed
-from ..streaming import split_batch, thumbnails
+from ..streaming import LayoutForward, split_batch, thumbnails
 from ..targets import Output, check_output, check_scores, resolve_targets
 
 MAX_PATCH_PX = 64  #: patches larger than this are averaged down to it
@@ -152,6 +152,7 @@ def top_activations(
             for param in model.parameters():
                 param.requires_grad_(False)
         description = f"top {'relevance' if relevance else 'activations'} of {layer}"
+        forward = LayoutForward(model)
         for batch in streamed(data, description, progress):
             images, labels, index = split_batch(batch)
             images = check_images(images, "the data's images").to(device, non_blocking=True)
@@ -160,7 +161,7 @@ def top_activations(
                      else torch.as_tensor(index).to(device, torch.long).flatten())
             seen += count
             captured.clear()
-            raw = model(images)
+            raw = forward(images, captured.clear)
             if not captured or captured[0].dim() != 4:
                 raise ValueError(f"layer {layer!r} must output (N, C, h, w) maps in the forward")
             classes = None

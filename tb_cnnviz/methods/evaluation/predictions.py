@@ -20,7 +20,7 @@ from .._hooks import check_images, model_device, preserved_state
 from ..attribution.gradients import input_gradient
 from .image_attributes import image_attributes, saliency_concentration
 from ..streaming import progress as streamed
-from ..streaming import split_batch, thumbnails
+from ..streaming import LayoutForward, split_batch, thumbnails
 from ..targets import Output, check_scores
 
 PR_THRESHOLDS = 127  #: TensorBoard's PR-curve default
@@ -151,13 +151,14 @@ def evaluate(
     positive = negative = None
     pool = None
     seen = 0
+    forward = LayoutForward(model)
     with torch.inference_mode(), preserved_state(model):
         model.eval()
         for batch in streamed(data, "evaluate", progress):
             images, labels, index = split_batch(batch)
             images = check_images(images, "the data's images").to(device, non_blocking=True)
             count = len(images)
-            scores = check_scores(model(images), count, output)
+            scores = check_scores(forward(images), count, output)
             probabilities = scores.float().softmax(dim=1)
             if classes is None:
                 classes = scores.shape[1]
