@@ -90,6 +90,33 @@ def stopped_improving(window_losses: Sequence[float], tolerance: float,
     return gained > 0 and recent < tolerance * gained
 
 
+def optimize_lbfgs(variable: torch.Tensor, objective: Objective, steps: int, description: str,
+                   progress: bool | None = None) -> torch.Tensor:
+    """L-BFGS (history 10, strong-Wolfe line search, torch's convergence tolerances) on ``variable`` for at most
+    ``steps`` evaluations of ``objective`` (each one forward and backward, the cost of an Adam step), fewer when
+    it converged; returns the values recorded at each evaluation, (evaluations, N). ``objective`` must be the
+    same function at every call (no random jitter): the line search compares its values. Call inside
+    :func:`frozen`."""
+    optimizer = torch.optim.LBFGS([variable], max_iter=steps, max_eval=steps, history_size=10,
+                                  line_search_fn="strong_wolfe")
+    history: list[torch.Tensor] = []
+    bar = tqdm(total=steps, desc=description, unit="step", **bar_options(progress))
+
+    def closure() -> torch.Tensor:
+        loss, record = objective(len(history))
+        (gradient,) = torch.autograd.grad(loss, [variable])
+        variable.grad = gradient
+        history.append(record.detach())
+        bar.update()
+        return loss.detach()
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    bar.close()
+    variable.grad = None
+    return torch.stack(history[:steps])  # the line search may end one evaluation past max_eval
+
+
 def optimize(
     variables: Sequence[torch.Tensor],
     objective: Objective,
