@@ -15,7 +15,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -107,6 +107,9 @@ def invert(
     check_positive(lr=lr, alpha=alpha, beta=beta)
     check_non_negative(tv_weight=tv_weight, norm_weight=norm_weight, jitter_pixels=jitter_pixels)
     _check_optimizer(optimizer, jitter_pixels=jitter_pixels, tolerance=tolerance)
+    if optimizer == "lbfgs":
+        return invert_layers(model, images, [layer], steps=steps, tv_weight=tv_weight, norm_weight=norm_weight,
+                             alpha=alpha, beta=beta, seed=seed, progress=progress)[0]
     with frozen(model) as device:
         images = images.detach().to(device)
         with torch.no_grad():
@@ -115,17 +118,13 @@ def invert(
         generator = seeded_generator(seed, device)
         normalised = (0.1 * torch.randn(images.shape, generator=generator, device=device, dtype=images.dtype)).requires_grad_(True)
 
-        def loss(x: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
-            shifted = jitter(x, int(jitter_pixels), generator)
-            error = _relative_code_error(layer_output(model, layer, shifted * bound[rows]), target[rows])
-            prior = norm_weight * alpha_norm(x, alpha) + tv_weight * total_variation(x, beta)
+        def loss(_step: int) -> tuple[torch.Tensor, torch.Tensor]:
+            shifted = jitter(normalised, int(jitter_pixels), generator)
+            error = _relative_code_error(layer_output(model, layer, shifted * bound), target)
+            prior = norm_weight * alpha_norm(normalised, alpha) + tv_weight * total_variation(normalised, beta)
             return (error.square() + prior).sum(), error
 
-        if optimizer == "adam":
-            history = optimize([normalised], lambda _step: loss(normalised, slice(None)), steps, lr,
-                               f"inverting {layer}", progress, tolerance)
-        else:
-            history = _per_image_lbfgs(normalised, loss, steps, f"inverting {layer}", progress)
+        history = optimize([normalised], loss, steps, lr, f"inverting {layer}", progress, tolerance)
         with torch.no_grad():
             reconstruction = normalised.detach() * bound
             final = _relative_code_error(layer_output(model, layer, reconstruction), target)
@@ -140,25 +139,6 @@ def _check_optimizer(optimizer: object, **adam_only: object) -> None:
             if value:
                 raise ValueError(f"{name} needs optimizer='adam' (L-BFGS needs the same objective at every "
                                  f"evaluation and stops by its own test); got {name}={value!r}")
-
-
-def _per_image_lbfgs(normalised: torch.Tensor,
-                     loss: Callable[[torch.Tensor, slice], tuple[torch.Tensor, torch.Tensor]], steps: int,
-                     description: str, progress: bool | None) -> torch.Tensor:
-    """L-BFGS on each image of ``normalised`` alone (``loss(x, rows)``: the loss and code error of the
-    images ``rows``), written back into it: one line search per image, as a shared one lets the worst image
-    set every image's step (5 layers in one L-BFGS: 1.7x the code error). Returns the (evaluations, N) record,
-    each image's last value repeated after it converged."""
-    columns = []
-    for i in range(len(normalised)):
-        row = normalised[i:i + 1].detach().clone().requires_grad_(True)
-        rows = slice(i, i + 1)
-        columns.append(optimize_lbfgs(row, lambda _step, row=row, rows=rows: loss(row, rows), steps,
-                                      description, progress))
-        with torch.no_grad():
-            normalised[rows] = row.detach()
-    length = max(len(column) for column in columns)
-    return torch.cat([torch.cat([c, c[-1:].expand(length - len(c), -1)]) for c in columns], dim=1)
 
 
 class _AllCaptured(Exception):
@@ -218,10 +198,6 @@ def invert_layers(
     check_positive(lr=lr, alpha=alpha, beta=beta)
     check_non_negative(tv_weight=tv_weight, norm_weight=norm_weight)
     _check_optimizer(optimizer, tolerance=tolerance)
-    if optimizer == "lbfgs":
-        return [invert(model, images, layer, steps=steps, tv_weight=tv_weight, norm_weight=norm_weight,
-                       alpha=alpha, beta=beta, seed=seed, progress=progress, optimizer=optimizer)
-                for layer in layers]
     count = len(images)
     with frozen(model) as device:
         images = images.detach().to(device)
@@ -244,17 +220,24 @@ def invert_layers(
             return torch.cat([_relative_code_error(code[i * count:(i + 1) * count], target)
                               for i, (code, target) in enumerate(zip(codes, targets))])
 
-        def objective(_step: int) -> tuple[torch.Tensor, torch.Tensor]:
-            error = errors(normalised * bound)
-            prior = (norm_weight * alpha_norm(normalised, alpha)
-                     + tv_weight * total_variation(normalised, beta))
-            return (error.square() + prior).sum(), error
+        def row_losses(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            error = errors(x * bound)
+            prior = norm_weight * alpha_norm(x, alpha) + tv_weight * total_variation(x, beta)
+            return error.square() + prior, error
 
-        history = optimize([normalised], objective, steps, lr, f"inverting {len(layers)} layers", progress,
-                           tolerance)
+        description = f"inverting {layers[0]}" if len(layers) == 1 else f"inverting {len(layers)} layers"
+        if optimizer == "lbfgs":
+            history = optimize_lbfgs(normalised, row_losses, steps, description, progress)
+        else:
+            history = optimize([normalised], lambda _step: _summed(row_losses(normalised)), steps, lr, description,
+                               progress, tolerance)
         with torch.no_grad():
             reconstruction = normalised.detach() * bound
             final = errors(reconstruction)
     rows = [slice(i * count, (i + 1) * count) for i in range(len(layers))]
     return [Inversion(layer=layer, images=reconstruction[row], code_error=history[:, row],
                       final_code_error=final[row]) for layer, row in zip(layers, rows)]
+
+
+def _summed(losses: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    return losses[0].sum(), losses[1]
