@@ -245,8 +245,8 @@ def test_the_optimisation_stops_when_it_stopped_improving_and_only_then(trained,
 
 def test_lbfgs_inverts_each_image_and_layer_on_its_own_and_refuses_what_needs_adam(trained, digits):
     """The default L-BFGS solves each image alone (an image's reconstruction does not depend on the image
-    beside it: a shared line search would couple them) and each layer alone in invert_layers' batch; jitter and
-    early stopping need Adam's fixed steps, so they are refused with it."""
+    beside it: a shared line search would couple them) and each layer alone in invert_layers' batch; jitter
+    and early stopping need Adam's fixed steps, so they are refused with it."""
     images = digits[0][:3]
     first = invert(trained, images[[0, 1]], "relu2", steps=15)
     other = invert(trained, images[[0, 2]], "relu2", steps=15)  # the same noise, another second image
@@ -302,8 +302,8 @@ def test_the_batched_lbfgs_finds_each_rows_own_minimum_and_the_rows_do_not_inter
 
 
 class _Residual(nn.Module):
-    """conv, then x + f(x) with f a conv: inverting f's conv and the sum together cannot shed f's rows from the
-    batch (the skip brings them back), so the forward must fall back to running every row to the end."""
+    """conv, then x + f(x) with f a conv: inverting f's conv and the sum together cannot shed f's rows from
+    the batch (the skip brings them back), so the forward must keep them to the end."""
 
     def __init__(self):
         super().__init__()
@@ -319,17 +319,18 @@ class _Residual(nn.Module):
 
 @pytest.mark.parametrize("count", [1, 2])
 def test_every_row_stops_at_its_layer_and_a_skip_connection_falls_back(trained, digits, count):
-    """The batched forward sheds each layer's rows once it has them (a row costs no deeper work), and gives the
-    codes the full forward gives; on a net whose skip connection brings shed rows back (a shape error with 2
-    rows, a silent broadcast with 1) it names the layer whose rows left, invert_layers keeps them, and each
-    layer still matches its inversion alone."""
+    """The batched forward sheds each layer's rows once it has them (a row costs no deeper work), and gives
+    the codes the full forward gives; on a net whose skip connection brings shed rows back (a shape error
+    with 2 rows, a silent broadcast with 1) it names the layer whose rows left, invert_layers keeps them, and
+    each layer still matches its inversion alone."""
     images = digits[0][:count]
     layers = ["conv1", "relu2", "fc"]
     inputs = torch.randn(len(layers) * count, 1, 32, 32)
     with torch.no_grad():
         shed = _block_codes(trained, layers, inputs, shed=range(3))
         full = _block_codes(trained, layers, inputs)
-        alone = [layer_output(trained, layer, inputs[i * count:(i + 1) * count]) for i, layer in enumerate(layers)]
+        alone = [layer_output(trained, layer, inputs[i * count:(i + 1) * count])
+                 for i, layer in enumerate(layers)]
     for a, b, c in zip(shed, full, alone):
         torch.testing.assert_close(a, c, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(b, c, atol=1e-5, rtol=1e-4)

@@ -90,7 +90,7 @@ def stopped_improving(window_losses: Sequence[float], tolerance: float,
     return gained > 0 and recent < tolerance * gained
 
 
-#: Rows ``objective(x)`` -> (each row's loss (R,), a per-row value (R,) to record), for :func:`optimize_lbfgs`.
+#: ``objective(x)`` -> (each row's loss (R,), a per-row value (R,) to record), for :func:`optimize_lbfgs`.
 RowObjective = Callable[[torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
 
 #: L-BFGS's memory: the last this many steps and gradient changes of each row.

@@ -26,13 +26,13 @@ from .image_priors import alpha_norm, jitter, total_variation
 from .input_optimization import (check_non_negative, check_positive, check_steps, check_tolerance, frozen,
                                  optimize, optimize_lbfgs, seeded_generator)
 
-#: Evaluations of the batched L-BFGS (each one forward + backward of every image and layer of the call), read off
-#: the quality-vs-evaluations curve on the demo's ShapesNet trained 300 steps, 5 layers: the fewest where the
-#: code error (mean over the layers) is at most the former default's (Adam, lr 0.05, 200 steps, one optimisation
-#: per layer) on average over other images. 100: 0.904x on the benchmark's image (shape 0), mean 0.989x over
-#: shapes 1-19 (11 of 19 at or below); 90: 0.929x and 1.038x; 110: 0.886x and 0.944x. 100 take 0.91-0.95 s
-#: against the former's 2.30-2.60 s (benchmarks/image_synthesis.py, 1 thread, 2026-12-05); Adam needs 140
-#: steps at its best lr (0.1) for the same error
+#: Evaluations of the batched L-BFGS (each one forward + backward of every image and layer of the call), read
+#: off the quality-vs-evaluations curve on the demo's ShapesNet trained 300 steps, 5 layers: the fewest where
+#: the code error (mean over the layers) is at most the former default's (Adam, lr 0.05, 200 steps, one
+#: optimisation per layer) on average over other images. 100: 0.904x on the benchmark's image (shape 0), mean
+#: 0.989x over shapes 1-19 (11 of 19 at or below); 90: 0.929x and 1.038x; 110: 0.886x and 0.944x. 100 take
+#: 0.88-0.93 s against the former's 2.34-2.81 s (benchmarks/image_synthesis.py, 1 thread, shared machine,
+#: 2026-12-05); Adam needs 140 steps at its best lr (0.1) for the same error
 INVERSION_STEPS = 100
 #: "lbfgs": the objective has no randomness without jitter, and L-BFGS's curvature steps beat Adam's per
 #: evaluation there (the first conv layer, held at its floor by the total-variation prior, is flat after about
@@ -112,8 +112,8 @@ def invert(
     check_non_negative(tv_weight=tv_weight, norm_weight=norm_weight, jitter_pixels=jitter_pixels)
     _check_optimizer(optimizer, jitter_pixels=jitter_pixels, tolerance=tolerance)
     if optimizer == "lbfgs":
-        return invert_layers(model, images, [layer], steps=steps, tv_weight=tv_weight, norm_weight=norm_weight,
-                             alpha=alpha, beta=beta, seed=seed, progress=progress)[0]
+        return invert_layers(model, images, [layer], steps=steps, tv_weight=tv_weight,
+                             norm_weight=norm_weight, alpha=alpha, beta=beta, seed=seed, progress=progress)[0]
     with frozen(model) as device:
         images = images.detach().to(device)
         with torch.no_grad():
@@ -125,7 +125,8 @@ def invert(
         def loss(_step: int) -> tuple[torch.Tensor, torch.Tensor]:
             shifted = jitter(normalised, int(jitter_pixels), generator)
             error = _relative_code_error(layer_output(model, layer, shifted * bound), target)
-            prior = norm_weight * alpha_norm(normalised, alpha) + tv_weight * total_variation(normalised, beta)
+            prior = (norm_weight * alpha_norm(normalised, alpha)
+                     + tv_weight * total_variation(normalised, beta))
             return (error.square() + prior).sum(), error
 
         history = optimize([normalised], loss, steps, lr, f"inverting {layer}", progress, tolerance)
@@ -160,11 +161,12 @@ class _CannotShed(Exception):
 
 def _block_codes(model: nn.Module, layers: Sequence[str], inputs: torch.Tensor,
                  shed: Collection[int] = ()) -> list[torch.Tensor]:
-    """Block ``i`` of ``inputs`` (``len(layers)`` blocks of equal size) taken to ``layers[i]``: its code there,
-    in one forward that stops after the last layer. The blocks named in ``shed`` leave the batch at their layer,
-    so their rows cost no deeper work; the batch each later layer receives is checked, and when it is not the
-    rows still wanted, or the forward fails after a block left, :class:`_CannotShed` names the block that left
-    last. Each code is cloned as it is made, so a later in-place op (a ReLU after a conv) cannot overwrite it."""
+    """Block ``i`` of ``inputs`` (``len(layers)`` blocks of equal size) taken to ``layers[i]``: its code
+    there, in one forward that stops after the last layer. The blocks named in ``shed`` leave the batch at
+    their layer, so their rows cost no deeper work; the batch each later layer receives is checked, and when
+    it is not the rows still wanted, or the forward fails after a block left, :class:`_CannotShed` names the
+    block that left last. Each code is cloned as it is made, so a later in-place op (a ReLU after a conv)
+    cannot overwrite it."""
     wanted = {split_call(layer)[0] for layer in layers}
     modules = {name: module for name, module in model.named_modules() if name in wanted}
     keys = [(split_call(layer)[0], split_call(layer)[1] or 0) for layer in layers]
@@ -179,8 +181,8 @@ def _block_codes(model: nn.Module, layers: Sequence[str], inputs: torch.Tensor,
             return None
         if output.shape[0] != len(present) * count:
             if not left:
-                raise ValueError(f"{name} had {output.shape[0]} rows for {len(present) * count} input images: "
-                                 f"inversion needs a model that keeps one row per image")
+                raise ValueError(f"{name} had {output.shape[0]} rows for {len(present) * count} input "
+                                 f"images: inversion needs a model that keeps one row per image")
             raise _CannotShed(left[-1])
         for i in here:
             start = present.index(i) * count
@@ -279,8 +281,8 @@ def invert_layers(
         if optimizer == "lbfgs":
             history = optimize_lbfgs(normalised, row_losses, steps, description, progress)
         else:
-            history = optimize([normalised], lambda _step: _summed(row_losses(normalised)), steps, lr, description,
-                               progress, tolerance)
+            history = optimize([normalised], lambda _step: _summed(row_losses(normalised)), steps, lr,
+                               description, progress, tolerance)
         with torch.no_grad():
             reconstruction = normalised.detach() * bound
             final = errors(reconstruction)
