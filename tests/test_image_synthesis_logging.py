@@ -82,7 +82,7 @@ def test_inversion_reads_back_the_original_and_reconstructions_on_one_scale(logg
     assert error == pytest.approx(meta["code_error"][0], abs=0.05)
     correlation = np.corrcoef(shown.flatten().numpy(), probes[0].flatten().numpy())[0, 1]
     assert correlation == pytest.approx(meta["correlation"][0], abs=0.05)
-    assert len(meta["curves"][0]) == 30 and meta["curves"][0][-1] < meta["curves"][0][0]
+    assert len(meta["curves"][0]) <= 30 and meta["curves"][0][-1] < meta["curves"][0][0]  # L-BFGS: evaluations
     assert meta["correlation"][0] > meta["correlation"][1]  # conv1 keeps more of the image than the logits
 
 
