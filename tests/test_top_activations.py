@@ -201,3 +201,44 @@ def test_a_net_that_views_its_maps_is_ranked_as_given_after_its_first_batch_fail
         expected_values, expected_images = relevance.T.topk(5, dim=1)
         torch.testing.assert_close(top.values, expected_values, rtol=1e-4, atol=1e-5)
         assert top.image.tolist() == expected_images.tolist()
+
+
+def test_the_activation_ranking_stops_each_forward_after_its_layer(net):
+    """Nothing after the ranked layer is needed: a module after it never runs, and the ranking still equals
+    the brute force; the relevance ranking needs the class scores, so it runs every forward whole."""
+    runs = []
+    counted = nn.Sequential(*net, nn.Flatten(), nn.LazyLinear(5))
+    counted[-1].register_forward_pre_hook(lambda _module, _inputs: runs.append(1))
+    images, labels = dataset()
+    counted(images[:1])  # the lazy layer takes its shape
+    runs.clear()
+    top = top_activations(counted, batches(images, labels, 7), "3", k=5)
+    assert runs == []
+    for unit, expected in enumerate(brute_force(net, images, 3, 5)):
+        torch.testing.assert_close(top.values[unit], torch.tensor([value for value, _, _ in expected]))
+    top_activations(counted, batches(images, labels, 7), "3", k=5, rank="relevance")
+    assert len(runs) == 6  # every batch
+
+
+def test_a_reused_module_is_ranked_at_the_named_call_and_the_forward_stops_after_it():
+    """``relu`` runs twice: ``relu#1`` is ranked on the first call's maps, though the second runs later."""
+    torch.manual_seed(0)
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2, self.relu = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()
+
+        def forward(self, x):
+            return self.relu(self.conv2(self.relu(self.conv1(x)))).mean(dim=(2, 3))
+
+    model = Twice()
+    runs = []
+    model.conv2.register_forward_pre_hook(lambda _module, _inputs: runs.append(1))
+    images, labels = dataset()
+    for name, prefix in (("relu#1", [model.conv1, nn.ReLU()]), ("relu#2", [model.conv1, nn.ReLU(), model.conv2, nn.ReLU()])):
+        runs.clear()
+        top = top_activations(model, batches(images, labels, 7), name, k=3)
+        assert len(runs) == 0 if name == "relu#1" else len(runs) >= 6  # and the receptive field's probe
+        for unit, expected in enumerate(brute_force(nn.Sequential(*prefix), images, len(prefix) - 1, 3)):
+            torch.testing.assert_close(top.values[unit], torch.tensor([value for value, _, _ in expected]))

@@ -39,14 +39,20 @@ class LayoutForward:
         self.model = model
         self.channels_last: bool | None = None  # None: not tried yet
 
-    def __call__(self, images: torch.Tensor, before_retry=None) -> Any:
+    def __call__(self, images: torch.Tensor, before_retry=None, stopped: type[Exception] | None = None) -> Any:
         """The forward; ``before_retry`` is called before a batch runs again as given (to forget what hooks
-        saw of the failed forward)."""
+        saw of the failed forward); ``stopped``: the exception a hook raises to end the forward early, which
+        is let through (the layout worked as far as the forward went)."""
         if self.channels_last is False or images.dim() != 4 or images.device.type != "cpu":
             return self.model(images)
         try:
             output = self.model(images.contiguous(memory_format=torch.channels_last))
-        except RuntimeError:
+        except Exception as error:
+            if stopped is not None and isinstance(error, stopped):
+                self.channels_last = True
+                raise
+            if not isinstance(error, RuntimeError):
+                raise
             if self.channels_last:
                 raise  # it ran in this layout before: the error is the model's own
             self.channels_last = False

@@ -2,7 +2,8 @@
 patch its receptive field covers there (CS231n; Zeiler & Fergus). Also along random directions of the
 layer's channel space, Szegedy et al.'s control showing that the unit axes are not special.
 
-One streamed pass; memory O(units x k) (values, image indices, positions and patch thumbnails), never the
+One streamed pass, each forward stopped right after the layer (nothing later is needed: resnet18's
+``layer2`` costs half a forward); memory O(units x k) (values, image indices, positions and patch thumbnails), never the
 data set. Everything stays on the model's device with no host synchronisation per batch: the running top k
 is merged with each batch's candidates by ``topk``; on an accelerator patches are cut for every kept slot
 with ``roi_align`` and kept only where the slot changed (``torch.where``), so no data-dependent count is
@@ -137,6 +138,8 @@ def top_activations(
         else:  # reduced at once: a later in-place op (a residual `out += identity` into a batch norm's
             # output, an in-place ReLU) changes the map before the forward returns
             captured[:] = [tensor, *_strongest(tensor, directions, layer)]
+            raise _LayerRan  # nothing after the layer is needed (a module that runs several times is named
+            # with its call: receptive_field refuses it otherwise)
         return None
 
     with ExitStack() as stack:
@@ -161,7 +164,10 @@ def top_activations(
                      else torch.as_tensor(index).to(device, torch.long).flatten())
             seen += count
             captured.clear()
-            raw = forward(images, captured.clear)
+            try:
+                raw = forward(images, captured.clear, stopped=_LayerRan)
+            except _LayerRan:
+                pass
             if not captured or captured[0].dim() != 4:
                 raise ValueError(f"layer {layer!r} must output (N, C, h, w) maps in the forward")
             classes = None
@@ -185,6 +191,10 @@ def top_activations(
                           state["patches"].cpu(), field, directions.cpu() if directions is not None else None,
                           state["wholes"].cpu() if "wholes" in state else None, input_size, rank,
                           state["classes"].cpu() if "classes" in state else None, whose)
+
+
+class _LayerRan(Exception):
+    """Raised from the hook once the ranked call of the layer has run: nothing after it is needed."""
 
 
 def _strongest(maps: torch.Tensor, directions: torch.Tensor | None,
