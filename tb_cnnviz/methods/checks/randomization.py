@@ -26,7 +26,7 @@ from .._hooks import check_positive_int, is_conv, resolve_layers, run_order
 from ..attribution.registry import attribution_map, check_method
 from ..targets import Output, class_probabilities, check_inputs, resolve_targets
 from .importance import pixel_importance
-from .rank_correlation import average_ranks
+from .rank_correlation import correlation_of_ranks, standardized_ranks
 
 MapFunction = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -42,21 +42,18 @@ class RandomizationCheck(NamedTuple):
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Spearman rank correlation of each row of ``a`` and ``b`` (N, ...), ties given their average rank (as
-    ``scipy.stats.spearmanr``); 0 where either row is constant: for the sanity check a map that went flat has
-    moved away from the trained one (:func:`.rank_correlation` answers NaN there instead)."""
+    ``scipy.stats.spearmanr``); 0 where either row is constant or holds a NaN: for the sanity check a map that
+    went flat has moved away from the trained one (:func:`.rank_correlation` answers NaN there instead)."""
     return _correlation(_standard_ranks(a), _standard_ranks(b))
 
 
 def _standard_ranks(values: torch.Tensor) -> torch.Tensor:
-    """Row-wise ranks, centred and scaled to unit norm (zero rows stay zero): Pearson on them is Spearman."""
-    ranks = average_ranks(values.flatten(1).float())
-    ranks = ranks - ranks.mean(dim=1, keepdim=True)
-    norm = ranks.norm(dim=1, keepdim=True)
-    return torch.where(norm > 0, ranks / norm.clamp_min(1e-30), torch.zeros_like(ranks))
+    """:func:`.standardized_ranks` with a row that cannot be ranked all zero, so it correlates 0 with any."""
+    return standardized_ranks(values).nan_to_num(0.0)
 
 
 def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a * b).sum(dim=1)
+    return correlation_of_ranks(a, b).float()
 
 
 def randomizable_layers(model: nn.Module, images: torch.Tensor) -> list[str]:

@@ -1,7 +1,7 @@
 """Spearman rank correlation of maps, row by row: how alike two maps order the pixels, whatever their scale.
 
 Used for a map's stability over training (each probe image's map against its map at the previous logged
-step) and, through :func:`average_ranks`, by the sanity check (randomization.py). Ties get their average rank,
+step) and, through :func:`standardized_ranks`, by the sanity check (randomization.py). Ties get their average rank,
 as ``scipy.stats.spearmanr`` gives them; a row that cannot be ranked (constant, holding NaN, fewer than two
 values) gets NaN, as scipy does, so that "no answer" never reads as "no correlation".
 """
