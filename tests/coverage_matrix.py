@@ -47,11 +47,12 @@ TIMM = ["resnet18", "efficientnet_b0", "convnext_atto", "regnetx_002", "mobilene
 #: The rows tests/test_coverage_matrix.py runs only with CNNVIZ_MATRIX=full (the command runs every model), to keep
 #: `make test` under 15 minutes: the slowest (tens of millions of weights; ghostnet's, rexnet's and hrnet's many
 #: small blocks, 30-90 s each on a loaded machine), and second rows of a family another row covers in make test
-#: (timm's resnet18 beside torchvision's, torchvision's efficientnet_b0 beside timm's, regnet_x beside regnet_y,
-#: mobilenet_v3_large beside _small: the same blocks, 7-11 s each)
+#: (timm's resnet18 and efficientnet_b0 beside torchvision's, regnet_x beside regnet_y, mobilenet_v3_large beside
+#: _small: the same blocks, 8-14 s each)
 SLOW = {("torchvision", name) for name in ("efficientnet_v2_s", "resnext50_32x4d", "wide_resnet50_2", "mnasnet0_5",
-                                           "efficientnet_b0", "regnet_x_400mf", "mobilenet_v3_large")}
-SLOW |= {("timm", name) for name in ("rexnet_100", "ghostnet_050", "hrnet_w18_small", "regnetx_002", "resnet18")}
+                                           "regnet_x_400mf", "mobilenet_v3_large")}
+SLOW |= {("timm", name) for name in ("rexnet_100", "ghostnet_050", "hrnet_w18_small", "regnetx_002", "resnet18",
+                                     "efficientnet_b0")}
 VIEWS = ["activations", "filters", "health", "saliency", "deconvnet", "guided_backprop", "grad_cam",
          "guided_grad_cam", "occlusion", "top patches", "relevance", "embedding", "inversion", "class models", "channel images",
          "correspondence", "performance", "analyze"]
