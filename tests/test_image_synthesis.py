@@ -260,11 +260,25 @@ def test_lbfgs_inverts_each_image_and_layer_on_its_own_and_refuses_what_needs_ad
     torch.testing.assert_close(series[1].final_code_error, alone.final_code_error, atol=0, rtol=0.01)
     assert ncc(series[1].images, alone.images).item() > 0.99
     with pytest.raises(ValueError, match="jitter_pixels needs optimizer='adam'"):
-        invert(trained, images, "conv1", steps=2, jitter_pixels=1)
+        invert(trained, images, "conv1", steps=2, jitter_pixels=1, optimizer="lbfgs")
     with pytest.raises(ValueError, match="tolerance needs optimizer='adam'"):
-        invert_layers(trained, images, ["conv1"], steps=2, tolerance=0.01)
+        invert_layers(trained, images, ["conv1"], steps=2, tolerance=0.01, optimizer="lbfgs")
     with pytest.raises(ValueError, match="optimizer must be one of"):
         invert(trained, images, "conv1", steps=2, optimizer="sgd")
+
+
+def test_a_call_with_jitter_or_tolerance_still_runs_adam_with_its_former_default_steps(trained, digits):
+    """Calls written before L-BFGS was the default keep working: jitter or tolerance without an optimizer named
+    is Adam's, 200 steps unless given, the same as optimizer='adam'."""
+    images = digits[0][:1]
+    jittered = invert(trained, images, "relu2", jitter_pixels=1)
+    assert jittered.code_error.shape == (200, 1)
+    torch.testing.assert_close(jittered.images, invert(trained, images, "relu2", jitter_pixels=1, optimizer="adam",
+                                                       steps=200).images)
+    early = invert_layers(trained, images, ["conv1"], steps=300, tolerance=0.01)[0]
+    torch.testing.assert_close(early.images, invert_layers(trained, images, ["conv1"], steps=300, tolerance=0.01,
+                                                           optimizer="adam")[0].images)
+    assert invert(trained, images, "conv1", steps=3).code_error.shape == (3, 1)  # L-BFGS: evaluations
 
 
 def test_the_batched_lbfgs_finds_each_rows_own_minimum_and_the_rows_do_not_interact():
@@ -299,6 +313,30 @@ def test_the_batched_lbfgs_finds_each_rows_own_minimum_and_the_rows_do_not_inter
     moved, _ = solve(5.0)
     torch.testing.assert_close(moved[2], centre[2] + 5.0, atol=1e-4, rtol=0)
     assert torch.equal(moved[:2], solved[:2]) and torch.equal(moved[3:], solved[3:])
+
+
+class _CheckedResidual(nn.Module):
+    """A skip connection whose block checks the shapes itself (an assert, not a broadcast error): a shed row
+    must fall back as it does on a RuntimeError."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.c0, self.c1, self.c2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = torch.relu(self.c0(x))
+        c = self.c2(torch.relu(self.c1(a)))
+        assert c.shape == a.shape, "skip shapes"
+        return self.fc(torch.relu(c + a).mean(dim=(2, 3)))
+
+
+def test_a_model_that_checks_its_skip_shapes_itself_falls_back_too(digits):
+    model, small = _CheckedResidual().eval(), digits[0][:2, :, :16, :16]
+    together = invert_layers(model, small, ["c1", "fc"], steps=8)
+    for result, layer in zip(together, ["c1", "fc"]):
+        torch.testing.assert_close(result.images, invert(model, small, layer, steps=8).images, atol=1e-5, rtol=1e-4)
 
 
 class _Residual(nn.Module):

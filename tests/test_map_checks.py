@@ -120,6 +120,19 @@ def test_deletion_curve_names_bad_input(kwargs, error, words):
         deletion_curve(model, torch.zeros(2, 2, 5, 5), 0, **arguments)
 
 
+def test_spearman_ranks_a_nan_above_every_number_and_a_flat_map_at_zero():
+    """One broken pixel must not make a map read as changed (0) in the sanity check: NaN ranks as the largest
+    value (as a sort puts it), so the answer equals that of the map with +inf there."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.rand(3, 40, generator=generator)
+    b = a + 0.2 * torch.rand(3, 40, generator=generator)
+    broken, largest = a.clone(), a.clone()
+    broken[0, 5], largest[0, 5] = float("nan"), float("inf")
+    torch.testing.assert_close(spearman(broken, b), spearman(largest, b))
+    assert spearman(broken, b)[0].item() > 0.5
+    assert spearman(torch.ones(3, 40), b).tolist() == [0.0, 0.0, 0.0]
+
+
 def test_spearman_equals_scipy_with_ties():
     generator = torch.Generator().manual_seed(0)
     a = torch.randint(0, 6, (4, 50), generator=generator).float()  # heavy ties

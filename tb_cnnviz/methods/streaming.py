@@ -28,16 +28,23 @@ def split_batch(batch: object) -> tuple[torch.Tensor, torch.Tensor | None, torch
     )
 
 
+#: Feed CPU models channels-last in the streamed passes (see :class:`LayoutForward`); set False for a model
+#: that reads raw memory (``as_strided``, ``data_ptr`` in an extension), which the layout would change silently
+CPU_CHANNELS_LAST = True
+
+
 class LayoutForward:
     """``model(images)`` with the images channels-last on the CPU, where oneDNN's convolutions run fastest in
-    that layout (resnet18 at 64 px, 1 thread: forward 1.43x, forward and backward 1.37x faster); as given on an
-    accelerator and for inputs that are not (N, C, H, W). A model that cannot take it (a ``.view`` of a map,
-    which needs contiguous memory) raises on its first batch: that batch is run again as given, and so is
-    every later one. The layout changes no value beyond float rounding; the outputs are read by index."""
+    that layout (resnet18 at 64 px: forward 1.4x faster, at 1 and 2 threads); as given on an accelerator, for
+    inputs that are not (N, C, H, W), and with ``CPU_CHANNELS_LAST`` off. A model that cannot take it (a
+    ``.view`` of a map, which needs contiguous memory; its own check of the layout) raises on its first batch:
+    that batch is run again as given (its forward hooks see the batch twice), and so is every later one. The
+    layout changes no value beyond float rounding for models that index tensors (every torch op does); one that
+    reads raw memory needs ``CPU_CHANNELS_LAST = False``."""
 
     def __init__(self, model: torch.nn.Module):
         self.model = model
-        self.channels_last: bool | None = None  # None: not tried yet
+        self.channels_last: bool | None = None if CPU_CHANNELS_LAST else False  # None: not tried yet
 
     def __call__(self, images: torch.Tensor, before_retry=None, stopped: type[Exception] | None = None) -> Any:
         """The forward; ``before_retry`` is called before a batch runs again as given (to forget what hooks
@@ -50,8 +57,6 @@ class LayoutForward:
         except Exception as error:
             if stopped is not None and isinstance(error, stopped):
                 self.channels_last = True
-                raise
-            if not isinstance(error, RuntimeError):
                 raise
             if self.channels_last:
                 raise  # it ran in this layout before: the error is the model's own

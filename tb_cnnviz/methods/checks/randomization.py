@@ -42,14 +42,18 @@ class RandomizationCheck(NamedTuple):
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Spearman rank correlation of each row of ``a`` and ``b`` (N, ...), ties given their average rank (as
-    ``scipy.stats.spearmanr``); 0 where either row is constant or holds a NaN: for the sanity check a map that
-    went flat has moved away from the trained one (:func:`.rank_correlation` answers NaN there instead)."""
+    ``scipy.stats.spearmanr``); 0 where either row is constant: for the sanity check a map that went flat has
+    moved away from the trained one (:func:`.rank_correlation` answers NaN there instead). A NaN ranks above
+    every number, so one broken pixel does not make a map read as "changed" (0)."""
     return _correlation(_standard_ranks(a), _standard_ranks(b))
 
 
 def _standard_ranks(values: torch.Tensor) -> torch.Tensor:
-    """:func:`.standardized_ranks` with a row that cannot be ranked all zero, so it correlates 0 with any."""
-    return standardized_ranks(values).nan_to_num(0.0)
+    """:func:`.standardized_ranks` with NaN ranked above every number and a row that cannot be ranked
+    (constant) all zero, so it correlates 0 with any."""
+    values = values.detach().float()
+    inf = float("inf")
+    return standardized_ranks(values.nan_to_num(nan=inf, posinf=inf, neginf=-inf)).nan_to_num(0.0)
 
 
 def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -34,9 +34,12 @@ from .input_optimization import (check_non_negative, check_positive, check_steps
 #: 0.88-0.93 s against the former's 2.34-2.81 s (benchmarks/image_synthesis.py, 1 thread, shared machine,
 #: 2026-12-05); Adam needs 140 steps at its best lr (0.1) for the same error
 INVERSION_STEPS = 100
-#: "lbfgs": the objective has no randomness without jitter, and L-BFGS's curvature steps beat Adam's per
-#: evaluation there (the first conv layer, held at its floor by the total-variation prior, is flat after about
-#: 30). "adam" is needed for jitter and ``tolerance``
+#: Adam's steps when it is the optimiser: the default before L-BFGS (lr 0.05)
+ADAM_STEPS = 200
+#: "lbfgs" unless ``jitter_pixels`` or ``tolerance`` is given: the objective has no randomness without jitter,
+#: and L-BFGS's curvature steps beat Adam's per evaluation there (the first conv layer, held at its floor by the
+#: total-variation prior, is flat after about 30). "adam" is needed for jitter and ``tolerance``, so a call with
+#: either (which ran Adam before L-BFGS was the default) still gets Adam
 OPTIMIZER = "lbfgs"
 OPTIMIZERS = ("lbfgs", "adam")
 #: early stopping is off by default here: at the class models' tolerance (0.01) the demo's ShapesNet
@@ -81,7 +84,7 @@ def invert(
     model: nn.Module,
     image: torch.Tensor,
     layer: str,
-    steps: int = INVERSION_STEPS,
+    steps: int | None = None,
     lr: float = 0.05,
     tv_weight: float = 0.05,
     norm_weight: float = 1e-3,
@@ -91,26 +94,27 @@ def invert(
     seed: int | None = 0,
     progress: bool | None = None,
     tolerance: float | None = TOLERANCE,
-    optimizer: str = OPTIMIZER,
+    optimizer: str | None = None,
 ) -> Inversion:
     """Reconstruct ``image`` (N, C, H, W) from its code at ``layer``.
 
     Minimises ``||phi(x) - phi0||^2 / ||phi0||^2 + norm_weight * mean|x/B|^alpha + tv_weight * TV_beta(x/B)``
     where ``B`` is each image's largest absolute pixel value, so the weights mean the same for any input
-    normalisation. Starts from seeded noise. ``optimizer`` "lbfgs" (the default, see ``OPTIMIZER``) solves
-    each image on its own (its own history and line search, :func:`.optimize_lbfgs`), all images in one
-    batch, for ``steps`` evaluations (``lr`` unused: the line search picks the step; ``code_error`` holds
+    normalisation. Starts from seeded noise. ``optimizer`` "lbfgs" (the default without jitter or tolerance,
+    see ``OPTIMIZER``) solves each image on its own (its own history and line search,
+    :func:`.optimize_lbfgs`), all images in one batch, for ``steps`` evaluations (default ``INVERSION_STEPS``;
+    ``lr`` unused: the line search picks the step; ``code_error`` holds
     each image's error at its current iterate, which a failed trial step leaves unchanged); "adam" takes
-    ``steps`` Adam steps of ``lr`` in units of ``B``, and with it ``jitter_pixels`` > 0 rolls ``x`` by a random
+    ``steps`` Adam steps (default ``ADAM_STEPS``) of ``lr`` in units of ``B``, and with it ``jitter_pixels`` > 0 rolls ``x`` by a random
     shift each step (Mahendran & Vedaldi, 2016), which favours natural pre-images, and ``tolerance`` stops
     early when the loss stopped improving (off by default: see ``TOLERANCE``).
     """
     images = check_images(image, "image")
-    steps = check_steps(steps)
+    optimizer = _chosen_optimizer(optimizer, jitter_pixels=jitter_pixels, tolerance=tolerance)
+    steps = check_steps(_default_steps(steps, optimizer))
     tolerance = check_tolerance(tolerance)
     check_positive(lr=lr, alpha=alpha, beta=beta)
     check_non_negative(tv_weight=tv_weight, norm_weight=norm_weight, jitter_pixels=jitter_pixels)
-    _check_optimizer(optimizer, jitter_pixels=jitter_pixels, tolerance=tolerance)
     if optimizer == "lbfgs":
         return invert_layers(model, images, [layer], steps=steps, tv_weight=tv_weight,
                              norm_weight=norm_weight, alpha=alpha, beta=beta, seed=seed, progress=progress)[0]
@@ -136,14 +140,26 @@ def invert(
     return Inversion(layer=layer, images=reconstruction, code_error=history, final_code_error=final)
 
 
-def _check_optimizer(optimizer: object, **adam_only: object) -> None:
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {optimizer!r}")
-    if optimizer == "lbfgs":
-        for name, value in adam_only.items():
-            if value:
-                raise ValueError(f"{name} needs optimizer='adam' (L-BFGS needs the same objective at every "
-                                 f"evaluation and stops by its own test); got {name}={value!r}")
+def _chosen_optimizer(optimizer: object, **adam_only: object) -> str:
+    """``optimizer``, or by default "lbfgs" unless an Adam-only argument is given; a named "lbfgs" with one is
+    refused, saying why."""
+    if optimizer is not None and optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS} or None (L-BFGS unless jitter_pixels or "
+                         f"tolerance asks for Adam); got {optimizer!r}")
+    given = {name: value for name, value in adam_only.items() if value}
+    if optimizer is None:
+        return "adam" if given else OPTIMIZER
+    if optimizer == "lbfgs" and given:
+        name, value = next(iter(given.items()))
+        raise ValueError(f"{name} needs optimizer='adam' (L-BFGS needs the same objective at every "
+                         f"evaluation and stops by its own test); got {name}={value!r}")
+    return optimizer
+
+
+def _default_steps(steps: int | None, optimizer: str) -> int:
+    if steps is not None:
+        return steps
+    return INVERSION_STEPS if optimizer == "lbfgs" else ADAM_STEPS
 
 
 class _AllCaptured(Exception):
@@ -204,8 +220,8 @@ def _block_codes(model: nn.Module, layers: Sequence[str], inputs: torch.Tensor,
             model(inputs)
     except _AllCaptured:
         pass
-    except RuntimeError as error:
-        if not left:
+    except Exception as error:  # a shape check of the model's own (assert, ValueError) fails like a broadcast
+        if not left or isinstance(error, _CannotShed):
             raise
         raise _CannotShed(left[-1]) from error
     return [codes[i] for i in range(len(layers))]
@@ -215,7 +231,7 @@ def invert_layers(
     model: nn.Module,
     image: torch.Tensor,
     layers: Sequence[str],
-    steps: int = INVERSION_STEPS,
+    steps: int | None = None,
     lr: float = 0.05,
     tv_weight: float = 0.05,
     norm_weight: float = 1e-3,
@@ -224,7 +240,7 @@ def invert_layers(
     seed: int | None = 0,
     progress: bool | None = None,
     tolerance: float | None = TOLERANCE,
-    optimizer: str = OPTIMIZER,
+    optimizer: str | None = None,
 ) -> list[Inversion]:
     """:func:`invert` of ``image`` (N, C, H, W) at each of ``layers``, in one batched optimisation: every
     reconstruction is a row of one batch whose loss takes its own layer's code, all from one forward and
@@ -239,11 +255,11 @@ def invert_layers(
     layers = list(layers)
     if not layers:
         raise ValueError("layers must name at least one layer")
-    steps = check_steps(steps)
+    optimizer = _chosen_optimizer(optimizer, tolerance=tolerance)
+    steps = check_steps(_default_steps(steps, optimizer))
     tolerance = check_tolerance(tolerance)
     check_positive(lr=lr, alpha=alpha, beta=beta)
     check_non_negative(tv_weight=tv_weight, norm_weight=norm_weight)
-    _check_optimizer(optimizer, tolerance=tolerance)
     count = len(images)
     with frozen(model) as device:
         images = images.detach().to(device)
