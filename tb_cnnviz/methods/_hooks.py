@@ -282,8 +282,9 @@ def check_images(images: object, argument: str = "images") -> torch.Tensor:
     return images
 
 
-class _LayerReached(Exception):
-    """Raised from a hook to stop a forward pass once the wanted layer has run."""
+class ForwardStopped(Exception):
+    """Raised from a hook to end a forward pass once what the caller needs has run (the wanted layer's
+    output): nothing later is computed. The caller catches it; :class:`.LayoutForward` lets it through."""
 
 
 def layer_output(model: nn.Module, layer: str, inputs: torch.Tensor, before: bool = False) -> torch.Tensor:
@@ -301,7 +302,7 @@ def layer_output(model: nn.Module, layer: str, inputs: torch.Tensor, before: boo
     def keep(tensor: object) -> None:
         if len(captured) == wanted and isinstance(tensor, torch.Tensor):
             captured.append(tensor)
-            raise _LayerReached
+            raise ForwardStopped
         captured.append(None)  # an earlier call of a reused module: count it
 
     if before:
@@ -310,7 +311,7 @@ def layer_output(model: nn.Module, layer: str, inputs: torch.Tensor, before: boo
         handle = module.register_forward_hook(lambda _m, _args, output: keep(output))
     try:
         model(inputs)
-    except _LayerReached:
+    except ForwardStopped:
         return captured[wanted]
     finally:
         handle.remove()

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ._hooks import ForwardStopped
+
 PROGRESS_DELAY_S = 2.0  #: a bar appears only when the work takes longer than this
 
 
@@ -46,18 +48,18 @@ class LayoutForward:
         self.model = model
         self.channels_last: bool | None = None if CPU_CHANNELS_LAST else False  # None: not tried yet
 
-    def __call__(self, images: torch.Tensor, before_retry=None, stopped: type[Exception] | None = None) -> Any:
+    def __call__(self, images: torch.Tensor, before_retry=None) -> Any:
         """The forward; ``before_retry`` is called before a batch runs again as given (to forget what hooks
-        saw of the failed forward); ``stopped``: the exception a hook raises to end the forward early, which
-        is let through (the layout worked as far as the forward went)."""
+        saw of the failed forward). A hook's :class:`.ForwardStopped` is let through: the layout worked as
+        far as the forward went."""
         if self.channels_last is False or images.dim() != 4 or images.device.type != "cpu":
             return self.model(images)
         try:
             output = self.model(images.contiguous(memory_format=torch.channels_last))
-        except Exception as error:
-            if stopped is not None and isinstance(error, stopped):
-                self.channels_last = True
-                raise
+        except ForwardStopped:
+            self.channels_last = True
+            raise
+        except Exception:
             if self.channels_last:
                 raise  # it ran in this layout before: the error is the model's own
             self.channels_last = False

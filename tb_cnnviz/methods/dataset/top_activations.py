@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torchvision.ops import roi_align
 
-from .._hooks import check_images, check_positive_int, forward_hooks, model_device, preserved_state, split_call, unknown_layer_message
+from .._hooks import ForwardStopped, check_images, check_positive_int, forward_hooks, model_device, preserved_state, split_call, unknown_layer_message
 from .receptive_field import ReceptiveField, receptive_field
 from ..streaming import progress as streamed
 from ..streaming import LayoutForward, split_batch, thumbnails
@@ -138,7 +138,7 @@ def top_activations(
         else:  # reduced at once: a later in-place op (a residual `out += identity` into a batch norm's
             # output, an in-place ReLU) changes the map before the forward returns
             captured[:] = [tensor, *_strongest(tensor, directions, layer)]
-            raise _LayerRan  # nothing after the layer is needed (a module that runs several times is named
+            raise ForwardStopped  # nothing after the layer is needed (a module that runs several times is named
             # with its call: receptive_field refuses it otherwise)
         return None
 
@@ -165,8 +165,8 @@ def top_activations(
             seen += count
             captured.clear()
             try:
-                raw = forward(images, captured.clear, stopped=_LayerRan)
-            except _LayerRan:
+                raw = forward(images, captured.clear)
+            except ForwardStopped:
                 pass
             if not captured or captured[0].dim() != 4:
                 raise ValueError(f"layer {layer!r} must output (N, C, h, w) maps in the forward")
@@ -191,10 +191,6 @@ def top_activations(
                           state["patches"].cpu(), field, directions.cpu() if directions is not None else None,
                           state["wholes"].cpu() if "wholes" in state else None, input_size, rank,
                           state["classes"].cpu() if "classes" in state else None, whose)
-
-
-class _LayerRan(Exception):
-    """Raised from the hook once the ranked call of the layer has run: nothing after it is needed."""
 
 
 def _strongest(maps: torch.Tensor, directions: torch.Tensor | None,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._hooks import check_images, conv_layers, forward_hooks, layer_output, split_call
+from .._hooks import ForwardStopped, check_images, conv_layers, forward_hooks, layer_output, split_call
 from .image_priors import alpha_norm, jitter, total_variation
 from .input_optimization import (check_non_negative, check_positive, check_steps, check_tolerance, frozen,
                                  optimize, optimize_lbfgs, seeded_generator)
@@ -162,10 +162,6 @@ def _default_steps(steps: int | None, optimizer: str) -> int:
     return INVERSION_STEPS if optimizer == "lbfgs" else ADAM_STEPS
 
 
-class _AllCaptured(Exception):
-    """Raised from a hook once every wanted layer has run: nothing after it is computed."""
-
-
 class _CannotShed(Exception):
     """The batch that reached a layer was not the rows still wanted, or the forward failed, after ``block``'s
     rows left it (a skip connection from before that layer brought them back): run again keeping them."""
@@ -204,7 +200,7 @@ def _block_codes(model: nn.Module, layers: Sequence[str], inputs: torch.Tensor,
             start = present.index(i) * count
             codes[i] = output[start:start + count].clone()
         if len(codes) == len(layers):
-            raise _AllCaptured
+            raise ForwardStopped  # every wanted layer has run
         leaving = [i for i in here if i in shed]
         if not leaving:
             return None
@@ -218,7 +214,7 @@ def _block_codes(model: nn.Module, layers: Sequence[str], inputs: torch.Tensor,
     try:
         with forward_hooks(model, modules, keep):
             model(inputs)
-    except _AllCaptured:
+    except ForwardStopped:
         pass
     except Exception as error:  # a shape check of the model's own (assert, ValueError) fails like a broadcast
         if not left or isinstance(error, _CannotShed):
